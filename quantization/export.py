@@ -1,0 +1,109 @@
+"""Export the PyTorch models to OpenVINO IR (FP32).
+
+LiteMedSAM is split as SPEC E recommends:
+
+* ``encoder``: image (1,3,256,256) float32 in [0,1] -> embedding (1,256,64,64).
+* ``decoder``: embedding (1,256,64,64) + box (1,4) float32 XYXY in 256-space
+  -> low-res logits (1,1,256,256) + IoU (1,1). Dense PE and the no-mask embedding are constants.
+* ``decoder_points``: as ``decoder`` plus points (1,N,2) float32 in 256-space and labels (1,N)
+  float32 (1 positive, 0 negative), N >= 1 dynamic. A separate IR because SAM's box-only prompt
+  has no point tokens at all; a padded point would change the box-only result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import torch
+from torch import nn
+
+ENCODER_INPUT = "image"
+
+
+class EncoderWrapper(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.enc = model.image_encoder
+
+    def forward(self, image):
+        return self.enc(image)
+
+
+class DecoderWrapper(nn.Module):
+    """Prompt encoder + mask decoder, multimask off, only mask token 0 computed."""
+
+    def __init__(self, model, with_points: bool):
+        super().__init__()
+        self.pe = model.prompt_encoder
+        self.dec = model.mask_decoder
+        self.with_points = with_points
+        with torch.no_grad():
+            self.register_buffer("dense_pe", self.pe.get_dense_pe().clone())
+            # (1,256,1,1): broadcast in the decoder instead of a 4 MiB constant
+            self.register_buffer("no_mask", self.pe.no_mask_embed.weight.reshape(1, -1, 1, 1).clone())
+
+    def forward(self, embedding, box, points=None, labels=None):
+        parts = []
+        if self.with_points:
+            parts.append(self.pe.embed_points(points, labels, pad=False))
+        parts.append(self.pe.embed_boxes(box))
+        sparse = torch.cat(parts, dim=1)
+        logits, iou = self.dec(embedding, self.dense_pe, sparse, self.no_mask, only_first=True)
+        return logits, iou
+
+
+def _name_io(model: ov.Model, inputs: list[str], outputs: list[str]) -> ov.Model:
+    for port, name in zip(model.inputs, inputs):
+        port.get_tensor().set_names({name})
+    for port, name in zip(model.outputs, outputs):
+        port.get_tensor().set_names({name})
+    return model
+
+
+def convert_encoder(model) -> ov.Model:
+    ex = torch.rand(1, 3, 256, 256)
+    with torch.no_grad():
+        ovm = ov.convert_model(EncoderWrapper(model).eval(), example_input=ex, input=[(1, 3, 256, 256)])
+    return _name_io(ovm, [ENCODER_INPUT], ["embedding"])
+
+
+def convert_decoder(model, with_points: bool) -> ov.Model:
+    emb = torch.randn(1, 256, 64, 64)
+    box = torch.tensor([[60.0, 60.0, 180.0, 180.0]])
+    wrapper = DecoderWrapper(model, with_points).eval()
+    if with_points:
+        pts = torch.tensor([[[100.0, 100.0], [120.0, 90.0]]])
+        lab = torch.tensor([[1.0, 0.0]])
+        ex = (emb, box, pts, lab)
+        shapes = [(1, 256, 64, 64), (1, 4), (1, -1, 2), (1, -1)]
+        names = ["embedding", "box", "points", "labels"]
+    else:
+        ex = (emb, box)
+        shapes = [(1, 256, 64, 64), (1, 4)]
+        names = ["embedding", "box"]
+    with torch.no_grad():
+        ovm = ov.convert_model(wrapper, example_input=ex, input=shapes)
+    return _name_io(ovm, names, ["logits", "iou"])
+
+
+def save(model: ov.Model, path: Path) -> Path:
+    """Save as ``path`` (.xml + .bin) with FP32 weights (no FP16 compression)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(model, str(path), compress_to_fp16=False)
+    return path
+
+
+def compile_f32(path_or_model, threads: int | None = None) -> ov.CompiledModel:
+    """Compile on CPU with f32 inference precision (no silent BF16 on AMX/AVX512_BF16 CPUs)."""
+    cfg = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    if threads:
+        cfg["INFERENCE_NUM_THREADS"] = int(threads)
+    return ov.Core().compile_model(path_or_model if not isinstance(path_or_model, Path) else str(path_or_model),
+                                   "CPU", cfg)
+
+
+def run(compiled: ov.CompiledModel, *arrays: np.ndarray) -> list[np.ndarray]:
+    res = compiled(list(arrays))
+    return [np.array(res[o], copy=True) for o in compiled.outputs]
