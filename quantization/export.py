@@ -12,6 +12,7 @@ LiteMedSAM is split as SPEC E recommends:
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,9 @@ ENCODER_INPUT = "image"
 class EncoderWrapper(nn.Module):
     def __init__(self, model):
         super().__init__()
-        self.enc = model.image_encoder
+        from .litemedsam import regroup_qkv_for_export
+
+        self.enc = regroup_qkv_for_export(copy.deepcopy(model.image_encoder))
 
     def forward(self, image):
         return self.enc(image)

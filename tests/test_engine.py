@@ -1,0 +1,161 @@
+"""Engine session, predictor, model verification and bad input — on the bundled models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import InputError, ModelError, PromptError
+from engine.models import bundled_models_dir, find_model, list_models, read_manifest
+from engine.predictor import Session
+from tests.conftest import SPEC_TESTDATA, needs_shared
+
+
+def test_bundled_manifest_lists_verified_models():
+    models = read_manifest(bundled_models_dir())
+    names = {m.name for m in models}
+    assert "litemedsam-fp32" in names
+    for m in models:
+        assert m.check() == [], m.name
+        assert m.source_checkpoint["sha256"].startswith("79d8c9dc")
+        assert (m.root / m.attribution).is_file()
+    assert find_model().default
+
+
+def _copy_models(tmp_path: Path) -> Path:
+    dst = tmp_path / "models"
+    shutil.copytree(bundled_models_dir(), dst)
+    return dst
+
+
+def test_sha_mismatch_is_refused(tmp_path):
+    root = _copy_models(tmp_path)
+    entry = next(m for m in read_manifest(root) if m.name == "litemedsam-fp32")
+    with open(root / (entry.graphs["decoder"][:-4] + ".bin"), "r+b") as f:
+        f.seek(1000)
+        b = f.read(1)
+        f.seek(1000)
+        f.write(bytes([b[0] ^ 0xFF]))
+    with pytest.raises(ModelError, match="sha256 does not match"):
+        Session(entry)
+
+
+def test_missing_model_file_and_unknown_name(tmp_path):
+    root = _copy_models(tmp_path)
+    entry = next(m for m in read_manifest(root) if m.name == "litemedsam-fp32")
+    (root / entry.graphs["encoder"]).unlink()
+    with pytest.raises(ModelError, match="missing file"):
+        Session(entry)
+    with pytest.raises(ModelError, match="not found"):
+        find_model("no-such-model")
+    with pytest.raises(ModelError, match="no models installed"):
+        find_model(None, search_path=[tmp_path / "empty"])
+
+
+def test_malformed_manifest(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "models": [{"name": "x"}]}))
+    with pytest.raises(ModelError, match="malformed"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ModelError, match="cannot read"):
+        read_manifest(tmp_path)
+
+
+def test_user_models_shadow_bundled(tmp_path, monkeypatch):
+    root = _copy_models(tmp_path)
+    monkeypatch.setenv("BOXSEG_MODEL_PATH", str(root))
+    assert find_model("litemedsam-fp32").root == root
+    assert len({m.name for m in list_models()}) == len(list_models())
+
+
+def test_precision_is_explicit(session):
+    assert session.runtime.precision == "f32"
+    assert session.runtime.threads == 2
+
+
+def test_two_phase_predictor_and_cache(session):
+    rng = np.random.default_rng(1)
+    img = (rng.random((120, 160)) * 40).astype(np.uint8)
+    img[30:80, 50:110] += 150
+    p = session.predictor()
+    runs = session.timings.encoder_runs
+    assert p.set_image(img, slice_index=-1) is False
+    assert session.timings.encoder_runs == runs + 1
+    r1 = p.predict([45, 25, 115, 85])
+    assert r1.mask.shape == (120, 160) and r1.mask.dtype == bool
+    inside = r1.mask[30:80, 50:110].mean()
+    assert inside > 0.9 and r1.mask.sum() < 1.3 * 50 * 60
+    mask_copy = r1.mask.copy()
+    r2 = p.predict([0, 0, 40, 40])
+    assert np.array_equal(r1.mask, mask_copy), "a later prediction must not overwrite an earlier result"
+    assert not np.array_equal(r1.low_res, r2.low_res)
+    # same content again: the cache answers, the encoder does not run
+    q = session.predictor()
+    assert q.set_image(img.copy(), slice_index=-1) is True
+    assert session.timings.encoder_runs == runs + 1
+    assert np.array_equal(q.predict([45, 25, 115, 85]).mask, r1.mask)
+    # a different window string is a different cache entry
+    assert q.set_image(img, slice_index=-1, window="ct:40:400") is False
+
+
+def test_points_refine_the_mask(session):
+    img = np.zeros((128, 128), np.uint8)
+    img[20:60, 20:60] = 200
+    img[60:100, 60:100] = 120
+    p = session.predictor()
+    p.set_image(img)
+    base = p.predict([15, 15, 105, 105])
+    neg = p.predict([15, 15, 105, 105], points=[[80, 80]], point_labels=[0])
+    assert neg.mask[75:85, 75:85].mean() < base.mask[75:85, 75:85].mean() or neg.mask.sum() < base.mask.sum()
+    with pytest.raises(PromptError):
+        p.predict([15, 15, 105, 105], points=[[80, 80]], point_labels=[2])
+
+
+@pytest.mark.parametrize("value", [0, 255])
+def test_constant_slice_is_valid_input(session, value):
+    p = session.predictor()
+    p.set_image(np.full((64, 64), value, np.uint8))
+    r = p.predict([10, 10, 50, 50])
+    assert np.isfinite(r.low_res).all() and np.isfinite(r.iou)
+
+
+def test_bad_prompts_and_images(session):
+    p = session.predictor()
+    with pytest.raises(RuntimeError):
+        p.predict([0, 0, 10, 10])
+    with pytest.raises(InputError):
+        p.set_image(np.zeros((10, 10), np.int16))
+    p.set_image(np.zeros((50, 60), np.uint8))
+    with pytest.raises(PromptError, match="outside"):
+        p.predict([100, 100, 120, 120])
+    with pytest.raises(PromptError, match="zero or negative area"):
+        p.predict([10, 10, 10, 30])
+
+
+@needs_shared
+@pytest.mark.parametrize("name", ["2DBox_Synth_0001", "3DBox_Synth_0001"])
+def test_fp32_reproduces_official_outputs_exactly(session_fp32, name):
+    """SPEC A.10 test 2: the official script's segs, bit for bit, with the FP32 IR."""
+    from engine.challenge import load_case, segment_case
+
+    case = load_case(SPEC_TESTDATA / "imgs" / f"{name}.npz")
+    ref = np.load(SPEC_TESTDATA / "segs" / f"{name}.npz")["segs"]
+    segs = segment_case(session_fp32, case)
+    assert segs.shape == ref.shape
+    assert int((segs != ref).sum()) == 0
+
+
+@needs_shared
+@pytest.mark.parametrize("name", ["2DBox_Synth_0001", "3DBox_Synth_0001"])
+def test_default_model_close_to_official_outputs(session, name):
+    from engine.challenge import load_case, segment_case
+
+    case = load_case(SPEC_TESTDATA / "imgs" / f"{name}.npz")
+    ref = np.load(SPEC_TESTDATA / "segs" / f"{name}.npz")["segs"] > 0
+    segs = segment_case(session, case) > 0
+    dice = 2 * (segs & ref).sum() / (segs.sum() + ref.sum())
+    assert dice > 0.99

@@ -1,0 +1,50 @@
+"""Exported OpenVINO IR (f32 inference precision) equals our PyTorch model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import needs_checkpoint
+
+pytestmark = [needs_checkpoint, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def model():
+    from quantization.checkpoint import load_litemedsam
+
+    return load_litemedsam()
+
+
+def test_encoder_and_decoders_match_torch(model):
+    import torch
+
+    from quantization import export as ex
+
+    rng = np.random.default_rng(0)
+    x = rng.random((1, 3, 256, 256), dtype=np.float32)
+    with torch.no_grad():
+        emb = model.image_encoder(torch.from_numpy(x))
+    enc = ex.compile_f32(ex.convert_encoder(model))
+    (emb_ov,) = ex.run(enc, x)
+    assert np.abs(emb_ov - emb.numpy()).max() < 1e-4
+
+    box = np.array([[60, 50, 200, 170]], np.float32)
+    with torch.no_grad():
+        lo, iou = model.decode(emb, torch.from_numpy(box))
+    dec = ex.compile_f32(ex.convert_decoder(model, with_points=False))
+    lo_ov, iou_ov = ex.run(dec, emb.numpy(), box)
+    assert np.abs(lo_ov - lo.numpy()).max() < 1e-3 and abs(float(iou_ov) - iou.item()) < 1e-4
+
+    pts = np.array([[[100, 100], [150, 120], [90, 160]]], np.float32)
+    lab = np.array([[1, 0, 1]], np.float32)
+    with torch.no_grad():
+        lo_p, _ = model.decode(emb, torch.from_numpy(box), points=(torch.from_numpy(pts), torch.from_numpy(lab)))
+    decp = ex.compile_f32(ex.convert_decoder(model, with_points=True))
+    lo_p_ov, _ = ex.run(decp, emb.numpy(), box, pts, lab)
+    assert np.abs(lo_p_ov - lo_p.numpy()).max() < 1e-3
+    assert np.abs(lo_p_ov - lo_ov).max() > 0.1, "points must change the prediction"
+    # one point with a different count: the points input is dynamic
+    lo_1, _ = ex.run(decp, emb.numpy(), box, pts[:, :1], lab[:, :1])
+    assert lo_1.shape == (1, 1, 256, 256)

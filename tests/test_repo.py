@@ -1,0 +1,28 @@
+"""Repository hygiene: README commands, CI script, no research data in assets."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from tests.conftest import REPO
+
+
+def _readme_commands():
+    text = (REPO / "README.md").read_text()
+    return re.findall(r"```bash\n(.+?)\n```", text, flags=re.S)
+
+
+def test_ci_runs_the_readme_test_command():
+    install_and_run, test_cmd = _readme_commands()[:2]
+    assert "pytest" in test_cmd
+    assert test_cmd.strip() in (REPO / ".ci" / "run").read_text()
+    assert "boxseg segment assets/sample/" in install_and_run
+
+
+def test_no_research_data_committed():
+    files = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=REPO).stdout.split()
+    assert not [f for f in files if f.endswith(".npz")], "no .npz data files in the repository"
+    assert not [f for f in files if f.startswith(("data/", "shared/"))]
+    sample = [f for f in files if f.startswith("assets/sample/")]
+    assert set(sample) <= {"assets/sample/CT_small.dcm", "assets/sample/README.md", "assets/sample/LICENSE-pydicom.txt"}
