@@ -5,7 +5,7 @@ A model folder holds IR files and a ``manifest.json``::
     {"format": 1,
      "models": [{"name": "litemedsam-int8", "family": "litemedsam", "precision": "int8",
                  "input_size": 256, "default": true,
-                 "graphs": {"encoder": "litemedsam/encoder_int8.xml", "decoder": ..., "decoder_points": ...},
+                 "graphs": {"encoder": "litemedsam/encoder_int8.xml", "decoder": "litemedsam/decoder_fp32.xml"},
                  "files": [{"path": "litemedsam/encoder_int8.xml", "sha256": "...", "bytes": 123}, ...],
                  "source_checkpoint": {"file": "lite_medsam.pth", "sha256": "...", "origin": "..."},
                  "license": "Apache-2.0", "attribution": "LICENSE-litemedsam.txt"}]}

@@ -123,14 +123,13 @@ class Session:
 
         Returns (low-res logits float32 (256,256), IoU estimate).
         """
-        inputs = {"embedding": outputs["embedding"], "box": np.asarray(box256, np.float32).reshape(1, 4)}
-        graph = "decoder"
-        if points256 is not None and len(points256.reshape(-1, 2)):
-            graph = "decoder_points"
-            inputs["points"] = np.asarray(points256, np.float32).reshape(1, -1, 2)
-            inputs["labels"] = np.asarray(labels, np.float32).reshape(1, -1)
+        if points256 is None or not len(np.asarray(points256).reshape(-1, 2)):
+            points256, labels = np.zeros((1, 0, 2), np.float32), np.zeros((1, 0), np.float32)
+        inputs = {"embedding": outputs["embedding"], "box": np.asarray(box256, np.float32).reshape(1, 4),
+                  "points": np.asarray(points256, np.float32).reshape(1, -1, 2),
+                  "labels": np.asarray(labels, np.float32).reshape(1, -1)}
         t0 = time.perf_counter()
-        res = self.runtime.infer(graph, inputs)
+        res = self.runtime.infer("decoder", inputs)
         self.timings.decoder_ms = (time.perf_counter() - t0) * 1000
         self.timings.decoder_runs += 1
         return res["logits"].reshape(256, 256), float(res["iou"].reshape(-1)[0])

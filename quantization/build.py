@@ -62,8 +62,7 @@ References:
 
 def graphs(tag_encoder: str) -> dict[str, str]:
     return {"encoder": f"{FAMILY_DIR}/encoder_{tag_encoder}.xml",
-            "decoder": f"{FAMILY_DIR}/decoder_fp32.xml",
-            "decoder_points": f"{FAMILY_DIR}/decoder_points_fp32.xml"}
+            "decoder": f"{FAMILY_DIR}/decoder_fp32.xml"}
 
 
 def build(out: Path = DEFAULT_OUT, calib: Path | None = None, int8: bool = True, log=print) -> list[dict]:
@@ -73,11 +72,10 @@ def build(out: Path = DEFAULT_OUT, calib: Path | None = None, int8: bool = True,
     if fam.exists():
         shutil.rmtree(fam)
     fam.mkdir(parents=True)
-    log("exporting FP32 encoder/decoders ...")
+    log("exporting FP32 encoder/decoder ...")
     enc = export.convert_encoder(model)
     export.save(enc, out / graphs("fp32")["encoder"])
-    export.save(export.convert_decoder(model, with_points=False), out / graphs("fp32")["decoder"])
-    export.save(export.convert_decoder(model, with_points=True), out / graphs("fp32")["decoder_points"])
+    export.save(export.convert_decoder(model), out / graphs("fp32")["decoder"])
     (out / LICENSE_FILE).write_text(LICENSE_TEXT.replace("{sha}", checkpoint.LITEMEDSAM_SHA256), encoding="utf-8")
     records = []
     if int8:

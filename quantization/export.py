@@ -3,11 +3,11 @@
 LiteMedSAM is split as SPEC E recommends:
 
 * ``encoder``: image (1,3,256,256) float32 in [0,1] -> embedding (1,256,64,64).
-* ``decoder``: embedding (1,256,64,64) + box (1,4) float32 XYXY in 256-space
+* ``decoder``: embedding (1,256,64,64) + box (1,4) float32 XYXY in 256-space + points (1,N,2)
+  float32 in 256-space + labels (1,N) float32 (1 positive, 0 negative), N >= 0 dynamic
   -> low-res logits (1,1,256,256) + IoU (1,1). Dense PE and the no-mask embedding are constants.
-* ``decoder_points``: as ``decoder`` plus points (1,N,2) float32 in 256-space and labels (1,N)
-  float32 (1 positive, 0 negative), N >= 1 dynamic. A separate IR because SAM's box-only prompt
-  has no point tokens at all; a padded point would change the box-only result.
+  With N = 0 there are no point tokens at all, which is exactly SAM's box-only prompt (a padding
+  point would change the result), so one graph serves boxes and box + clicks.
 """
 
 from __future__ import annotations
@@ -37,22 +37,17 @@ class EncoderWrapper(nn.Module):
 class DecoderWrapper(nn.Module):
     """Prompt encoder + mask decoder, multimask off, only mask token 0 computed."""
 
-    def __init__(self, model, with_points: bool):
+    def __init__(self, model):
         super().__init__()
         self.pe = model.prompt_encoder
         self.dec = model.mask_decoder
-        self.with_points = with_points
         with torch.no_grad():
             self.register_buffer("dense_pe", self.pe.get_dense_pe().clone())
             # (1,256,1,1): broadcast in the decoder instead of a 4 MiB constant
             self.register_buffer("no_mask", self.pe.no_mask_embed.weight.reshape(1, -1, 1, 1).clone())
 
-    def forward(self, embedding, box, points=None, labels=None):
-        parts = []
-        if self.with_points:
-            parts.append(self.pe.embed_points(points, labels, pad=False))
-        parts.append(self.pe.embed_boxes(box))
-        sparse = torch.cat(parts, dim=1)
+    def forward(self, embedding, box, points, labels):
+        sparse = torch.cat([self.pe.embed_points(points, labels, pad=False), self.pe.embed_boxes(box)], dim=1)
         logits, iou = self.dec(embedding, self.dense_pe, sparse, self.no_mask, only_first=True)
         return logits, iou
 
@@ -72,23 +67,16 @@ def convert_encoder(model) -> ov.Model:
     return _name_io(ovm, [ENCODER_INPUT], ["embedding"])
 
 
-def convert_decoder(model, with_points: bool) -> ov.Model:
+def convert_decoder(model) -> ov.Model:
     emb = torch.randn(1, 256, 64, 64)
     box = torch.tensor([[60.0, 60.0, 180.0, 180.0]])
-    wrapper = DecoderWrapper(model, with_points).eval()
-    if with_points:
-        pts = torch.tensor([[[100.0, 100.0], [120.0, 90.0]]])
-        lab = torch.tensor([[1.0, 0.0]])
-        ex = (emb, box, pts, lab)
-        shapes = [(1, 256, 64, 64), (1, 4), (1, -1, 2), (1, -1)]
-        names = ["embedding", "box", "points", "labels"]
-    else:
-        ex = (emb, box)
-        shapes = [(1, 256, 64, 64), (1, 4)]
-        names = ["embedding", "box"]
+    pts = torch.tensor([[[100.0, 100.0], [120.0, 90.0]]])
+    lab = torch.tensor([[1.0, 0.0]])
+    wrapper = DecoderWrapper(model).eval()
+    shapes = [(1, 256, 64, 64), (1, 4), (1, -1, 2), (1, -1)]
     with torch.no_grad():
-        ovm = ov.convert_model(wrapper, example_input=ex, input=shapes)
-    return _name_io(ovm, names, ["logits", "iou"])
+        ovm = ov.convert_model(wrapper, example_input=(emb, box, pts, lab), input=shapes)
+    return _name_io(ovm, ["embedding", "box", "points", "labels"], ["logits", "iou"])
 
 
 def save(model: ov.Model, path: Path) -> Path:

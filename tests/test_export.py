@@ -31,20 +31,19 @@ def test_encoder_and_decoders_match_torch(model):
     assert np.abs(emb_ov - emb.numpy()).max() < 1e-4
 
     box = np.array([[60, 50, 200, 170]], np.float32)
+    none_p, none_l = np.zeros((1, 0, 2), np.float32), np.zeros((1, 0), np.float32)
     with torch.no_grad():
         lo, iou = model.decode(emb, torch.from_numpy(box))
-    dec = ex.compile_f32(ex.convert_decoder(model, with_points=False))
-    lo_ov, iou_ov = ex.run(dec, emb.numpy(), box)
-    assert np.abs(lo_ov - lo.numpy()).max() < 1e-3 and abs(float(iou_ov) - iou.item()) < 1e-4
+    dec = ex.compile_f32(ex.convert_decoder(model))
+    lo_ov, iou_ov = ex.run(dec, emb.numpy(), box, none_p, none_l)
+    assert np.abs(lo_ov - lo.numpy()).max() < 1e-3 and abs(float(iou_ov.reshape(-1)[0]) - iou.item()) < 1e-4
 
     pts = np.array([[[100, 100], [150, 120], [90, 160]]], np.float32)
     lab = np.array([[1, 0, 1]], np.float32)
     with torch.no_grad():
         lo_p, _ = model.decode(emb, torch.from_numpy(box), points=(torch.from_numpy(pts), torch.from_numpy(lab)))
-    decp = ex.compile_f32(ex.convert_decoder(model, with_points=True))
-    lo_p_ov, _ = ex.run(decp, emb.numpy(), box, pts, lab)
+    lo_p_ov, _ = ex.run(dec, emb.numpy(), box, pts, lab)
     assert np.abs(lo_p_ov - lo_p.numpy()).max() < 1e-3
     assert np.abs(lo_p_ov - lo_ov).max() > 0.1, "points must change the prediction"
-    # one point with a different count: the points input is dynamic
-    lo_1, _ = ex.run(decp, emb.numpy(), box, pts[:, :1], lab[:, :1])
+    lo_1, _ = ex.run(dec, emb.numpy(), box, pts[:, :1], lab[:, :1])  # the point count is dynamic
     assert lo_1.shape == (1, 1, 256, 256)
