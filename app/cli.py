@@ -51,7 +51,8 @@ class Progress:
 def _session(args):
     from engine.predictor import Session
 
-    return Session(args.model, threads=args.threads, precision=args.precision)
+    return Session(args.model, threads=args.threads, precision=args.precision,
+                   disk_cache=bool(getattr(args, "disk_cache", False)))
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -59,6 +60,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="OpenVINO inference threads (default: OpenVINO's choice)")
     p.add_argument("--precision", choices=("f32", "bf16"), default="f32",
                    help="inference precision for non-INT8 layers (default f32: identical results on every CPU)")
+    p.add_argument("--disk-cache", action="store_true",
+                   help="also keep slice embeddings in the user cache folder (reused by later runs)")
 
 
 def cmd_models(args) -> int:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from .cache import CacheKey, EmbeddingCache, content_hash
+from .cache import CacheKey, EmbeddingCache, content_hash, default_disk_dir
 from .errors import Cancelled, PromptError
 from .models import ModelEntry, Runtime, find_model
 from .transforms import (Geometry, as_rgb_u8, box_to_model, points_to_model, postprocess, preprocess,
@@ -60,14 +61,23 @@ class Session:
     model: a model name, a :class:`ModelEntry`, or None for the default model.
     threads: OpenVINO inference threads (None = OpenVINO's choice).
     precision: "f32" (default, same numbers on every CPU) or "bf16".
-    cache: an :class:`EmbeddingCache` to use; by default a memory-only cache of ``cache_bytes``.
+    cache: an :class:`EmbeddingCache` to use; by default a cache of ``cache_bytes`` in memory and,
+    when ``disk_cache`` is True (or a folder), a disk tier in the user cache folder (or that folder)
+    bounded by ``disk_cache_bytes``.
     """
 
     def __init__(self, model: str | ModelEntry | None = None, *, threads: int | None = None,
-                 precision: str = "f32", cache: EmbeddingCache | None = None, cache_bytes: int = 1 << 30):
+                 precision: str = "f32", cache: EmbeddingCache | None = None, cache_bytes: int = 1 << 30,
+                 disk_cache: bool | Path = False, disk_cache_bytes: int = 4 << 30):
         self.entry = model if isinstance(model, ModelEntry) else find_model(model)
         self.runtime = Runtime(self.entry, threads=threads, precision=precision)
-        self.cache = cache if cache is not None else EmbeddingCache(max_bytes=cache_bytes)
+        if cache is None:
+            disk_dir = None
+            if disk_cache:
+                disk_dir = default_disk_dir() if disk_cache is True else Path(disk_cache)
+            cache = EmbeddingCache(max_bytes=cache_bytes, disk_dir=disk_dir,
+                                   disk_max_bytes=disk_cache_bytes if disk_dir else None)
+        self.cache = cache
         self.timings = Timings()
 
     @property

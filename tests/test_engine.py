@@ -159,3 +159,31 @@ def test_default_model_close_to_official_outputs(session, name):
     segs = segment_case(session, case) > 0
     dice = 2 * (segs & ref).sum() / (segs.sum() + ref.sum())
     assert dice > 0.99
+
+
+def test_precompute_fills_the_cache_and_can_be_cancelled(session):
+    from engine.errors import Cancelled
+
+    rng = np.random.default_rng(7)
+    vol = rng.integers(0, 255, (5, 48, 40), dtype=np.uint8)
+    seen = []
+    n = session.precompute(vol, range(5), progress=lambda d, t: seen.append((d, t)))
+    assert n == 5 and seen[-1] == (5, 5)
+    runs = session.timings.encoder_runs
+    p = session.predictor()
+    for z in range(5):
+        assert p.set_image(vol[z], slice_index=z) is True
+    assert session.timings.encoder_runs == runs
+    with pytest.raises(Cancelled):
+        session.precompute(vol[::-1].copy(), range(5), should_stop=lambda: True)
+
+
+def test_disk_cache_is_reused_by_a_new_session(tmp_path):
+    img = np.random.default_rng(3).integers(0, 255, (40, 50), dtype=np.uint8)
+    s1 = Session("litemedsam-fp32", threads=2, disk_cache=tmp_path)
+    s1.predictor().set_image(img)
+    assert list(tmp_path.glob("*.npz"))
+    s2 = Session("litemedsam-fp32", threads=2, disk_cache=tmp_path)
+    p = s2.predictor()
+    assert p.set_image(img) is True and s2.timings.encoder_runs == 0
+    assert s2.cache.stats.disk_hits == 1

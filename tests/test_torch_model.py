@@ -88,3 +88,18 @@ def test_regrouped_qkv_is_the_same_function(model):
     enc2 = regroup_qkv_for_export(copy.deepcopy(model.image_encoder))
     with torch.no_grad():
         assert torch.allclose(model.image_encoder(x), enc2(x), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_reference_flow_reproduces_official_outputs(model):
+    """Our PyTorch re-implementation of the official flow gives the official segs exactly."""
+    from engine.challenge import load_case
+    from quantization.reference_flow import segment_case_torch
+    from tests.conftest import SPEC_TESTDATA, SHARED
+
+    if not SHARED.is_dir():
+        pytest.skip("shared/ not available")
+    for name in ("2DBox_Synth_0001", "3DBox_Synth_0001"):
+        case = load_case(SPEC_TESTDATA / "imgs" / f"{name}.npz")
+        ref = np.load(SPEC_TESTDATA / "segs" / f"{name}.npz")["segs"]
+        assert int((segment_case_torch(model, case) != ref).sum()) == 0, name

@@ -1,0 +1,41 @@
+"""Describe the machine (CPU model and ISA flags matter for OpenVINO speed) for benchmarks and reports."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+
+def describe() -> dict:
+    info = {"cpu": platform.processor() or "?", "flags": [], "cores": os.cpu_count(), "ram_gib": None,
+            "os": platform.platform(), "python": sys.version.split()[0]}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+        for line in text.splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                info["flags"] = sorted(flags & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16",
+                                                "amx_int8", "avx_vnni"})
+                break
+        with open("/proc/meminfo") as f:
+            info["ram_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    import importlib.metadata as md
+
+    for dist in ("openvino", "torch", "nncf", "numpy"):
+        try:  # metadata only: the engine must not import torch or nncf
+            info[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            info[dist] = None
+    return info
+
+
+def markdown(info: dict) -> str:
+    return (f"- CPU: {info['cpu']} ({info['cores']} logical cores), ISA: {', '.join(info['flags']) or '-'}\n"
+            f"- RAM: {info['ram_gib']} GiB; OS: {info['os']}; Python {info['python']}\n"
+            f"- openvino {info['openvino']}, torch {info['torch']}, nncf {info['nncf']}, numpy {info['numpy']}\n")
