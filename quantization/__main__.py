@@ -1,4 +1,4 @@
-"""``python -m quantization build|report`` — offline model tooling (needs the ``quantize`` extra)."""
+"""``python -m quantization build|report|parity`` — offline model tooling (needs the ``quantize`` extra)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,30 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("report", help="accuracy report (FP32 vs INT8) of the models in --out")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT)
     r.add_argument("--eval", type=Path, default=shared / "eval")
+    q = sub.add_parser("parity", help="run a model on explicit prompts (e.g. shared/swin_parity/inputs.npz) "
+                                      "and write logits + iou to an .npz")
+    q.add_argument("--arch", required=True, choices=["swin-litemedsam"])
+    q.add_argument("--checkpoint", type=Path, required=True, help=".pth: raw state_dict or wrapped under 'model'")
+    q.add_argument("--inputs", type=Path, required=True)
+    q.add_argument("--backend", choices=["torch", "openvino"], default="torch")
+    q.add_argument("--out", type=Path, required=True)
+    q.add_argument("--ir-dir", type=Path, default=None, help="keep the exported IR (openvino backend) here")
+    q.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
+    if args.cmd == "parity":
+        from .checkpoint import CheckpointError
+        from .parity import run_parity
+
+        try:
+            res = run_parity(args.arch, args.checkpoint, args.inputs, args.backend, args.out,
+                             ir_dir=args.ir_dir, threads=args.threads)
+        except (CheckpointError, ValueError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        lo = res["logits"]
+        print(f"{args.backend}: logits {tuple(lo.shape)} [{lo.min():.4f}, {lo.max():.4f}], {int((lo > 0).sum())} px > 0, "
+              f"iou {float(res['iou'].reshape(-1)[0]):.6f} -> {args.out}")
+        return 0
     if args.cmd == "build":
         from .build import build
 
