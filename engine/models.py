@@ -195,6 +195,12 @@ class Runtime:
         self._compile_lock = threading.Lock()
         self.compile("encoder")
         self.compile("decoder")
+        from .families import get_family
+
+        missing = set(get_family(entry.family).encoder_outputs) - {
+            n for o in self._compiled["encoder"].outputs for n in o.get_names()}
+        if missing:
+            raise ModelError(f"model {entry.name!r}: encoder lacks outputs {sorted(missing)} of family {entry.family!r}")
 
     def compile(self, graph: str):
         with self._compile_lock:

@@ -19,6 +19,7 @@ import numpy as np
 
 from .cache import CacheKey, EmbeddingCache, content_hash, default_disk_dir
 from .errors import Cancelled, PromptError
+from .families import get_family
 from .models import ModelEntry, Runtime, find_model
 from .transforms import (Geometry, as_rgb_u8, box_to_model, points_to_model, postprocess, preprocess,
                          validate_box)
@@ -70,6 +71,7 @@ class Session:
                  precision: str = "f32", cache: EmbeddingCache | None = None, cache_bytes: int = 1 << 30,
                  disk_cache: bool | Path = False, disk_cache_bytes: int = 4 << 30):
         self.entry = model if isinstance(model, ModelEntry) else find_model(model)
+        self.family = get_family(self.entry.family)
         self.runtime = Runtime(self.entry, threads=threads, precision=precision)
         if cache is None:
             disk_dir = None
@@ -128,18 +130,18 @@ class Session:
         return encoded
 
     def decode(self, outputs: dict[str, np.ndarray], box256: np.ndarray, points256: np.ndarray | None = None,
-               labels: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+               labels: np.ndarray | None = None, network_input: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         """Decoder only. box256 float32 (1,4) and points256 (1,N,2) in 256-space; labels (1,N) 1/0.
 
-        Returns (low-res logits float32 (256,256), IoU estimate).
+        network_input: the slice's (1,3,256,256) preprocessed input; the Swin-LiteMedSAM family
+        generates its box-based points and scribble from it. Returns (low-res logits float32
+        (256,256), IoU estimate).
         """
         if points256 is None or not len(np.asarray(points256).reshape(-1, 2)):
             points256, labels = np.zeros((1, 0, 2), np.float32), np.zeros((1, 0), np.float32)
-        inputs = {"embedding": outputs["embedding"], "box": np.asarray(box256, np.float32).reshape(1, 4),
-                  "points": np.asarray(points256, np.float32).reshape(1, -1, 2),
-                  "labels": np.asarray(labels, np.float32).reshape(1, -1)}
+        feed = self.family.decoder_inputs(outputs, box256, points256, labels, network_input)
         t0 = time.perf_counter()
-        res = self.runtime.infer("decoder", inputs)
+        res = self.runtime.infer("decoder", feed)
         self.timings.decoder_ms = (time.perf_counter() - t0) * 1000
         self.timings.decoder_runs += 1
         return res["logits"].reshape(256, 256), float(res["iou"].reshape(-1)[0])
@@ -155,6 +157,8 @@ class Predictor:
         self.session = session
         self._outputs: dict[str, np.ndarray] | None = None
         self._geom: Geometry | None = None
+        self._image: np.ndarray | None = None
+        self._network_input: np.ndarray | None = None
         self.last_hit = False
 
     @property
@@ -166,7 +170,17 @@ class Predictor:
     def set_image(self, image: np.ndarray, *, slice_index: int = -1, window: str = WINDOW_U8) -> bool:
         """Select the slice (uint8 (H,W) or (H,W,3)); runs or fetches its embedding. Returns cache hit."""
         self._outputs, self._geom, self.last_hit = self.session.encode(image, slice_index=slice_index, window=window)
+        self._image, self._network_input = image, None
         return self.last_hit
+
+    @property
+    def network_input(self) -> np.ndarray:
+        """The slice's preprocessed (1,3,256,256) float32 input (recomputed lazily: ~1 ms)."""
+        if self._network_input is None:
+            if self._image is None:
+                raise RuntimeError("call set_image() before predict()")
+            self._network_input, _ = preprocess(self._image)
+        return self._network_input
 
     def predict(self, box, points=None, point_labels=None) -> Prediction:
         """Mask for a box (XYXY, original pixels) and optional points ((N,2) x,y + labels 1/0)."""
@@ -182,7 +196,10 @@ class Predictor:
 
     def predict_256(self, box256: np.ndarray, points256=None, labels=None) -> Prediction:
         """As :meth:`predict` with the box already in 256-space (used by 3D propagation)."""
-        low, iou = self.session.decode(self._outputs, box256, points256, labels)
+        if self._outputs is None:
+            raise RuntimeError("call set_image() before predict()")
+        net_in = self.network_input if self.session.family.box_prompts else None
+        low, iou = self.session.decode(self._outputs, box256, points256, labels, network_input=net_in)
         return Prediction(mask=postprocess(low, self.geometry), iou=iou, low_res=low,
                           box256=np.asarray(box256, np.float32).reshape(4))
 

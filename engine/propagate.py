@@ -1,4 +1,4 @@
-"""3D propagation of one box through a volume (SPEC A.8), reusing cached slice embeddings.
+"""3D propagation of one box through a volume (SPEC A.8 / B.6), reusing cached slice embeddings.
 
 The challenge flow re-encodes every slice for every box; here each slice is encoded once per
 session and shared by all objects (the encoder does not depend on the prompt, so the masks are
@@ -45,13 +45,20 @@ class Box3D:
         return (self.x_min, self.y_min, self.x_max, self.y_max)
 
 
-def propagation_order(box: Box3D, depth: int) -> list[tuple[int, int]]:
-    """(z, previous z) pairs in visiting order: upward z_mid..z_max, then downward z_mid-1..z_min.
+def propagation_order(box: Box3D, depth: int, rule: str = "A.8") -> list[tuple[int, int]]:
+    """(z, previous z) pairs in visiting order: upward from z_mid, then downward from z_mid-1.
 
-    previous z is -1 for the middle slice (prompted by the box itself).
+    Rule "A.8" (LiteMedSAM) covers z_min..z_max inclusive; rule "B.6" (Swin-LiteMedSAM's
+    infer.py) never segments z_min and z_max themselves. previous z is -1 for the middle slice
+    (prompted by the box itself).
     """
-    up = [(z, z - 1 if z != box.z_mid else -1) for z in range(box.z_mid, min(box.z_max, depth - 1) + 1)]
-    down = [(z, z + 1) for z in range(box.z_mid - 1, max(box.z_min, 0) - 1, -1)]
+    inner = 1 if rule == "B.6" else 0
+    up_end = min(box.z_max - inner, depth - 1)
+    down_end = max(box.z_min + inner, 0)
+    up = [(z, z - 1 if z != box.z_mid else -1) for z in range(box.z_mid, up_end + 1)]
+    if not up and 0 <= box.z_mid < depth:
+        up = [(box.z_mid, -1)]  # a box spanning 1-2 slices still gets its middle slice
+    down = [(z, z + 1) for z in range(box.z_mid - 1, down_end - 1, -1)]
     return up + down
 
 
@@ -75,8 +82,11 @@ def propagate_box(session: Session, volume: np.ndarray, box: Box3D, *, label_val
         raise PromptError(f"3D box z range {box.z_min}..{box.z_max} is outside the volume's {depth} slices")
     geom = Geometry(h, w)
     box_mid = box_to_model(box.box2d, geom)
+    rule = session.family.propagation
+    # B.6's downward fallback is the mid box scaled but not truncated (a float box)
+    box_mid_float = (np.asarray(box.box2d, np.float64) * geom.scale).astype(np.float32).reshape(1, 4)
     out = np.zeros((depth, h, w), bool)
-    order = propagation_order(box, depth)
+    order = propagation_order(box, depth, rule)
     predictor = session.predictor()
     empty_run = 0
     direction = +1
@@ -91,9 +101,15 @@ def propagate_box(session: Session, volume: np.ndarray, box: Box3D, *, label_val
             break
         box256 = box_mid
         if prev != -1:
-            derived = box_from_previous_mask(out[prev], label_value, geom)
+            derived = None
+            # A.8 tests emptiness after resizing; B.6 on the full-resolution mask, and a mask that
+            # vanishes in the resize falls back like an empty one (the original code would fail)
+            if rule == "A.8" or out[prev].any():
+                derived = box_from_previous_mask(out[prev], label_value, geom)
             if derived is not None:
                 box256 = derived
+            elif rule == "B.6" and z < box.z_mid:
+                box256 = box_mid_float
         predictor.set_image(volume[z], slice_index=z, window=window)
         pred = predictor.predict_256(box256)
         out[z] = pred.mask

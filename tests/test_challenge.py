@@ -53,13 +53,49 @@ def test_propagation_order_follows_the_reference():
     assert order == [(4, -1), (5, 4), (6, 5), (7, 6), (3, 4), (2, 3)]
     assert propagation_order(Box3D(0, 0, 0, 10, 10, 9), depth=5)[-1] == (0, 1)
     assert max(z for z, _ in propagation_order(Box3D(0, 0, 0, 10, 10, 9), depth=5)) == 4
+    # Swin-LiteMedSAM (B.6): z_min and z_max themselves are never segmented
+    assert propagation_order(Box3D(0, 0, 2, 10, 10, 7), depth=20, rule="B.6") == [(4, -1), (5, 4), (6, 5), (3, 4)]
+    assert propagation_order(Box3D(0, 0, 3, 10, 10, 4), depth=20, rule="B.6") == [(3, -1)]
+
+
+def test_b6_fallback_boxes():
+    """B.6: emptiness is tested at full resolution; the downward fallback box is not truncated."""
+    from engine.transforms import Geometry
+
+    class Rec(_ThresholdSession):
+        def predictor(self):
+            outer, inner = self, super().predictor()
+
+            class P:
+                def set_image(self, img, slice_index=-1, window="u8"):
+                    inner.set_image(img, slice_index, window)
+
+                def predict_256(self, box256):
+                    outer.boxes.append(np.asarray(box256, np.float64).reshape(4).tolist())
+                    return inner.predict_256(box256)
+
+            return P()
+
+    vol = np.zeros((9, 100, 100), np.uint8)  # nothing bright: every mask is empty
+    s = Rec("swin-litemedsam")
+    s.boxes = []
+    propagate_box(s, vol, Box3D(11, 13, 0, 61, 57, 8))
+    scale = Geometry(100, 100).scale
+    up_box = [int(11 * scale), int(13 * scale), int(61 * scale), int(57 * scale)]
+    assert s.visited == [4, 5, 6, 7, 3, 2, 1]
+    assert all(b == up_box for b in s.boxes[:4])
+    assert s.boxes[4] == pytest.approx([11 * scale, 13 * scale, 61 * scale, 57 * scale], abs=1e-4)
+    assert s.boxes[4] != up_box
 
 
 class _ThresholdSession:
     """Stand-in for the model (unit logic only): the mask is the bright pixels of the slice."""
 
-    def __init__(self):
+    def __init__(self, family="litemedsam"):
+        from engine.families import get_family
+
         self.visited = []
+        self.family = get_family(family)
 
     def predictor(self):
         outer = self
