@@ -163,7 +163,17 @@ def find_model(name: str | None = None, search_path: list[Path] | None = None) -
     for m in models:
         if m.name == name:
             return m
-    raise ModelError(f"model {name!r} not found; installed: {', '.join(m.name for m in models)}")
+    # a family name picks that family's default, else its INT8, else any of its models
+    family = sorted((m for m in models if m.family == name),
+                    key=lambda m: (not m.default, m.precision != "int8", m.name))
+    if family:
+        return family[0]
+    hint = ""
+    if name.startswith("swin"):
+        hint = (" — Swin-LiteMedSAM's weights are not shipped with BoxSeg: download the official checkpoint "
+                "(linked from github.com/RuochenGao/Swin_LiteMedSAM), then run `python -m quantization build "
+                "--arch swin-litemedsam --checkpoint PATH` (needs the 'quantize' extra)")
+    raise ModelError(f"model {name!r} not found; installed: {', '.join(m.name for m in models)}{hint}")
 
 
 class Runtime:

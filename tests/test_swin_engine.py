@@ -51,3 +51,22 @@ def test_challenge_flow_runs_end_to_end(swin_session):
         if case.is_3d:
             # B.6 never segments z_min (1) and z_max (9) of the box [50,45,1,110,95,9]
             assert not segs[1].any() and not segs[9].any()
+
+
+def test_build_installs_into_a_model_folder_and_keeps_others(tmp_path, monkeypatch):
+    import torch
+
+    from engine.models import find_model, list_models
+    from quantization.__main__ import main
+
+    sd = _gen_weights().build_state_dict(PARITY / "keys.json", PARITY / "constants.npz")
+    ckpt = tmp_path / "Swin_LiteMedSAM.pth"
+    torch.save({"model": sd}, ckpt)
+    out = tmp_path / "models"
+    (out).mkdir()
+    assert main(["build", "--arch", "swin-litemedsam", "--checkpoint", str(ckpt), "--out", str(out), "--no-int8"]) == 0
+    assert main(["build", "--arch", "swin-litemedsam", "--out", str(out)]) == 2  # no checkpoint: clear error
+    monkeypatch.setenv("BOXSEG_MODEL_PATH", str(out))
+    m = find_model("swin-litemedsam")
+    assert m.name == "swin-litemedsam-fp32" and m.check() == []
+    assert {"litemedsam-fp32", "swin-litemedsam-fp32"} <= {e.name for e in list_models()}
