@@ -180,37 +180,212 @@ def cmd_infer(args) -> int:
     return 1 if failures else 0
 
 
-def cmd_segment(args) -> int:
-    """Segment one 2D image (PNG/JPEG/BMP/TIFF, single-frame DICOM, or a 2D challenge .npz) with a box."""
-    import numpy as np
+def _read_progress(label: str):
+    """A progress callback for reading a series: a bar per phase (scan, read), only where it helps
+    (a terminal, or a large series), so that short runs print nothing but their result."""
+    state = {"bar": None, "total": None}
 
-    from engine.imageio import read_2d, write_mask_png, write_overlay_png
-    from engine.predictor import Predictor
+    def cb(done: int, total: int) -> None:
+        if state["total"] != total:
+            state["total"] = total
+            show = sys.stderr.isatty() or total >= 200
+            state["bar"] = Progress(total, label) if show else None
+        if state["bar"] is not None:
+            state["bar"].update(done)
 
-    img = read_2d(Path(args.image), window=args.window)
+    return cb
+
+
+def _open(path: str, series: str | None):
+    from engine.readers import open_image
+
+    return open_image(Path(path), series=series, progress=_read_progress("read"))
+
+
+def _warn(lines) -> None:
+    for w in lines:
+        print(f"boxseg: warning: {w}", file=sys.stderr)
+
+
+def _parse_box(values: list[str]) -> list[float]:
+    """``--box X0 Y0 X1 Y1`` or the comma form ``--box X0,Y0,X1,Y1`` -> 4 floats."""
+    from engine.errors import PromptError
+
+    parts = [p for v in values for p in v.replace(",", " ").split()]
     try:
-        box = [float(v) for v in args.box.split(",")]
+        box = [float(v) for v in parts]
     except ValueError:
         box = []
     if len(box) != 4:
-        from engine.errors import PromptError
+        raise PromptError(f"--box must be X_MIN Y_MIN X_MAX Y_MAX (or x_min,y_min,x_max,y_max) in voxel indices, "
+                          f"got {' '.join(values)!r}")
+    return box
 
-        raise PromptError(f"--box must be x_min,y_min,x_max,y_max in pixels, got {args.box!r}")
+
+LABEL_EXTS = (".png", ".nii", ".nii.gz", ".dcm", ".tif", ".tiff")
+
+
+def _out_kind(out: Path) -> str:
+    from engine.errors import InputError
+
+    name = out.name.lower()
+    for ext in (".nii.gz", ".nii", ".dcm", ".png", ".tif", ".tiff"):
+        if name.endswith(ext):
+            return {".nii.gz": "nifti", ".nii": "nifti", ".dcm": "dicom-seg"}.get(ext, "png")
+    raise InputError(f"{out.name}: output format from its extension must be .nii/.nii.gz (NIfTI label map), "
+                     f".dcm (DICOM-SEG) or .png (2D mask)")
+
+
+def cmd_segment(args) -> int:
+    """Segment an image or volume with a box; write the mask as NIfTI, DICOM-SEG or PNG (by extension)."""
+    import numpy as np
+
+    from engine.errors import InputError, PromptError
+    from engine.labelmap import Segment, default_color, write_labelmap
+    from engine.predictor import Predictor
+    from engine.propagate import Box3D, propagate_box
+    from engine.raster import write_overlay_png
+    from engine.transforms import Geometry, validate_box
+    from engine.window import parse_window
+
+    if args.image is None and len(args.box) > 1:
+        # `segment --box X0 Y0 X1 Y1 IMAGE`: argparse gives the image to the open-ended --box
+        args.image = args.box.pop()
+    if args.image is None:
+        raise InputError("segment needs an IMAGE (a DICOM folder or file, NIfTI, PNG/JPEG/BMP/TIFF or .npz)")
+    box = _parse_box(args.box)
+    out = Path(args.out)
+    kind = _out_kind(out)
+    if args.window is not None:
+        parse_window(args.window)  # a bad spec is refused before any reading
+    img = _open(args.image, args.series)
+    z_range = None
+    if args.z_range is not None:
+        z0, z1 = args.z_range
+        if z1 < z0:
+            raise PromptError(f"--z-range {z0} {z1}: the first slice must not be after the last")
+        img.check_slice(z0)
+        img.check_slice(z1)
+        z_range = (z0, z1)
+        z = z0 + (z1 - z0) // 2
+    elif args.slice is not None:
+        z = img.check_slice(args.slice)
+    elif img.depth == 1:
+        z = 0
+    else:
+        raise PromptError(f"this image is a volume of {img.depth} slices: give --slice Z (0..{img.depth - 1}) "
+                          f"or --z-range Z0 Z1")
+    validate_box(box, Geometry(img.shape[1], img.shape[2]))
+    if kind == "dicom-seg" and not img.dicom:
+        raise InputError(f"{out.name}: a DICOM-SEG needs a DICOM input; this is {img.description.split(',')[0]} "
+                         "(write .nii.gz or .png)")
+    if kind == "png" and z_range is not None and img.depth > 1:
+        raise InputError(f"{out.name}: a PNG holds one slice; write .nii.gz or .dcm for --z-range")
+    if z_range is not None and img.is_rgb:
+        raise InputError("--z-range propagates through grey volumes; this one is RGB (segment one --slice)")
+    img.intensity_map(args.window)  # a zero-range image is refused before the model loads
+    _warn(img.warnings)
+
     t0 = time.perf_counter()
     session = _session(args)
     t_load = time.perf_counter() - t0
-    pred = Predictor(session)
-    pred.set_image(img.pixels)
-    t_enc = session.timings.encoder_ms
-    result = pred.predict(box)
-    out = Path(args.out)
-    write_mask_png(out, result.mask)
+    labels = np.zeros(img.shape, np.uint8)
+    if z_range is None:
+        slice_u8, key = img.model_slice(z, args.window)
+        pred = Predictor(session)
+        pred.set_image(slice_u8, slice_index=z, window=key)
+        result = pred.predict(box)
+        labels[z] = result.mask
+        iou = f", model IoU estimate {result.iou:.3f}"
+    else:
+        vol_u8, key = img.model_volume(args.window)
+        slice_u8 = vol_u8[z]
+        bar = Progress(z_range[1] - z_range[0] + 1, "propagate")
+        mask = propagate_box(session, vol_u8, Box3D(box[0], box[1], z_range[0], box[2], box[3], z_range[1]),
+                             label_value=1, window=key, progress=lambda d, t: bar.update(d))
+        labels[mask] = 1
+        iou = ""
+    entry = session.entry
+    seg = Segment(1, args.name, default_color(1))
+    write_labelmap(out, labels, img, segments=[seg], model_name=entry.name,
+                   model_version=f"{entry.precision} sha256:{entry.model_id[:16]}", z=z)
     if args.overlay:
-        write_overlay_png(Path(args.overlay), img.pixels, result.mask, box)
-    print(f"{args.image}: {img.description}; {img.pixels.shape[1]}x{img.pixels.shape[0]} px")
-    print(f"mask: {int(result.mask.sum())} px, model IoU estimate {result.iou:.3f} -> {out}")
-    print(f"model {session.entry.name}: load {t_load * 1000:.0f} ms, encoder {t_enc:.0f} ms, "
-          f"decoder {session.timings.decoder_ms:.1f} ms ({session.runtime.precision}, {session.runtime.threads} threads)")
+        write_overlay_png(Path(args.overlay), slice_u8, labels[z], box)
+    zs = np.flatnonzero(labels.reshape(img.depth, -1).any(axis=1))
+    where = f"slice {z}" if z_range is None else f"slices {z_range[0]}..{z_range[1]} ({len(zs)} non-empty)"
+    zt, yt, xt = img.shape
+    print(f"{args.image}: {img.description}; {xt}x{yt} px x {zt} slice(s); window {key}")
+    print(f"mask: {int(labels.astype(bool).sum())} voxels on {where}{iou} -> {out}")
+    print(f"model {entry.name}: load {t_load * 1000:.0f} ms, encoder {session.timings.encoder_ms:.0f} ms "
+          f"(x{session.timings.encoder_runs}), decoder {session.timings.decoder_ms:.1f} ms "
+          f"({session.runtime.precision}, {session.runtime.threads} threads)")
+    return 0
+
+
+def cmd_info(args) -> int:
+    """Series found (for a folder), shape, spacing, orientation, modality, intensity range."""
+    from engine.dicom import scan_folder
+
+    p = Path(args.image)
+    if p.is_dir():
+        found = scan_folder(p, progress=_read_progress("scan"))
+        print(f"{p}: {len(found)} DICOM series")
+        for i, s in enumerate(found, 1):
+            print(f"  {s.line(i)}")
+    img = _open(args.image, args.series)
+    print(f"{img.source}:")
+    for line in img.summary():
+        print(f"  {line}")
+    for w in img.warnings:
+        print(f"  warning: {w}")
+    return 0
+
+
+def _is_dicom_seg(path: Path) -> bool:
+    if not path.is_file() or path.name.lower().endswith((".nii", ".nii.gz", ".png", ".npz")):
+        return False
+    from engine.dicom import _read_header
+
+    ds = _read_header(path)
+    return ds is not None and str(ds.get("SOPClassUID", "")) == "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def cmd_convert(args) -> int:
+    """Label map <-> DICOM-SEG (aligned to --reference), or a DICOM image -> NIfTI."""
+    from engine.errors import InputError
+    from engine.image import Image
+    from engine.labelmap import read_labelmap, write_labelmap
+    from engine.nifti import is_nifti, write_nifti_image
+    from engine.raster import is_raster
+
+    src, out = Path(args.input), Path(args.out)
+    kind = _out_kind(out)
+    if not src.exists():
+        raise InputError(f"{src}: no such file or folder")
+    ref = _open(args.reference, args.series) if args.reference else None
+    if ref is not None:
+        _warn(ref.warnings)
+    if _is_dicom_seg(src) or ((is_nifti(src) or is_raster(src)) and ref is not None):
+        lm = read_labelmap(src, ref)
+        _warn(lm.warnings)
+        if ref is None:
+            if kind == "dicom-seg":
+                raise InputError(f"{out.name}: writing a DICOM-SEG needs --reference (the DICOM series it belongs to)")
+            ref = Image(voxels=lm.labels, affine=lm.affine, description="label map grid")
+        write_labelmap(out, lm.labels, ref, segments=lm.segments, model_name="convert",
+                       model_version="boxseg convert", z=0 if ref.depth == 1 else None)
+        values = ", ".join(f"{s.value}={s.name}" for s in lm.segments) or "empty"
+        print(f"{src.name} -> {out}: {ref.shape[2]}x{ref.shape[1]}x{ref.shape[0]} label map ({values})")
+        return 0
+    if is_nifti(src) or is_raster(src):
+        raise InputError(f"{src.name}: converting a label map needs --reference IMAGE (the image it was drawn on)")
+    img = _open(args.input, args.series)
+    if kind != "nifti":
+        raise InputError(f"{src.name} is an image; it converts to NIfTI only (-o NAME.nii.gz)")
+    _warn(img.warnings)
+    write_nifti_image(out, img)
+    print(f"{src.name} -> {out}: {img.description}; {img.shape[2]}x{img.shape[1]}x{img.shape[0]}, "
+          f"orientation {img.orientation}")
     return 0
 
 
@@ -243,20 +418,62 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(i)
     i.set_defaults(func=cmd_infer)
 
-    s = sub.add_parser("segment", help="segment one 2D image with a box and write the mask as PNG")
-    s.add_argument("image", help="PNG/JPEG/BMP/TIFF, single-frame DICOM, or 2D challenge .npz")
-    s.add_argument("--box", required=True, help="x_min,y_min,x_max,y_max in pixels of the image")
-    s.add_argument("-o", "--out", default="mask.png", help="mask PNG (0/255)")
-    s.add_argument("--overlay", default=None, help="also write an overlay PNG (image + mask outline + box)")
-    s.add_argument("--window", default=None, help="CT window 'level,width' in HU (default: soft tissue 40,400)")
+    s = sub.add_parser("segment", help="segment an image or volume with a box; write NIfTI, DICOM-SEG or PNG",
+                       description="Coordinates are voxel indices as stored in the file: X is the first in-plane "
+                                   "index (NIfTI i, DICOM column), Y the second (NIfTI j, DICOM row), Z the slice "
+                                   "(NIfTI k; DICOM slices sorted by position along the slice normal).")
+    s.add_argument("image", nargs="?", help="DICOM folder or file, NIfTI .nii/.nii.gz, PNG/JPEG/BMP/TIFF, or "
+                                            "challenge .npz")
+    s.add_argument("--box", required=True, nargs="+", metavar="X",
+                   help="X0 Y0 X1 Y1 (or x0,y0,x1,y1): the box in voxel indices of the slice")
+    zs = s.add_mutually_exclusive_group()
+    zs.add_argument("--slice", type=int, default=None, metavar="Z", help="segment slice Z (needed for a volume)")
+    zs.add_argument("--z-range", type=int, nargs=2, default=None, metavar=("Z0", "Z1"),
+                    help="propagate the box (drawn on the middle slice Z0+(Z1-Z0)//2) through slices Z0..Z1")
+    s.add_argument("--series", default=None, help="DICOM folder: series UID or its number in `boxseg info` "
+                                                 "(default: the series with the most slices)")
+    s.add_argument("--window", default=None,
+                   help="intensity window: soft-tissue|lung|bone|brain, LEVEL,WIDTH in HU (e.g. 40,400; or W400,L40), "
+                        "percentile, minmax (default: soft-tissue for CT, percentile for MR, as-is for 8-bit)")
+    s.add_argument("-o", "--out", default="mask.png",
+                   help="output by extension: .nii/.nii.gz label map in the input's geometry, .dcm DICOM-SEG "
+                        "(DICOM input), .png mask of the slice (default mask.png)")
+    s.add_argument("--overlay", default=None, help="also write an overlay PNG of the box slice (image + mask + box)")
+    s.add_argument("--name", default="BoxSeg object", help="object name stored in a DICOM-SEG segment")
     _add_model_args(s)
     s.set_defaults(func=cmd_segment)
+
+    n = sub.add_parser("info", help="describe an image: series found, shape, spacing, orientation, modality, range")
+    n.add_argument("image", help="DICOM folder or file, NIfTI, PNG/JPEG/BMP/TIFF, or challenge .npz")
+    n.add_argument("--series", default=None, help="DICOM folder: the series to describe (UID or number)")
+    n.set_defaults(func=cmd_info)
+
+    c = sub.add_parser("convert", help="label map <-> DICOM-SEG (aligned to --reference), or DICOM image -> NIfTI")
+    c.add_argument("input", help="DICOM-SEG .dcm, NIfTI/PNG label map (with --reference), or a DICOM image/folder")
+    c.add_argument("-o", "--out", required=True, help=".nii/.nii.gz, .dcm (DICOM-SEG) or .png, by extension")
+    c.add_argument("--reference", default=None,
+                   help="the image the label map belongs to (a DICOM series folder for DICOM-SEG output); the "
+                        "label map's geometry must match it")
+    c.add_argument("--series", default=None, help="series of a DICOM folder given as input or --reference")
+    c.set_defaults(func=cmd_convert)
     return p
+
+
+def _quiet_libraries() -> None:
+    """pydicom/highdicom/nibabel warnings can quote header values (a patient's name among them) and
+    would break the one-line error contract: the CLI shows its own messages only."""
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    for name in ("pydicom", "highdicom", "nibabel"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _quiet_libraries()
     try:
         return args.func(args)
     except BoxSegError as e:

@@ -1,11 +1,21 @@
-"""Intensities -> the model's uint8 domain (SPEC A.4 offline steps). Pure functions.
+"""Intensities -> the model's uint8 domain (SPEC A.4 offline steps).
 
 The window used is part of the embedding-cache key: :func:`window_key` gives its canonical string.
+
+Pure functions (:func:`ct_window`, :func:`percentile_normalise`, :func:`minmax_u8`) apply a rule
+to one array. For images and volumes, :func:`parse_window` turns a user's window spec into a
+:class:`Window`, and :func:`fit_window` takes the statistics of the *whole* image once, giving an
+:class:`IntensityMap` that maps any slice exactly as the rule applied to the whole volume would
+(``fit_window(w, vol).apply(vol[z]) == rule(vol)[z]``), so slices can be converted lazily.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from .errors import InputError
 
 #: CT presets (level, width) in HU
 CT_PRESETS = {
@@ -14,6 +24,8 @@ CT_PRESETS = {
     "bone": (400.0, 1800.0),
     "brain": (40.0, 80.0),
 }
+#: other accepted preset names
+PRESET_ALIASES = {"abdomen": "soft-tissue", "soft": "soft-tissue", "softtissue": "soft-tissue"}
 
 
 def ct_window(hu: np.ndarray, level: float = 40.0, width: float = 400.0) -> np.ndarray:
@@ -63,3 +75,165 @@ def minmax_u8(data: np.ndarray) -> np.ndarray:
 def window_key(kind: str, *params: float) -> str:
     """Canonical cache-key string of an intensity mapping, e.g. ``ct:40:400`` or ``pct:0.5:99.5``."""
     return ":".join([kind] + [f"{float(p):g}" for p in params])
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rule from original intensities to uint8.
+
+    kind: 'ct' (params level, width in HU: clip, then min-max of the clipped image, truncate),
+    'pct' (params lower, upper percentiles of the voxels > 0: clip, min-max, truncate, zeros stay 0),
+    'minmax' (the 2D rule of :func:`minmax_u8`: uint8 kept, 0..255 integers cast, else min-max).
+    """
+
+    kind: str
+    params: tuple[float, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Canonical string for the embedding-cache key (``ct:40:400``, ``pct:0.5:99.5``, ``minmax``)."""
+        return window_key(self.kind, *self.params)
+
+    def describe(self) -> str:
+        if self.kind == "ct":
+            return f"CT window L{self.params[0]:g}/W{self.params[1]:g} HU"
+        if self.kind == "pct":
+            return f"percentiles {self.params[0]:g}-{self.params[1]:g} of voxels > 0"
+        return "min-max to 0..255 (uint8 kept as is)"
+
+
+def _num(s: str) -> float:
+    return float(s.strip().lstrip("LlWw").strip())
+
+
+def parse_window(spec: str | Window | None) -> Window:
+    """A window spec -> :class:`Window`; raises :class:`InputError` with the accepted forms.
+
+    Accepted: a CT preset name (soft-tissue/abdomen W400/L40, lung W1500/L-600, bone W1800/L400,
+    brain W80/L40); ``LEVEL,WIDTH`` in HU (e.g. ``40,400``; letters make the order explicit:
+    ``W400,L40`` or ``L40/W400``); ``percentile`` (0.5-99.5 of voxels > 0) or ``percentile:LO,HI``;
+    ``minmax``. None gives the soft-tissue preset (callers pick a modality default first).
+    """
+    if isinstance(spec, Window):
+        return spec
+    if spec is None:
+        return Window("ct", CT_PRESETS["soft-tissue"])
+    s = str(spec).strip().lower()
+    s = PRESET_ALIASES.get(s, s)
+    if s in CT_PRESETS:
+        return Window("ct", CT_PRESETS[s])
+    if s in ("minmax", "min-max", "u8"):
+        return Window("minmax")
+    if s in ("percentile", "pct", "mr"):
+        return Window("pct", (0.5, 99.5))
+    forms = (f"window must be a preset ({', '.join(CT_PRESETS)}), 'LEVEL,WIDTH' in HU (e.g. 40,400 or "
+             f"W400,L40), 'percentile[:LO,HI]' or 'minmax'; got {spec!r}")
+    if s.startswith(("percentile:", "pct:")):
+        try:
+            lo, hi = (float(v) for v in s.split(":", 1)[1].split(","))
+        except ValueError as e:
+            raise InputError(forms) from e
+        if not 0 <= lo < hi <= 100:
+            raise InputError(f"percentiles must satisfy 0 <= LO < HI <= 100, got {lo:g},{hi:g}")
+        return Window("pct", (lo, hi))
+    parts = [p for p in s.replace("/", ",").split(",") if p.strip()]
+    if len(parts) != 2:
+        raise InputError(forms)
+    try:
+        a, b = _num(parts[0]), _num(parts[1])
+    except ValueError as e:
+        raise InputError(forms) from e
+    level, width = a, b
+    if parts[0].strip().startswith("w") or parts[1].strip().startswith("l"):
+        level, width = b, a  # "W400,L40": width first, made explicit by the letters
+    if width <= 0:
+        raise InputError(f"window width must be positive, got {width:g}")
+    return Window("ct", (level, width))
+
+
+def default_window(image) -> Window:
+    """The window an image gets when the user names none.
+
+    CT (HU) -> soft tissue; already-windowed (``units == 'u8'``), uint8 and RGB images -> minmax
+    (which keeps uint8 as is, the challenge's 2D rule); MR and everything else -> percentile
+    0.5-99.5 (the challenge's MR rule).
+    """
+    if image.units == "u8" or image.is_rgb or image.voxels.dtype == np.uint8:
+        return Window("minmax")
+    if image.modality == "CT":
+        return Window("ct", CT_PRESETS["soft-tissue"])
+    return Window("pct", (0.5, 99.5))
+
+
+@dataclass(frozen=True)
+class IntensityMap:
+    """A :class:`Window` fitted to one image's statistics; :meth:`apply` maps any part of it.
+
+    Values are clipped to [lo, hi], then (v - vmin) / (vmax - vmin) * 255 (vmin/vmax: min/max of the
+    clipped whole image) and truncated to uint8 ('minmax' on non-uint8 data rounds instead, as
+    :func:`minmax_u8`); with ``zero_stays_zero`` voxels exactly 0 map to 0 ('pct').
+    """
+
+    window: Window
+    lo: float
+    hi: float
+    vmin: float
+    vmax: float
+    round: bool = False
+    zero_stays_zero: bool = False
+    identity: bool = False
+
+    @property
+    def key(self) -> str:
+        """The window's cache key; an identity map is the engine's plain ``u8`` domain."""
+        return "u8" if self.identity else self.window.key
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """Any-shape array of the image's values -> uint8 of the same shape."""
+        a = np.asarray(values)
+        if self.identity:
+            return a.astype(np.uint8, copy=False)
+        v = a.astype(np.float64)
+        if not np.issubdtype(a.dtype, np.integer):
+            v[~np.isfinite(v)] = self.lo  # NaN/inf (masked NIfTI voxels) become background
+        v = np.clip(v, self.lo, self.hi)
+        if self.vmax <= self.vmin:
+            out = np.zeros(a.shape, np.uint8)
+        else:
+            v = (v - self.vmin) / (self.vmax - self.vmin) * 255.0
+            out = (np.round(v) if self.round else v).astype(np.uint8)
+        if self.zero_stays_zero:
+            out[a == 0] = 0
+        return out
+
+
+def fit_window(window: Window, data: np.ndarray, *, what: str = "image") -> IntensityMap:
+    """Fit a window to the statistics of a whole image (any shape; RGB channels together).
+
+    Raises :class:`InputError` for an image with a single value everywhere (zero intensity range:
+    nothing to segment) or with non-finite values only.
+    """
+    a = np.asarray(data)
+    finite = a if np.issubdtype(a.dtype, np.integer) else a[np.isfinite(a)]
+    if finite.size == 0:
+        raise InputError(f"{what}: no finite intensity values")
+    dmin, dmax = float(finite.min()), float(finite.max())
+    if dmax <= dmin:
+        raise InputError(f"{what}: zero intensity range (every voxel is {dmin:g}); nothing to segment")
+    if window.kind == "ct":
+        level, width = window.params
+        lo, hi = level - width / 2, level + width / 2
+        return IntensityMap(window, lo, hi, float(np.clip(dmin, lo, hi)), float(np.clip(dmax, lo, hi)))
+    if window.kind == "pct":
+        fg = finite[finite > 0]
+        if fg.size == 0:
+            raise InputError(f"{what}: no voxel above 0, so percentile normalisation has nothing to use; "
+                             f"give a CT window or 'minmax'")
+        lo, hi = (float(x) for x in np.percentile(fg, list(window.params)))
+        return IntensityMap(window, lo, hi, float(np.clip(dmin, lo, hi)), float(np.clip(dmax, lo, hi)),
+                            zero_stays_zero=True)
+    if window.kind == "minmax":
+        if a.dtype == np.uint8 or (np.issubdtype(a.dtype, np.integer) and dmin >= 0 and dmax <= 255):
+            return IntensityMap(window, 0, 255, 0, 255, identity=True)
+        return IntensityMap(window, dmin, dmax, dmin, dmax, round=True)
+    raise InputError(f"unknown window kind {window.kind!r}")

@@ -1,0 +1,555 @@
+"""DICOM images in: series folders (recursive), single files, multi-frame files -> :class:`Image`.
+
+* A folder is scanned recursively; image files are grouped by SeriesInstanceUID (non-image objects
+  — SEG, RTSTRUCT, SR, presentation states, ... — and non-DICOM files are skipped).
+  :func:`scan_folder` lists the series; :func:`choose_series` takes the one asked for (UID or its
+  1-based number in the listing) or the one with the most slices (a tie is an error: a choice is
+  needed).
+* Slices are sorted by their position along the slice normal, ``n = row_cosine x column_cosine``
+  of ImageOrientationPatient, ``d = n . ImagePositionPatient`` ascending (the order SimpleITK/ITK
+  and 3D Slicer use); never by file name or InstanceNumber. Slice spacing comes from those
+  positions, not SliceThickness. Irregular spacing, missing slices and gantry tilt are reported
+  in ``Image.warnings``.
+* Values are stored values x RescaleSlope + RescaleIntercept (HU for CT); MONOCHROME1 is inverted
+  so that higher values are brighter; colour (RGB, YBR_*, PALETTE COLOR) becomes RGB.
+* Compressed transfer syntaxes are decoded by pydicom's pixel handlers (pylibjpeg plugins,
+  Pillow, pyjpegls); a missing decoder is an :class:`InputError` naming the package to install.
+
+Patient-identifying attributes are never put into descriptions, warnings or errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import Cancelled, InputError
+from .image import Image, ProgressFn, StopFn, affine_from_dicom, raster_affine
+
+log = logging.getLogger(__name__)
+
+#: modalities of DICOM objects that are not images to segment (skipped when scanning folders)
+NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTRECORD", "RTDOSE", "SR", "PR", "KO", "REG", "DOC",
+                        "RWV", "ECG", "AU", "HD"}
+
+#: transfer syntax UID -> what to ``pip install`` to decode it
+_CODEC_PACKAGES = {
+    "1.2.840.10008.1.2.4.50": "pillow (or pylibjpeg pylibjpeg-libjpeg)",
+    "1.2.840.10008.1.2.4.51": "pylibjpeg pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.57": "pylibjpeg pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.70": "pylibjpeg pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.80": "pyjpegls",
+    "1.2.840.10008.1.2.4.81": "pyjpegls",
+    "1.2.840.10008.1.2.4.90": "pylibjpeg pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.91": "pylibjpeg pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.201": "pylibjpeg pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.202": "pylibjpeg pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.203": "pylibjpeg pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.5": "pylibjpeg pylibjpeg-rle",
+}
+
+#: relative spread of slice steps above which spacing is "irregular"
+IRREGULAR_REL = 0.01
+#: angle (degrees) between the slice normal and the slice stacking direction reported as gantry tilt
+TILT_DEG = 0.05
+
+
+@dataclass
+class SeriesInfo:
+    """One series found in a folder (headers only; no pixels read).
+
+    uid: SeriesInstanceUID; modality, description (SeriesDescription), number (SeriesNumber);
+    files: its image files; frames: total frames (single-frame files count 1); rows, columns: the
+    first file's size.
+    """
+
+    uid: str
+    modality: str
+    description: str
+    number: int | None
+    files: list[Path] = field(default_factory=list)
+    headers: list = field(default_factory=list, repr=False)
+    frames: int = 0
+    rows: int = 0
+    columns: int = 0
+
+    def line(self, index: int | None = None) -> str:
+        """One patient-free line for listings: '#2 CT 120 slices 512x512 "desc" UID'."""
+        num = f"#{index} " if index is not None else ""
+        desc = f" '{self.description}'" if self.description else ""
+        return f"{num}{self.modality} {self.frames} slice(s) {self.columns}x{self.rows}{desc} {self.uid}"
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence pydicom's/highdicom's warnings: they quote attribute values, the patient's name among them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _dcmread(path: Path, **kw):
+    import pydicom
+
+    with quiet():
+        return pydicom.dcmread(path, **kw)
+
+
+def _read_header(path: Path):
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return _dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _is_image_header(ds) -> bool:
+    return ds is not None and "Rows" in ds and "SeriesInstanceUID" in ds \
+        and str(ds.get("Modality", "")).upper() not in NON_IMAGE_MODALITIES
+
+
+def scan_folder(folder: Path, *, progress: ProgressFn | None = None, should_stop: StopFn | None = None
+                ) -> list[SeriesInfo]:
+    """All image series under ``folder`` (recursive), most slices first.
+
+    progress(done, total) is called per file; ``should_stop()`` True raises :class:`Cancelled`.
+    Raises :class:`InputError` when the folder holds no DICOM image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder")
+    files = sorted(Path(root) / f for root, _, names in os.walk(folder) for f in names
+                   if f.upper() != "DICOMDIR" and not f.startswith("."))
+    groups: dict[str, SeriesInfo] = {}
+    for i, f in enumerate(files):
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"scan of {folder.name} stopped after {i} of {len(files)} files")
+        ds = _read_header(f)
+        if _is_image_header(ds):
+            uid = str(ds.SeriesInstanceUID)
+            s = groups.get(uid)
+            if s is None:
+                s = groups[uid] = SeriesInfo(uid, str(ds.get("Modality", "OT") or "OT"),
+                                             str(ds.get("SeriesDescription", "") or "").strip(),
+                                             _int_or_none(ds.get("SeriesNumber")), rows=int(ds.Rows),
+                                             columns=int(ds.Columns))
+            s.files.append(f)
+            s.headers.append(ds)
+            s.frames += int(ds.get("NumberOfFrames", 1) or 1)
+        if progress is not None:
+            progress(i + 1, len(files))
+    log.debug("scanned %d file(s): %d image series", len(files), len(groups))
+    if not groups:
+        raise InputError(f"{folder}: no DICOM image files found (searched {len(files)} file(s), recursively)")
+    return sorted(groups.values(), key=lambda s: (-s.frames, s.number if s.number is not None else 1 << 30, s.uid))
+
+
+def _int_or_none(v) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def choose_series(series: list[SeriesInfo], choice: str | None = None, *, where: str = "folder") -> SeriesInfo:
+    """The series asked for (exact UID, or its 1-based number in :func:`scan_folder`'s order), or the largest.
+
+    Raises :class:`InputError` for an unknown choice, or when no choice is given and several
+    series share the largest slice count.
+    """
+    if choice:
+        c = str(choice).strip()
+        if c.isdigit() and 1 <= int(c) <= len(series):
+            return series[int(c) - 1]
+        for s in series:
+            if s.uid == c:
+                return s
+        raise InputError(f"{where}: no series {c!r}; found {len(series)}: "
+                         + "; ".join(s.line(i) for i, s in enumerate(series, 1)))
+    if len(series) > 1 and series[0].frames == series[1].frames:
+        tied = [s for s in series if s.frames == series[0].frames]
+        raise InputError(f"{where}: {len(series)} series found and {len(tied)} have {series[0].frames} slice(s); "
+                         f"choose one with --series: " + "; ".join(s.line(i) for i, s in enumerate(series, 1)))
+    return series[0]
+
+
+# --- pixel decoding ------------------------------------------------------------------------------
+
+def _decode(ds, name: str) -> np.ndarray:
+    """Stored pixel values (frames, rows, cols[, 3]) for any transfer syntax, or a clear InputError."""
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    ts_name = getattr(ts, "name", str(ts or "unknown transfer syntax"))
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise InputError(f"{name}: DICOM file without pixel data (not an image)")
+    try:
+        with quiet():
+            arr = ds.pixel_array
+    except (RuntimeError, NotImplementedError) as e:
+        msg = str(e)
+        if "missing dependencies" in msg or "No pixel data decoders" in msg or "no plugins" in msg.lower():
+            pkg = _CODEC_PACKAGES.get(str(ts), "pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg")
+            raise InputError(f"{name}: no decoder installed for {ts_name} pixel data; install one with: "
+                             f"pip install {pkg}") from e
+        first = msg.strip().splitlines()[-1].strip() if msg.strip() else type(e).__name__
+        raise InputError(f"{name}: cannot decode {ts_name} pixel data (corrupt or unsupported: {first[:160]})") from e
+    except (ValueError, EOFError, OSError, KeyError, AttributeError, TypeError, IndexError) as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise InputError(f"{name}: pixel data cannot be read (truncated or corrupt DICOM file: {first})") from e
+    nframes = int(ds.get("NumberOfFrames", 1) or 1)
+    spp = int(ds.get("SamplesPerPixel", 1) or 1)
+    if nframes == 1:
+        arr = arr[None]
+    expect = 4 if spp == 3 else 3
+    if arr.ndim != expect:
+        raise InputError(f"{name}: unexpected pixel array shape {arr.shape} for {nframes} frame(s)")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        with quiet():
+            arr = apply_color_lut(arr, ds)
+        if arr.ndim == 3:
+            arr = arr[None]
+    return arr
+
+
+def _rescale_of(ds, frame_groups=None) -> tuple[float, float]:
+    """(slope, intercept) of the Modality LUT (enhanced multi-frame: from the functional groups)."""
+    for item in (frame_groups, _shared(ds)):
+        if item is not None and "PixelValueTransformationSequence" in item:
+            t = item.PixelValueTransformationSequence[0]
+            return float(t.get("RescaleSlope", 1) or 1), float(t.get("RescaleIntercept", 0) or 0)
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    if str(ds.get("Modality", "")).upper() == "RTDOSE" and "DoseGridScaling" in ds:
+        slope *= float(ds.DoseGridScaling)
+    return slope, float(ds.get("RescaleIntercept", 0) or 0)
+
+
+def _shared(ds):
+    if "SharedFunctionalGroupsSequence" in ds and len(ds.SharedFunctionalGroupsSequence):
+        return ds.SharedFunctionalGroupsSequence[0]
+    return None
+
+
+def _value_dtype(headers, slopes_intercepts) -> np.dtype:
+    """Smallest dtype holding every rescaled value exactly: uint8, int16 or float32."""
+    integral = all(s == 1 and float(b).is_integer() for s, b in slopes_intercepts)
+    if not integral:
+        return np.dtype(np.float32)
+    lo, hi = 0.0, 0.0
+    for ds, (_, b) in zip(headers, slopes_intercepts):
+        bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16)
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        smin, smax = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        lo, hi = min(lo, smin + b), max(hi, smax + b)
+    if lo >= 0 and hi <= 255:
+        return np.dtype(np.uint8)
+    if lo >= -32768 and hi <= 32767:
+        return np.dtype(np.int16)
+    return np.dtype(np.float32)
+
+
+def _to_values(arr, slope: float, intercept: float, dtype: np.dtype, photometric: str, bits_range=None) -> np.ndarray:
+    """Stored (Y,X) -> original units in ``dtype``; MONOCHROME1 inverted within the rescaled stored range."""
+    if slope == 1 and intercept == 0:
+        v = arr
+    else:
+        v = arr.astype(np.float64) * slope + intercept
+    if photometric == "MONOCHROME1" and bits_range is not None:
+        lo, hi = bits_range[0] * slope + intercept, bits_range[1] * slope + intercept
+        v = (lo + hi) - np.asarray(v, np.float64)
+    return np.asarray(v).astype(dtype, copy=False)
+
+
+def _stored_range(ds) -> tuple[int, int]:
+    bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16)
+    if int(ds.get("PixelRepresentation", 0) or 0) == 1:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+# --- geometry ------------------------------------------------------------------------------------
+
+def _floats(v, n: int) -> np.ndarray | None:
+    try:
+        a = np.asarray([float(x) for x in v], np.float64)
+    except (TypeError, ValueError):
+        return None
+    return a if a.shape == (n,) and np.all(np.isfinite(a)) else None
+
+
+def _pixel_spacing(ds, groups=None) -> tuple[tuple[float, float], bool]:
+    """((row spacing, column spacing) mm, known?) from PixelSpacing, ImagerPixelSpacing or 1 mm."""
+    for item in (groups, _shared(ds)):
+        if item is not None and "PixelMeasuresSequence" in item:
+            ps = _floats(item.PixelMeasuresSequence[0].get("PixelSpacing"), 2)
+            if ps is not None and np.all(ps > 0):
+                return (float(ps[0]), float(ps[1])), True
+    for tag in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
+        ps = _floats(ds.get(tag), 2)
+        if ps is not None and np.all(ps > 0):
+            return (float(ps[0]), float(ps[1])), True
+    return (1.0, 1.0), False
+
+
+def _orientation(ds, groups=None) -> np.ndarray | None:
+    for item in (groups, _shared(ds)):
+        if item is not None and "PlaneOrientationSequence" in item:
+            o = _floats(item.PlaneOrientationSequence[0].get("ImageOrientationPatient"), 6)
+            if o is not None:
+                return o
+    return _floats(ds.get("ImageOrientationPatient"), 6)
+
+
+def _position(ds, groups=None) -> np.ndarray | None:
+    if groups is not None and "PlanePositionSequence" in groups:
+        return _floats(groups.PlanePositionSequence[0].get("ImagePositionPatient"), 3)
+    return _floats(ds.get("ImagePositionPatient"), 3)
+
+
+def stack_geometry(positions: np.ndarray, iop: np.ndarray, pixel_spacing, fallback_step: float
+                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Sort slices by position along the normal and build the affine.
+
+    positions: (N,3) ImagePositionPatient (LPS mm) per slice; iop: the 6 direction cosines;
+    pixel_spacing: (row, column) spacing mm; fallback_step: slice spacing (mm) for N == 1.
+    Returns (order: indices of the input slices in Z order, affine voxel->RAS, warnings).
+    Raises :class:`InputError` when slices share a position (a 4D / multi-echo series).
+    """
+    row, col = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
+    normal = np.cross(row, col)
+    d = positions @ normal
+    order = np.argsort(d, kind="stable")
+    p, d = positions[order], d[order]
+    warnings: list[str] = []
+    n = len(order)
+    if n == 1:
+        return order, affine_from_dicom(row, col, pixel_spacing, p[0], normal * fallback_step), warnings
+    steps = np.diff(d)
+    if np.any(steps < 1e-3):
+        dup = int(np.sum(steps < 1e-3))
+        raise InputError(f"{dup} slice(s) share a position with another slice (several time points, echoes or "
+                         f"acquisitions in one series?); BoxSeg reads one 3D volume per series")
+    med = float(np.median(steps))
+    if steps.max() - steps.min() > IRREGULAR_REL * med + 1e-3:
+        gaps = np.round(steps / med).astype(int)
+        missing = int(np.sum(np.maximum(gaps - 1, 0)))
+        if missing:
+            warnings.append(f"about {missing} slice(s) missing (gaps up to {steps.max():.3g} mm where "
+                            f"{med:.3g} mm is usual); the label map assumes a regular {med:.3g} mm grid")
+        else:
+            warnings.append(f"irregular slice spacing ({steps.min():.4g}..{steps.max():.4g} mm); "
+                            f"the label map assumes a regular {med:.4g} mm grid")
+        step_len = med
+    else:
+        step_len = float((d[-1] - d[0]) / (n - 1))
+    total = p[-1] - p[0]
+    cosang = float(np.clip(abs(total @ normal) / max(np.linalg.norm(total), 1e-12), -1, 1))
+    tilt = float(np.degrees(np.arccos(cosang)))
+    if tilt > TILT_DEG:
+        warnings.append(f"gantry tilt of {tilt:.2f} degrees: slices are sheared; the affine keeps the true "
+                        f"slice positions (a non-orthogonal grid, as 3D Slicer loads it without correction)")
+        step = total / np.linalg.norm(total) * (step_len / cosang)
+    else:
+        step = normal * step_len
+    return order, affine_from_dicom(row, col, pixel_spacing, p[0], step), warnings
+
+
+# --- readers ---------------------------------------------------------------------------------------
+
+def _strip_pixels(ds):
+    for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+        if k in ds:
+            delattr(ds, k)
+    return ds
+
+
+def read_series(info: SeriesInfo, *, progress: ProgressFn | None = None, should_stop: StopFn | None = None
+                ) -> Image:
+    """Read one series found by :func:`scan_folder` into an :class:`Image` (slices sorted by position)."""
+    from pydicom.errors import InvalidDicomError
+
+    headers = info.headers
+    if any(int(h.get("NumberOfFrames", 1) or 1) > 1 for h in headers):
+        if len(headers) == 1:
+            return read_dicom_file(info.files[0], progress=progress, should_stop=should_stop)
+        raise InputError(f"series {info.uid}: {len(headers)} multi-frame files in one series; open one file")
+    sizes = sorted({(int(h.Rows), int(h.Columns)) for h in headers})
+    if len(sizes) > 1:
+        raise InputError(f"series {info.uid}: slices of different sizes ({', '.join(f'{c}x{r}' for r, c in sizes)}); "
+                         "not one volume")
+    spp = {int(h.get("SamplesPerPixel", 1) or 1) for h in headers}
+    if len(spp) > 1:
+        raise InputError(f"series {info.uid}: mixes grey and colour slices; not one volume")
+    iops = [_orientation(h) for h in headers]
+    poss = [_position(h) for h in headers]
+    ps, _ = _pixel_spacing(headers[0])
+    warnings: list[str] = []
+    if len(headers) > 1 and all(o is not None for o in iops) and all(p is not None for p in poss):
+        iop0 = iops[0]
+        if any(np.abs(o - iop0).max() > 1e-3 for o in iops):
+            raise InputError(f"series {info.uid}: slices with different orientations (a localizer or "
+                             "multi-planar series?); not one volume")
+        order, affine, warnings = stack_geometry(np.stack(poss), iop0, ps, 1.0)
+    elif len(headers) == 1 and iops[0] is not None and poss[0] is not None:
+        order, affine, warnings = stack_geometry(poss[0][None], iops[0], ps, _slice_thickness(headers[0]))
+    else:
+        inst = [(_int_or_none(h.get("InstanceNumber")) or 0) for h in headers]
+        order = np.argsort(inst, kind="stable")
+        affine = raster_affine(ps)
+        if len(headers) > 1:
+            warnings.append("no ImagePositionPatient/ImageOrientationPatient: slices ordered by InstanceNumber, "
+                            "1 mm apart, without patient geometry")
+    rows, cols = sizes[0]
+    resc = [_rescale_of(h) for h in headers]
+    color = spp.pop() == 3 or str(headers[0].get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR"
+    dtype = np.dtype(np.uint8) if color else _value_dtype(headers, resc)
+    voxels = np.empty((len(order), rows, cols, 3) if color else (len(order), rows, cols), dtype)
+    kept = []
+    for z, idx in enumerate(order):
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"reading series stopped after {z} of {len(order)} slices")
+        f = info.files[idx]
+        try:
+            ds = _dcmread(f)
+        except (InvalidDicomError, OSError, EOFError, ValueError) as e:
+            raise InputError(f"{f.name}: cannot read as DICOM (truncated or corrupt file)") from e
+        arr = _decode(ds, f.name)[0]
+        if arr.shape[:2] != (rows, cols):
+            raise InputError(f"{f.name}: {arr.shape[1]}x{arr.shape[0]} pixels where the series has {cols}x{rows}")
+        if color:
+            voxels[z] = _color_u8(arr)
+        else:
+            photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+            voxels[z] = _to_values(arr, *resc[idx], dtype, photometric, _stored_range(ds))
+        kept.append(_strip_pixels(ds))
+        if progress is not None:
+            progress(z + 1, len(order))
+    h0 = headers[0]
+    modality = info.modality
+    desc = f"DICOM {modality} series, {len(order)} slice(s)" + (f", '{info.description}'" if info.description else "")
+    return Image(voxels=voxels, affine=affine, modality=modality, units=_units(modality, color), description=desc,
+                 source=Path(info.files[0]).parent, series_uid=info.uid,
+                 frame_of_reference_uid=str(h0.get("FrameOfReferenceUID", "")) or None, warnings=warnings,
+                 dicom=kept)
+
+
+def _slice_thickness(ds) -> float:
+    for tag in ("SpacingBetweenSlices", "SliceThickness"):
+        v = ds.get(tag)
+        try:
+            if v is not None and float(v) > 0:
+                return float(v)
+        except (TypeError, ValueError):
+            pass
+    return 1.0
+
+
+def _units(modality: str, color: bool) -> str:
+    return "HU" if modality == "CT" and not color else ""
+
+
+def _color_u8(arr: np.ndarray) -> np.ndarray:
+    """RGB of any bit depth -> uint8 (16-bit colour scaled by its maximum code value)."""
+    if arr.dtype == np.uint8:
+        return arr
+    a = arr.astype(np.float64)
+    top = float(np.iinfo(arr.dtype).max) if np.issubdtype(arr.dtype, np.integer) else max(float(a.max()), 1.0)
+    return np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
+
+
+def read_dicom_file(path: Path, *, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> Image:
+    """One DICOM file: a 2D image (Z=1) or a multi-frame file as a volume.
+
+    Enhanced multi-frame (per-frame PlanePositionSequence) and grid multi-frame (RT Dose
+    GridFrameOffsetVector) are sorted by position like a series; other multi-frame files (US cine,
+    secondary capture) keep their frame order, 1 mm apart, with a warning.
+    """
+    from pydicom.errors import InvalidDicomError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        ds = _dcmread(path)
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path.name}: cannot read as DICOM (not a DICOM file, or truncated/corrupt)") from e
+    modality = str(ds.get("Modality", "OT") or "OT").upper()
+    if modality == "SEG" or str(ds.get("SOPClassUID", "")) == "1.2.840.10008.5.1.4.1.1.66.4":
+        raise InputError(f"{path.name}: a DICOM-SEG (a label map, not an image); use it with `boxseg convert` "
+                         "or open its series")
+    if "Rows" not in ds:
+        raise InputError(f"{path.name}: DICOM {modality} object without an image")
+    arr = _decode(ds, path.name)
+    nframes = arr.shape[0]
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    color = arr.ndim == 4
+    pfg = ds.get("PerFrameFunctionalGroupsSequence")
+    frame_groups = [pfg[i] for i in range(nframes)] if pfg is not None and len(pfg) == nframes else [None] * nframes
+    resc = [_rescale_of(ds, g) for g in frame_groups]
+    dtype = np.dtype(np.uint8) if color else _value_dtype([ds] * nframes, resc)
+    ps, _ = _pixel_spacing(ds, frame_groups[0])
+    iop = _orientation(ds, frame_groups[0])
+    warnings: list[str] = []
+    positions = None
+    if iop is not None:
+        if pfg is not None and frame_groups[0] is not None:
+            poss = [_position(ds, g) for g in frame_groups]
+            if all(p is not None for p in poss):
+                positions = np.stack(poss)
+        elif "GridFrameOffsetVector" in ds and _position(ds) is not None and nframes > 1:
+            off = np.asarray([float(v) for v in ds.GridFrameOffsetVector], np.float64)
+            if off.shape == (nframes,):
+                normal = np.cross(iop[:3], iop[3:])
+                base = off - off[0] if off[0] != 0 else off  # first != 0: offsets are absolute (RT Dose)
+                positions = _position(ds)[None] + base[:, None] * normal[None]
+        elif nframes == 1 and _position(ds) is not None:
+            positions = _position(ds)[None]
+    if positions is not None:
+        order, affine, warnings = stack_geometry(positions, iop, ps, _slice_thickness(ds))
+    else:
+        order = np.arange(nframes)
+        affine = raster_affine(ps)
+        if nframes > 1:
+            warnings.append(f"multi-frame image without patient geometry: {nframes} frames kept in stored order, "
+                            "1 mm apart")
+    voxels = np.empty(arr.shape, dtype)
+    lo_hi = _stored_range(ds)
+    for z, idx in enumerate(order):
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"reading {path.name} stopped after {z} of {nframes} frames")
+        voxels[z] = _color_u8(arr[idx]) if color else _to_values(arr[idx], *resc[idx], dtype, photometric, lo_hi)
+        if progress is not None:
+            progress(z + 1, nframes)
+    kind = "RGB" if color else modality
+    what = f"{nframes}-frame" if nframes > 1 else "2D"
+    desc = f"DICOM {kind} {what} image" + (f", '{ds.SeriesDescription}'" if str(ds.get("SeriesDescription", "")).strip() else "")
+    return Image(voxels=voxels, affine=affine, modality=modality, units=_units(modality, color), description=desc,
+                 source=path, series_uid=str(ds.get("SeriesInstanceUID", "")) or None,
+                 frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")) or None, warnings=warnings,
+                 dicom=[_strip_pixels(ds)], dicom_frames=np.asarray(order) if nframes > 1 else None)
+
+
+def read_dicom(path: Path, *, series: str | None = None, progress: ProgressFn | None = None,
+               should_stop: StopFn | None = None) -> Image:
+    """A DICOM folder (series chosen by :func:`choose_series`) or a single DICOM file."""
+    path = Path(path)
+    if path.is_dir():
+        found = scan_folder(path, progress=progress, should_stop=should_stop)
+        info = choose_series(found, series, where=str(path))
+        img = read_series(info, progress=progress, should_stop=should_stop)
+        if len(found) > 1:
+            img.warnings.insert(0, f"{len(found)} series in the folder; using {info.line()}")
+        return img
+    return read_dicom_file(path, progress=progress, should_stop=should_stop)
+
+
+__all__ = ["SeriesInfo", "choose_series", "read_dicom", "read_dicom_file", "read_series", "scan_folder",
+           "stack_geometry"]

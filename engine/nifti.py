@@ -1,0 +1,197 @@
+"""NIfTI ``.nii`` / ``.nii.gz`` in and out.
+
+Reading: nibabel's scaled data (scl_slope/scl_inter applied) in stored voxel order; array
+``data[i, j, k]`` becomes ``Image.voxels[k, j, i]`` and nibabel's affine (voxel (i, j, k) -> RAS
+mm) is kept unchanged — see :mod:`engine.image`. A 4D file with more than one volume is refused;
+NIfTI has no modality, so CT is recognised from HU-like values (air at about -1000).
+
+Writing: a label map (Z,Y,X) goes back as ``data[i, j, k]`` in uint8 (or uint16 above 255 labels)
+with the source header's exact sform/qform (NIfTI input) or the image affine with sform and qform
+codes 1 (scanner), as dcm2niix writes (DICOM/other input).
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .image import Image
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def is_nifti(path: Path) -> bool:
+    n = Path(path).name.lower()
+    return n.endswith(".nii") or n.endswith(".nii.gz")
+
+
+def _load(path: Path):
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        img = nib.load(str(path))
+        if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+            raise InputError(f"{path.name}: not a NIfTI-1/NIfTI-2 image")
+        return img
+    except InputError:
+        raise
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, gzip.BadGzipFile, zlib.error,
+            TypeError) as e:
+        raise InputError(f"{path.name}: not a readable NIfTI file (bad header or compressed data)") from e
+
+
+def _data_zyx(img, name: str) -> np.ndarray:
+    """Scaled data as (Z,Y,X): 2D -> Z=1, 4D with one volume squeezed, more volumes refused."""
+    shape = img.shape
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) > 3:
+        dims = "x".join(str(s) for s in img.shape)
+        raise InputError(f"{name}: a {len(img.shape)}D NIfTI ({dims}); BoxSeg reads one 3D volume - extract "
+                         f"one first (e.g. `fslroi IN OUT 0 1` or nibabel's `image.slicer[..., 0]`)")
+    if len(shape) < 2 or min(shape) < 1:
+        raise InputError(f"{name}: NIfTI of shape {img.shape} is not an image")
+    try:
+        data = np.asanyarray(img.dataobj)
+    except (OSError, EOFError, ValueError, zlib.error) as e:
+        raise InputError(f"{name}: NIfTI voxel data is truncated or corrupt") from e
+    if data.dtype.fields is not None:
+        raise InputError(f"{name}: NIfTI with structured voxels ({data.dtype}) is not supported")
+    data = data.reshape(shape + (1,) * (3 - len(shape)))
+    if data.dtype == np.float64:
+        data = data.astype(np.float32)
+    return np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
+
+
+def _looks_like_ct(v: np.ndarray) -> bool:
+    """HU-like: air near -1000 and soft tissue/bone above 0 (NIfTI stores no modality)."""
+    if v.size == 0:
+        return False
+    lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+    return -1200 <= lo <= -900 and hi > 100
+
+
+def read_nifti(path: Path) -> Image:
+    """A NIfTI image -> :class:`Image` (voxels in scaled units, nibabel's affine)."""
+    path = Path(path)
+    img = _load(path)
+    voxels = _data_zyx(img, path.name)
+    ct = _looks_like_ct(voxels)
+    z, y, x = voxels.shape
+    desc = f"NIfTI {x}x{y}x{z} {img.get_data_dtype()}" + (", CT-like values (HU)" if ct else "")
+    return Image(voxels=voxels, affine=np.asarray(img.affine, np.float64), modality="CT" if ct else "OT",
+                 units="HU" if ct else "", description=desc, source=path, nifti_header=img.header.copy())
+
+
+def _orthogonal(affine: np.ndarray) -> bool:
+    """True when the voxel axes are perpendicular (a qform can hold the affine; gantry tilt cannot)."""
+    m = np.asarray(affine, np.float64)[:3, :3]
+    gram = m.T @ m
+    return bool(np.allclose(gram, np.diag(np.diag(gram)), atol=1e-6 * float(np.abs(gram).max())))
+
+
+def label_dtype(labels: np.ndarray) -> np.dtype:
+    """uint8 when every label fits, else uint16 (refuses negative labels and labels above 65535)."""
+    a = np.asarray(labels)
+    hi = int(a.max()) if a.size else 0
+    lo = int(a.min()) if a.size else 0
+    if lo < 0 or hi > 65535:
+        raise InputError(f"label values must be 0..65535, got {lo}..{hi}")
+    return np.dtype(np.uint8) if hi <= 255 else np.dtype(np.uint16)
+
+
+def write_nifti_labels(path: Path, labels: np.ndarray, image: Image) -> Path:
+    """Write a (Z,Y,X) label map in ``image``'s exact geometry; returns the path.
+
+    NIfTI input: the source header is reused (same sform/qform matrices and codes, same shape),
+    scaling reset, dtype uint8/uint16. Otherwise the image affine with sform/qform code 1; a
+    non-orthogonal (gantry-tilt) affine keeps only the sform (qform cannot hold a shear).
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    labels = np.asarray(labels)
+    if labels.shape != image.shape:
+        raise InputError(f"label map shape (Z,Y,X) {labels.shape} does not match the image {image.shape}")
+    dt = label_dtype(labels)
+    data = np.ascontiguousarray(np.transpose(labels.astype(dt), (2, 1, 0)))
+    if image.nifti_header is not None and isinstance(image.nifti_header, nib.Nifti1Header):
+        hdr = image.nifti_header.copy()
+        hdr.set_data_dtype(dt)
+        hdr.set_data_shape(data.shape)
+        out = nib.Nifti1Image(data, None, header=hdr)
+        out.header.set_slope_inter(1.0, 0.0)
+        out.set_sform(hdr.get_sform(), int(hdr["sform_code"]))
+        out.set_qform(hdr.get_qform(), int(hdr["qform_code"]))
+    else:
+        out = nib.Nifti1Image(data, image.affine)
+        out.header.set_data_dtype(dt)
+        out.set_sform(image.affine, 1)
+        if _orthogonal(image.affine):
+            out.set_qform(image.affine, 1)
+        else:
+            out.set_qform(None, 0)
+        out.header.set_xyzt_units("mm")
+    out.header["descrip"] = b"BoxSeg label map"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        nib.save(out, str(path))
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+    return path
+
+
+def write_nifti_image(path: Path, image: Image) -> Path:
+    """Write a grey image's voxels (original units, e.g. HU) as NIfTI with its affine (as dcm2niix would).
+
+    int16/uint8 voxels are stored as they are, anything else as float32; sform/qform code 1.
+    """
+    import nibabel as nib
+
+    if image.is_rgb:
+        raise InputError("an RGB image cannot be written as a NIfTI volume by BoxSeg; convert label maps instead")
+    v = image.voxels
+    if v.dtype not in (np.uint8, np.int16, np.uint16, np.float32):
+        v = v.astype(np.float32)
+    out = nib.Nifti1Image(np.ascontiguousarray(np.transpose(v, (2, 1, 0))), image.affine)
+    out.set_sform(image.affine, 1)
+    if _orthogonal(image.affine):
+        out.set_qform(image.affine, 1)
+    else:
+        out.set_qform(None, 0)
+    out.header.set_xyzt_units("mm")
+    out.header["descrip"] = f"BoxSeg {image.modality} {image.units}".strip().encode()[:79]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        nib.save(out, str(path))
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+    return path
+
+
+def read_nifti_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A NIfTI label map -> (labels uint8/uint16 (Z,Y,X), affine voxel->RAS).
+
+    Refuses non-integer or negative values (not a label map) and 4D files.
+    """
+    path = Path(path)
+    img = _load(path)
+    data = _data_zyx(img, path.name)
+    if not np.issubdtype(data.dtype, np.integer):
+        if not np.all(np.isfinite(data)) or not np.all(data == np.round(data)):
+            raise InputError(f"{path.name}: not a label map (non-integer voxel values)")
+    if data.size and float(data.min()) < 0:
+        raise InputError(f"{path.name}: not a label map (negative values)")
+    return data.astype(label_dtype(data)), np.asarray(img.affine, np.float64)
+
+
+__all__ = ["NIFTI_SUFFIXES", "is_nifti", "label_dtype", "read_nifti", "read_nifti_labels", "write_nifti_image",
+           "write_nifti_labels"]
