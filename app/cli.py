@@ -389,6 +389,94 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_app(args) -> int:
+    """The desktop app (PySide6, imported only here), or its end-to-end ``--smoke-test``."""
+    import importlib.util
+
+    from engine.errors import InputError
+
+    if importlib.util.find_spec("PySide6") is None:
+        raise InputError("the desktop app needs PySide6: pip install 'boxseg[app]' (or PySide6-Essentials)")
+    box = _parse_box(args.box) if args.box else None
+    if args.smoke_test:
+        if args.path is None:
+            raise InputError("--smoke-test needs a PATH (a DICOM folder or file, NIfTI or 2D image)")
+        if not Path(args.path).exists():
+            raise InputError(f"{args.path}: no such file or folder")
+        from app.smoke import run_smoke_test
+
+        return run_smoke_test(args.path, box=box, series=args.series)
+    from app import run_app
+
+    return run_app(args.path, series=args.series)
+
+
+def cmd_batch(args) -> int:
+    """Many studies -> label maps (report.csv + summary line); sequential, local cluster or --scheduler."""
+    from engine.batch import run_batch
+    from engine.errors import InputError
+
+    for opt in ("workers", "threads_per_worker"):
+        v = getattr(args, opt)
+        if v is not None and (v < 0 or (v == 0 and opt != "workers")):
+            raise InputError(f"--{opt.replace('_', '-')} must be {'>= 0' if opt == 'workers' else '>= 1'}, got {v}")
+    if args.scheduler and args.workers is not None:
+        raise InputError("--workers sizes the embedded cluster; with --scheduler the cluster's own workers run the "
+                         "studies (start them with `dask worker ADDRESS --nthreads 1`)")
+    state = {"bar": None, "skip": 0}
+
+    def progress(done: int, total: int, extra: str) -> None:
+        if state["bar"] is None:  # first call: studies already up to date or failed in the manifest
+            state["skip"] = done
+            if done < total:
+                state["bar"] = Progress(total - done, "batch")
+                if done:
+                    print(f"boxseg: {done} of {total} studies need no work (up to date or bad rows)", file=sys.stderr)
+            return
+        state["bar"].update(done - state["skip"], extra)
+
+    res = run_batch(args.manifest, args.out, workers=args.workers, threads=args.threads_per_worker,
+                    scheduler=args.scheduler, model=args.model, precision=args.precision, resume=args.resume,
+                    fmt=args.format, progress=progress, log=lambda s: print(f"boxseg: {s}", file=sys.stderr))
+    for r in res.rows:
+        if r["status"] == "failed":
+            print(f"boxseg: {r['study']}: {r['error']}", file=sys.stderr)
+    print(res.summary())
+    print(f"report: {Path(args.out) / 'report.csv'}")
+    return 1 if res.failed else 0
+
+
+def _add_batch_parser(sub) -> None:
+    b = sub.add_parser(
+        "batch", help="segment many studies from a manifest (resumable; local cluster or a Dask scheduler)",
+        description="MANIFEST: a .csv or .jsonl file with one object per row (columns image, box, and optional "
+                    "series, study, object, slice, window; box x0,y0,x1,y1 on 'slice' or x0,y0,z0,x1,y1,z1 "
+                    "propagated from its middle slice), or a folder of challenge 2D*/3D* .npz cases. Each study "
+                    "becomes OUTDIR/<study>.nii.gz|.dcm|.png (a challenge case: OUTDIR/<name>.npz with 'segs'), "
+                    "plus OUTDIR/report.csv. Studies whose output was made from the same input files and model "
+                    "are skipped (--no-resume redoes them). See docs/batch.md.")
+    b.add_argument("manifest", help="a .csv/.jsonl manifest or a folder of challenge .npz cases")
+    b.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output folder (shared storage on a cluster)")
+    b.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes of the embedded Dask cluster, one study at a time each (default: sized to "
+                        "this machine, workers x threads <= cores; 0: run in this process, no cluster)")
+    b.add_argument("--threads-per-worker", type=int, default=None, metavar="T",
+                   help="OpenVINO inference threads of each worker (default: cores / workers; with --scheduler: "
+                        "OpenVINO's choice on each machine)")
+    b.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (workers started with "
+                        "`dask worker ADDRESS --nthreads 1` on machines that see the inputs and OUTDIR at the same paths)")
+    b.add_argument("--model", default=None, help="model name (default: the manifest's default model)")
+    b.add_argument("--precision", choices=("f32", "bf16"), default="f32",
+                   help="inference precision for non-INT8 layers (default f32: identical results on every CPU)")
+    b.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip studies whose output is up to date (default); --no-resume redoes every study")
+    b.add_argument("--format", choices=("auto", "nifti", "dicom-seg", "png"), default="auto",
+                   help="label map format for manifest studies (default auto: DICOM -> DICOM-SEG .dcm, NIfTI -> "
+                        ".nii.gz, 2D raster -> .png); challenge cases always give .npz")
+    b.set_defaults(func=cmd_batch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from engine import __version__
 
@@ -456,6 +544,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "label map's geometry must match it")
     c.add_argument("--series", default=None, help="series of a DICOM folder given as input or --reference")
     c.set_defaults(func=cmd_convert)
+
+    a = sub.add_parser("app", help="the desktop app (also what `boxseg` alone starts)")
+    a.add_argument("path", nargs="?", default=None, help="DICOM folder or file, NIfTI, PNG/JPEG/BMP/TIFF to open")
+    a.add_argument("--series", default=None, help="DICOM folder: series UID or its number in `boxseg info`")
+    a.add_argument("--smoke-test", action="store_true",
+                   help="open PATH, drag a box with real mouse events, propagate, save and reload; print one "
+                        "JSON line (open_ms, first_mask_ms, live_updates, mask_pixels, propagate_s, saved)")
+    a.add_argument("--box", nargs="+", default=None, metavar="X",
+                   help="with --smoke-test: X0 Y0 X1 Y1 voxel box (default: around the brightest blob)")
+    a.set_defaults(func=cmd_app)
+    _add_batch_parser(sub)
     return p
 
 
@@ -471,6 +570,10 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if not argv:
+        argv = ["app"]  # `boxseg` alone starts the desktop app
     parser = build_parser()
     args = parser.parse_args(argv)
     _quiet_libraries()

@@ -234,11 +234,31 @@ class Runtime:
     def threads(self) -> int:
         return int(self._compiled["encoder"].get_property("INFERENCE_NUM_THREADS"))
 
-    def infer(self, graph: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one graph; returns fresh copies of all outputs, keyed by output name."""
+    def infer(self, graph: str, inputs: dict[str, np.ndarray], should_stop=None) -> dict[str, np.ndarray]:
+        """Run one graph; returns fresh copies of all outputs, keyed by output name.
+
+        should_stop: optional callable polled every 10 ms while the graph runs; when it returns
+        True the inference is cancelled (OpenVINO stops within milliseconds) and
+        :class:`~engine.errors.Cancelled` is raised - how a background encode yields to the user.
+        """
         compiled = self.compile(graph)
         req = self._requests[graph]
         with self._locks[graph]:
-            req.infer(inputs)
+            if should_stop is None:
+                req.infer(inputs)
+            else:
+                from .errors import Cancelled
+
+                if should_stop():
+                    raise Cancelled(f"{graph} not started")
+                req.start_async(inputs)
+                while not req.wait_for(10):
+                    if should_stop():
+                        req.cancel()
+                        try:
+                            req.wait()
+                        except RuntimeError:
+                            pass  # OpenVINO reports the cancellation as an error
+                        raise Cancelled(f"{graph} inference cancelled")
             # copy: the request reuses its output buffers on the next call
             return {o.get_any_name(): np.array(req.get_tensor(o).data, copy=True) for o in compiled.outputs}

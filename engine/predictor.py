@@ -90,12 +90,13 @@ class Session:
         return CacheKey(content_hash=content_hash(slice_u8), slice_index=int(slice_index), window=str(window),
                         model_sha256=self.model_id)
 
-    def encode(self, image: np.ndarray, *, slice_index: int = -1, window: str = WINDOW_U8
-               ) -> tuple[dict[str, np.ndarray], Geometry, bool]:
+    def encode(self, image: np.ndarray, *, slice_index: int = -1, window: str = WINDOW_U8,
+               should_stop: StopFn | None = None) -> tuple[dict[str, np.ndarray], Geometry, bool]:
         """Encoder outputs for one slice, from the cache when possible.
 
         image: uint8 (H,W) or (H,W,3) in the model domain. Returns (outputs, geometry, cache_hit);
-        outputs are read-only float32 arrays, e.g. {"embedding": (1,256,64,64)}.
+        outputs are read-only float32 arrays, e.g. {"embedding": (1,256,64,64)}. should_stop: a
+        running encoder is cancelled (raising :class:`Cancelled`) as soon as it returns True.
         """
         rgb = as_rgb_u8(image)
         key = self.key(rgb, slice_index, window)
@@ -105,7 +106,7 @@ class Session:
             return cached, geom, True
         x, geom = preprocess(rgb)
         t0 = time.perf_counter()
-        outputs = self.runtime.infer("encoder", {"image": x})
+        outputs = self.runtime.infer("encoder", {"image": x}, should_stop=should_stop)
         self.timings.encoder_ms = (time.perf_counter() - t0) * 1000
         self.timings.encoder_runs += 1
         self.cache.put(key, outputs)

@@ -45,27 +45,30 @@ class Box3D:
         return (self.x_min, self.y_min, self.x_max, self.y_max)
 
 
-def propagation_order(box: Box3D, depth: int, rule: str = "A.8") -> list[tuple[int, int]]:
+def propagation_order(box: Box3D, depth: int, rule: str = "A.8", start: int | None = None
+                      ) -> list[tuple[int, int]]:
     """(z, previous z) pairs in visiting order: upward from z_mid, then downward from z_mid-1.
 
     Rule "A.8" (LiteMedSAM) covers z_min..z_max inclusive; rule "B.6" (Swin-LiteMedSAM's
     infer.py) never segments z_min and z_max themselves. previous z is -1 for the middle slice
-    (prompted by the box itself).
+    (prompted by the box itself). ``start`` replaces z_mid as the slice the box belongs to (an
+    interactive user draws the box on any slice of the range; the challenge always uses z_mid).
     """
+    mid = box.z_mid if start is None else int(start)
     inner = 1 if rule == "B.6" else 0
     up_end = min(box.z_max - inner, depth - 1)
     down_end = max(box.z_min + inner, 0)
-    up = [(z, z - 1 if z != box.z_mid else -1) for z in range(box.z_mid, up_end + 1)]
-    if not up and 0 <= box.z_mid < depth:
-        up = [(box.z_mid, -1)]  # a box spanning 1-2 slices still gets its middle slice
-    down = [(z, z + 1) for z in range(box.z_mid - 1, down_end - 1, -1)]
+    up = [(z, z - 1 if z != mid else -1) for z in range(mid, up_end + 1)]
+    if not up and 0 <= mid < depth:
+        up = [(mid, -1)]  # a box spanning 1-2 slices still gets its middle slice
+    down = [(z, z + 1) for z in range(mid - 1, down_end - 1, -1)]
     return up + down
 
 
 def propagate_box(session: Session, volume: np.ndarray, box: Box3D, *, label_value: int = 1,
                   window: str = WINDOW_U8, early_stop: int | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+                  should_stop: Callable[[], bool] | None = None, start: int | None = None) -> np.ndarray:
     """Segment one object through a (D,H,W) uint8 volume; returns a bool (D,H,W) mask.
 
     box: the middle-slice XY box in original pixels and the inclusive z range.
@@ -74,26 +77,29 @@ def propagate_box(session: Session, volume: np.ndarray, box: Box3D, *, label_val
     early_stop: stop a pass after this many consecutive empty slices (None = challenge rule).
     progress(done, total) is called after every slice; ``should_stop()`` returning True raises
     :class:`Cancelled` before the next slice.
+    start: the slice the XY box was drawn on (default z_mid), inside z_min..z_max; propagation
+    runs up from it, then down (the desktop app's "propagate from the slice where the box was drawn").
     """
     if volume.ndim != 3 or volume.dtype != np.uint8:
         raise PromptError(f"volume must be uint8 (D,H,W), got {volume.dtype} {volume.shape}")
     depth, h, w = volume.shape
-    if not (0 <= box.z_mid < depth) or box.z_max < box.z_min:
-        raise PromptError(f"3D box z range {box.z_min}..{box.z_max} is outside the volume's {depth} slices")
+    mid = box.z_mid if start is None else int(start)
+    if not (0 <= mid < depth) or box.z_max < box.z_min or not (box.z_min <= mid <= box.z_max):
+        raise PromptError(f"3D box z range {box.z_min}..{box.z_max} (start {mid}) is outside the volume's {depth} slices")
     geom = Geometry(h, w)
     box_mid = box_to_model(box.box2d, geom)
     rule = session.family.propagation
     # B.6's downward fallback is the mid box scaled but not truncated (a float box)
     box_mid_float = (np.asarray(box.box2d, np.float64) * geom.scale).astype(np.float32).reshape(1, 4)
     out = np.zeros((depth, h, w), bool)
-    order = propagation_order(box, depth, rule)
+    order = propagation_order(box, depth, rule, start=mid)
     predictor = session.predictor()
     empty_run = 0
     direction = +1
     for i, (z, prev) in enumerate(order):
         if should_stop is not None and should_stop():
             raise Cancelled(f"propagation stopped at slice {z}")
-        if prev != -1 and (z < box.z_mid) != (direction < 0):
+        if prev != -1 and (z < mid) != (direction < 0):
             direction, empty_run = -1, 0
         if early_stop is not None and empty_run >= early_stop:
             if direction > 0:
@@ -108,7 +114,7 @@ def propagate_box(session: Session, volume: np.ndarray, box: Box3D, *, label_val
                 derived = box_from_previous_mask(out[prev], label_value, geom)
             if derived is not None:
                 box256 = derived
-            elif rule == "B.6" and z < box.z_mid:
+            elif rule == "B.6" and z < mid:
                 box256 = box_mid_float
         predictor.set_image(volume[z], slice_index=z, window=window)
         pred = predictor.predict_256(box256)

@@ -1,0 +1,128 @@
+"""Autosave of the working session: one snapshot per image, written atomically, restored after a crash.
+
+A snapshot is ``<user data dir>/BoxSeg/autosave/<key>.npz`` (``key``: a hash of the image's
+source path and series UID) holding the label map (compressed) and a JSON header: source path,
+series UID, shape, objects (name, colour, IoU, prompt), current slice and time. It is written to a
+temporary file in the same folder, fsynced and renamed over the old one, so a crash mid-write
+leaves the previous snapshot intact. It is removed when the user saves the segmentation or
+discards the session; a snapshot that is still there at the next start means unsaved work, and the
+app offers to restore it. No Qt here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = 1
+
+
+def autosave_dir() -> Path:
+    """``BOXSEG_AUTOSAVE_DIR`` or ``<platformdirs user data dir>/BoxSeg/autosave``."""
+    env = os.environ.get("BOXSEG_AUTOSAVE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("BoxSeg", appauthor=False)) / "autosave"
+
+
+def session_key(source: Path | str | None, series_uid: str | None = None) -> str:
+    s = f"{Path(source).resolve() if source else ''}|{series_uid or ''}"
+    return hashlib.sha1(s.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Snapshot:
+    key: str
+    source: str
+    series_uid: str | None
+    labels: np.ndarray
+    objects: list[dict]
+    z: int
+    gen: int = 0
+    time: float = 0.0
+
+    @property
+    def path(self) -> Path:
+        return autosave_dir() / f"{self.key}.npz"
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.time))
+        n = len(self.objects)
+        return f"{Path(self.source).name}, {n} object{'s' if n != 1 else ''}, autosaved {when}"
+
+
+def write_snapshot(snap: Snapshot) -> Path:
+    """Atomically write ``snap`` (tmp file + fsync + rename); returns its path."""
+    folder = autosave_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    header = {"format": FORMAT, "source": snap.source, "series_uid": snap.series_uid, "objects": snap.objects,
+              "z": int(snap.z), "time": snap.time or time.time(), "shape": list(snap.labels.shape)}
+    final = folder / f"{snap.key}.npz"
+    tmp = folder / f".{snap.key}.{os.getpid()}.tmp.npz"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, labels=snap.labels, header=np.frombuffer(json.dumps(header).encode(), np.uint8))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+    finally:
+        if tmp.exists():
+            tmp.unlink(missing_ok=True)
+    return final
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    with np.load(path, allow_pickle=False) as z:
+        header = json.loads(bytes(z["header"]).decode())
+        labels = np.asarray(z["labels"])
+    if header.get("format") != FORMAT:
+        raise ValueError(f"{path.name}: unknown autosave format")
+    return Snapshot(key=path.stem, source=header["source"], series_uid=header.get("series_uid"), labels=labels,
+                    objects=header["objects"], z=int(header.get("z", 0)), time=float(header.get("time", 0)))
+
+
+def remove_snapshot(key: str) -> None:
+    (autosave_dir() / f"{key}.npz").unlink(missing_ok=True)
+
+
+def list_snapshots() -> list[Snapshot]:
+    """Readable snapshots, newest first (unreadable ones are skipped, never deleted)."""
+    folder = autosave_dir()
+    out = []
+    for p in folder.glob("*.npz") if folder.is_dir() else []:
+        if p.name.startswith("."):
+            continue
+        try:
+            out.append(read_snapshot(p))
+        except Exception:  # noqa: BLE001 - a damaged snapshot must not stop the app
+            continue
+    return sorted(out, key=lambda s: -s.time)
+
+
+def find_snapshot(source: Path | str | None = None, series_uid: str | None = None) -> Snapshot | None:
+    """The snapshot of this image, or with no source the newest one whose image still exists."""
+    snaps = list_snapshots()
+    if source is not None:
+        key = session_key(source, series_uid)
+        return next((s for s in snaps if s.key == key), None)
+    return next((s for s in snaps if Path(s.source).exists()), None)
+
+
+__all__ = ["Snapshot", "autosave_dir", "find_snapshot", "list_snapshots", "read_snapshot", "remove_snapshot",
+           "session_key", "write_snapshot"]

@@ -1,0 +1,283 @@
+"""The document of the desktop app: one image, its label map and objects, and the undo stack.
+
+Knows nothing of widgets (only QtCore/QtGui: signals and ``QUndoStack``); the views observe it
+through signals and change it through its methods, always on the GUI thread. Every change of a
+mask is one :class:`QUndoCommand`, so undo/redo covers all of them; each committed change emits
+:attr:`Document.committed`, which the autosaver listens to.
+
+Label map: ``labels`` is a (Z,Y,X) uint8 array on the image's grid (same axes as
+``engine.image.Image.voxels``): 0 = background, one value per object. Objects carry their name,
+colour, visibility, the model's IoU estimate and the prompt that made them (slice, box, points),
+which refinement and propagation reuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from engine.image import Image
+from engine.labelmap import PALETTE, LabelMap, Segment, default_color
+
+
+@dataclass
+class SegObject:
+    """One object: label ``value`` in the label map, display ``name``/``color``/``visible``, the
+    model's IoU estimate of its last prediction, and its prompt: ``z`` the slice the box was drawn
+    on, ``box`` [x0, y0, x1, y1] in voxel indices of that slice, ``points`` [(x, y, 1|0), ...]."""
+
+    value: int
+    name: str
+    color: tuple[int, int, int]
+    visible: bool = True
+    iou: float | None = None
+    z: int | None = None
+    box: tuple[float, float, float, float] | None = None
+    points: list[tuple[float, float, int]] = field(default_factory=list)
+    propagated: bool = False
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["color"] = list(self.color)
+        d["box"] = list(self.box) if self.box is not None else None
+        d["points"] = [list(p) for p in self.points]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "SegObject":
+        return cls(value=int(d["value"]), name=str(d["name"]), color=tuple(int(c) for c in d["color"]),
+                   visible=bool(d.get("visible", True)), iou=d.get("iou"), z=d.get("z"),
+                   box=tuple(d["box"]) if d.get("box") is not None else None,
+                   points=[(float(p[0]), float(p[1]), int(p[2])) for p in d.get("points", [])],
+                   propagated=bool(d.get("propagated", False)))
+
+
+def _copy_objects(objs: list[SegObject]) -> list[SegObject]:
+    return [replace(o, points=list(o.points)) for o in objs]
+
+
+class _LabelEdit(QUndoCommand):
+    """One change of the label map (a crop of changed voxels before/after) and of the objects."""
+
+    def __init__(self, doc: "Document", text: str, new_labels_crop, where, objs_before, objs_after, select):
+        super().__init__(text)
+        self.doc = doc
+        self.where = where  # (z0, z1, y0, y1, x0, x1) or None when only objects change
+        self.before = doc.labels[self._slices()].copy() if where is not None else None
+        self.after = new_labels_crop
+        self.objs_before, self.objs_after = objs_before, objs_after
+        self.select_after = select
+        self.select_before = doc.current
+
+    def _slices(self):
+        z0, z1, y0, y1, x0, x1 = self.where
+        return (slice(z0, z1), slice(y0, y1), slice(x0, x1))
+
+    def _apply(self, crop, objs, select):
+        if self.where is not None:
+            self.doc.labels[self._slices()] = crop
+        self.doc._objects = _copy_objects(objs)
+        self.doc._after_edit(self.where, select)
+
+    def redo(self):
+        self._apply(self.after, self.objs_after, self.select_after)
+
+    def undo(self):
+        self._apply(self.before, self.objs_before, self.select_before)
+
+
+def _changed_box(a: np.ndarray, b: np.ndarray):
+    """Bounding box (z0,z1,y0,y1,x0,x1) of voxels where a != b, or None."""
+    diff = a != b
+    if not diff.any():
+        return None
+    out = []
+    for axis in range(3):
+        other = tuple(i for i in range(3) if i != axis)
+        idx = np.flatnonzero(diff.any(axis=other))
+        out += [int(idx[0]), int(idx[-1]) + 1]
+    return tuple(out)
+
+
+class Document(QObject):
+    """An open image with its segmentation (see the module docstring). GUI thread only."""
+
+    imageChanged = Signal()              # a new image (and label map) was set
+    labelsChanged = Signal(int, int)     # slices z0..z1 (inclusive) of the label map changed
+    objectsChanged = Signal()            # names/colours/visibility/list of objects changed
+    currentChanged = Signal(int)         # selected object value (0 = none)
+    committed = Signal()                 # a change the user made is complete (autosave point)
+    dirtyChanged = Signal(bool)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.image: Image | None = None
+        self.labels: np.ndarray | None = None
+        self._objects: list[SegObject] = []
+        self.current = 0
+        self.saved_path: Path | None = None
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+
+    def _on_clean_changed(self, clean: bool) -> None:
+        self.dirtyChanged.emit(not clean)
+
+    # --- state --------------------------------------------------------------------------------
+    @property
+    def objects(self) -> list[SegObject]:
+        return self._objects
+
+    def object(self, value: int) -> SegObject | None:
+        return next((o for o in self._objects if o.value == value), None)
+
+    @property
+    def dirty(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    def set_image(self, image: Image, labels: np.ndarray | None = None, objects: list[SegObject] | None = None):
+        """A new image (clears the undo stack); labels/objects to continue a segmentation."""
+        self.image = image
+        self.labels = np.zeros(image.shape, np.uint8) if labels is None else np.asarray(labels, np.uint8).copy()
+        self._objects = _copy_objects(objects or [])
+        self.current = self._objects[-1].value if self._objects else 0
+        self.saved_path = None
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
+        self.imageChanged.emit()
+        self.objectsChanged.emit()
+        self.currentChanged.emit(self.current)
+        self.dirtyChanged.emit(False)
+
+    def set_current(self, value: int) -> None:
+        value = int(value) if self.object(int(value)) is not None else 0
+        if value != self.current:
+            self.current = value
+            self.currentChanged.emit(value)
+
+    def next_value(self) -> int:
+        used = {o.value for o in self._objects}
+        v = 1
+        while v in used:
+            v += 1
+        if v > 255:
+            raise ValueError("at most 255 objects per image")
+        return v
+
+    def segments(self) -> list[Segment]:
+        return [Segment(o.value, o.name, tuple(o.color)) for o in self._objects]
+
+    # --- edits (each one undo step) -----------------------------------------------------------
+    def _push(self, text: str, new_labels: np.ndarray | None, objs_after: list[SegObject], select: int):
+        where = None
+        crop = None
+        if new_labels is not None:
+            where = _changed_box(self.labels, new_labels)
+            if where is not None:
+                z0, z1, y0, y1, x0, x1 = where
+                crop = new_labels[z0:z1, y0:y1, x0:x1].copy()
+        self.undo_stack.push(_LabelEdit(self, text, crop, where, _copy_objects(self._objects),
+                                        _copy_objects(objs_after), select))
+        self.committed.emit()
+
+    def _after_edit(self, where, select: int) -> None:
+        if where is not None:
+            self.labelsChanged.emit(where[0], where[1] - 1)
+        self.objectsChanged.emit()
+        self.current = select if self.object(select) is not None else 0
+        self.currentChanged.emit(self.current)
+
+    def add_object(self, z: int, mask: np.ndarray, *, iou: float | None, box, points=(), name: str | None = None
+                   ) -> int:
+        """A new object from a 2D mask on slice z (overwrites other objects where they overlap)."""
+        value = self.next_value()
+        obj = SegObject(value, name or f"Object {value}", default_color(value), iou=iou, z=int(z),
+                        box=tuple(float(v) for v in box) if box is not None else None, points=list(points))
+        new = self.labels.copy()
+        new[z][mask] = value
+        self._push(f"Add {obj.name}", new, self._objects + [obj], value)
+        return value
+
+    def set_object_slice(self, value: int, z: int, mask: np.ndarray, *, iou: float | None = None, box=None,
+                         points=None, text: str = "Refine") -> None:
+        """Replace object ``value``'s mask on slice z (refinement)."""
+        obj = self.object(value)
+        if obj is None:
+            return
+        new = self.labels.copy()
+        sl = new[z]
+        sl[sl == value] = 0
+        sl[mask] = value
+        objs = _copy_objects(self._objects)
+        o = next(o for o in objs if o.value == value)
+        o.iou = iou if iou is not None else o.iou
+        if box is not None:
+            o.box, o.z = tuple(float(v) for v in box), int(z)
+        if points is not None:
+            o.points = list(points)
+        self._push(f"{text} {obj.name}", new, objs, value)
+
+    def set_object_volume(self, value: int, mask: np.ndarray, *, text: str = "Propagate") -> None:
+        """Replace object ``value`` everywhere with a (Z,Y,X) mask; other objects' voxels are kept."""
+        obj = self.object(value)
+        if obj is None:
+            return
+        new = self.labels.copy()
+        new[new == value] = 0
+        new[mask & (new == 0)] = value
+        objs = _copy_objects(self._objects)
+        next(o for o in objs if o.value == value).propagated = True
+        self._push(f"{text} {obj.name}", new, objs, value)
+
+    def delete_object(self, value: int) -> None:
+        obj = self.object(value)
+        if obj is None:
+            return
+        new = self.labels.copy()
+        new[new == value] = 0
+        objs = [o for o in _copy_objects(self._objects) if o.value != value]
+        self._push(f"Delete {obj.name}", new, objs, objs[-1].value if objs else 0)
+
+    def update_object(self, value: int, **changes) -> None:
+        """Name/colour/visibility: recorded for undo too (no label change)."""
+        obj = self.object(value)
+        if obj is None:
+            return
+        objs = _copy_objects(self._objects)
+        o = next(o for o in objs if o.value == value)
+        for k, v in changes.items():
+            setattr(o, k, v)
+        what = "Show/hide" if set(changes) == {"visible"} else "Edit"
+        self._push(f"{what} {obj.name}", None, objs, self.current or value)
+
+    def load_labelmap(self, lm: LabelMap) -> None:
+        """Continue from a saved label map: its values become objects (one undo step)."""
+        labels = np.asarray(lm.labels)
+        if labels.max(initial=0) > 255:
+            values = [int(v) for v in np.unique(labels) if v]
+            remap = np.zeros(int(labels.max()) + 1, np.uint8)
+            for i, v in enumerate(values, 1):
+                remap[v] = i
+            labels = remap[labels]
+            segs = {int(remap[s.value]): s for s in lm.segments}
+        else:
+            segs = {s.value: s for s in lm.segments}
+        labels = labels.astype(np.uint8)
+        objs = []
+        for v in (int(v) for v in np.unique(labels) if v):
+            s = segs.get(v)
+            name = s.name if s is not None and s.name and not s.name.startswith("label ") else f"Object {v}"
+            color = tuple(s.color) if s is not None else default_color(v)
+            objs.append(SegObject(v, name, color))
+        self._push(f"Load {lm.source.name if lm.source else 'label map'}", labels, objs,
+                   objs[-1].value if objs else 0)
+
+    def mark_saved(self, path: Path) -> None:
+        self.saved_path = Path(path)
+        self.undo_stack.setClean()
+
+
+__all__ = ["Document", "PALETTE", "SegObject"]

@@ -1,0 +1,672 @@
+"""The main window (objectName ``mainWindow``): menus, tool bar, slice view, objects panel, status bar.
+
+Widgets only render and route input; the :class:`~app.controller.Controller` owns the document
+and the workers. objectNames used by tests: ``mainWindow``, ``sliceView``, ``objectList``,
+``propagateButton`` (the panel's button and the Segment menu action), ``sliceSlider``; File
+actions ``actionOpenFile``, ``actionOpenFolder``, ``actionOpenSample``, ``actionOpenLabelMap``,
+``actionSave``, ``actionSaveAs``; ``restoreBar`` (offer to restore autosaved work).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QColor, QIcon, QKeySequence, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDialog, QDialogButtonBox, QDockWidget,
+                               QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QMainWindow, QMessageBox, QProgressBar, QProgressDialog,
+                               QPushButton, QSlider, QSpinBox, QToolBar, QVBoxLayout, QWidget)
+
+from .controller import WINDOW_PRESETS, Controller, Settings
+from .slice_view import SliceView
+
+REPO_ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def assets_dir() -> Path:
+    import sys
+
+    base = getattr(sys, "_MEIPASS", None)
+    return Path(base) / "assets" if base else REPO_ASSETS
+
+
+def sample_path() -> Path:
+    d = assets_dir() / "sample"
+    vols = sorted(d.glob("*.nii.gz"))
+    return vols[0] if vols else d / "CT_small.dcm"
+
+
+class PropagateButton(QPushButton):
+    """The panel's Propagate button; ``trigger()`` is an alias of ``click()`` (tests use either)."""
+
+    def trigger(self):
+        self.click()
+
+
+class PropagateAction(QAction):
+    """The Segment ▸ Propagate action; ``click()`` is an alias of ``trigger()``."""
+
+    def click(self):
+        self.trigger()
+
+
+def _swatch(color) -> QIcon:
+    pm = QPixmap(14, 14)
+    pm.fill(QColor(*color))
+    return QIcon(pm)
+
+
+class ObjectsPanel(QWidget):
+    """Objects of the document: colour, name (editable), visibility (check box), IoU; propagate, delete."""
+
+    def __init__(self, win: "MainWindow"):
+        super().__init__()
+        self.win, self.c = win, win.c
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        self.list = QListWidget()
+        self.list.setObjectName("objectList")
+        self.list.setIconSize(QSize(14, 14))
+        lay.addWidget(self.list, 1)
+        row = QHBoxLayout()
+        self.propagate = PropagateButton("Propagate ↕")
+        self.propagate.setObjectName("propagateButton")
+        self.propagate.setToolTip("Propagate the selected object up and down through the volume from the slice "
+                                  "where its box was drawn")
+        self.delete = QPushButton("Delete")
+        self.delete.setObjectName("deleteButton")
+        self.color = QPushButton("Colour…")
+        row.addWidget(self.propagate)
+        row.addWidget(self.color)
+        row.addWidget(self.delete)
+        lay.addLayout(row)
+        rng = QHBoxLayout()
+        self.whole = QCheckBox("until the object ends")
+        self.whole.setChecked(True)
+        self.z_from, self.z_to = QSpinBox(), QSpinBox()
+        for s in (self.z_from, self.z_to):
+            s.setEnabled(False)
+        self.whole.toggled.connect(lambda on: [s.setEnabled(not on) for s in (self.z_from, self.z_to)])
+        rng.addWidget(self.whole)
+        rng.addWidget(QLabel("or slices"))
+        rng.addWidget(self.z_from)
+        rng.addWidget(QLabel("–"))
+        rng.addWidget(self.z_to)
+        lay.addLayout(rng)
+        help_ = QLabel("Drag a box on the image to add an object. With + / − click inside/outside to refine "
+                       "the selected object. Right-drag: window/level; wheel: slices; Ctrl+wheel: zoom.")
+        help_.setWordWrap(True)
+        help_.setStyleSheet("color: gray")
+        lay.addWidget(help_)
+        self.propagate.clicked.connect(win.propagate)
+        self.delete.clicked.connect(win.delete_object)
+        self.color.clicked.connect(self._pick_color)
+        self.list.currentItemChanged.connect(self._on_select)
+        self.list.itemChanged.connect(self._on_item_changed)
+        self.c.doc.objectsChanged.connect(self.refresh)
+        self.c.doc.currentChanged.connect(self._select_value)
+        self.c.imageOpened.connect(self._on_image)
+        self._updating = False
+
+    def _on_image(self):
+        d = self.c.image.depth
+        for s in (self.z_from, self.z_to):
+            s.setRange(0, max(0, d - 1))
+        self.z_from.setValue(0)
+        self.z_to.setValue(max(0, d - 1))
+
+    def refresh(self):
+        self._updating = True
+        self.list.clear()
+        for o in self.c.doc.objects:
+            iou = f"   IoU {o.iou:.2f}" if o.iou is not None else ""
+            it = QListWidgetItem(_swatch(o.color), f"{o.name}{iou}{'   3D' if o.propagated else ''}")
+            it.setData(Qt.UserRole, o.value)
+            it.setFlags(it.flags() | Qt.ItemIsUserCheckable | Qt.ItemIsEditable)
+            it.setCheckState(Qt.Checked if o.visible else Qt.Unchecked)
+            it.setToolTip(f"label {o.value}; model IoU estimate {o.iou:.3f}" if o.iou is not None else
+                          f"label {o.value}")
+            self.list.addItem(it)
+        self._updating = False
+        self._select_value(self.c.doc.current)
+        self.win.update_actions()
+
+    def _select_value(self, value):
+        self._updating = True
+        for i in range(self.list.count()):
+            if self.list.item(i).data(Qt.UserRole) == value:
+                self.list.setCurrentRow(i)
+                break
+        else:
+            self.list.setCurrentRow(-1)
+        self._updating = False
+        self.win.update_actions()
+
+    def _on_select(self, cur, _prev):
+        if not self._updating and cur is not None:
+            self.c.doc.set_current(cur.data(Qt.UserRole))
+
+    def _on_item_changed(self, it):
+        if self._updating:
+            return
+        v = it.data(Qt.UserRole)
+        o = self.c.doc.object(v)
+        if o is None:
+            return
+        visible = it.checkState() == Qt.Checked
+        name = it.text().split("   IoU")[0].split("   3D")[0].strip() or o.name
+        changes = {}
+        if visible != o.visible:
+            changes["visible"] = visible
+        if name != o.name:
+            changes["name"] = name
+        if changes:
+            QTimer.singleShot(0, lambda: self.c.doc.update_object(v, **changes))
+
+    def _pick_color(self):
+        o = self.c.doc.object(self.c.doc.current)
+        if o is None:
+            return
+        col = QColorDialog.getColor(QColor(*o.color), self, f"Colour of {o.name}")
+        if col.isValid():
+            self.c.doc.update_object(o.value, color=(col.red(), col.green(), col.blue()))
+
+    def z_range(self):
+        return None if self.whole.isChecked() else (self.z_from.value(), self.z_to.value())
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, parent, settings: Settings):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        from engine.models import list_models
+
+        form = QFormLayout(self)
+        self.model = QComboBox()
+        self.model.addItem("default", "")
+        for m in list_models():
+            self.model.addItem(f"{m.name} ({m.family}, {m.precision})", m.name)
+        i = self.model.findData(settings.model)
+        self.model.setCurrentIndex(max(i, 0))
+        self.precision = QComboBox()
+        self.precision.addItems(["f32", "bf16"])
+        self.precision.setCurrentText(settings.precision)
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 256)
+        self.threads.setSpecialValueText("automatic")
+        self.threads.setValue(settings.threads)
+        self.cache = QSpinBox()
+        self.cache.setRange(64, 65536)
+        self.cache.setSingleStep(256)
+        self.cache.setSuffix(" MiB")
+        self.cache.setValue(settings.cache_mb)
+        form.addRow("Model", self.model)
+        form.addRow("Precision", self.precision)
+        form.addRow("Inference threads", self.threads)
+        form.addRow("Embedding cache", self.cache)
+        bb = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        bb.accepted.connect(self.accept)
+        bb.rejected.connect(self.reject)
+        form.addRow(bb)
+
+    def result_settings(self) -> Settings:
+        return Settings(self.model.currentData(), self.precision.currentText(), self.threads.value(),
+                        self.cache.value())
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None, confirm_close: bool = False):
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("BoxSeg")
+        self.resize(1200, 800)
+        self.confirm_close = confirm_close
+        self.c = Controller(self, settings=settings)
+        self.view = SliceView(self.c)
+        self._progress: QProgressDialog | None = None
+        self._job_id = None
+        self._snapshot = None
+        self._closed = False
+        self._build_central()
+        self._build_actions()
+        self._build_panel()
+        self._build_status()
+        c = self.c
+        c.imageOpened.connect(self._on_image)
+        c.sliceChanged.connect(self._on_slice)
+        c.jobStarted.connect(self._on_job_started)
+        c.jobProgress.connect(self._on_job_progress)
+        c.jobFinished.connect(self._on_job_finished)
+        c.error.connect(self.show_error)
+        c.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        c.timingsChanged.connect(self.timings_label.setText)
+        c.precomputeProgress.connect(self._on_precompute)
+        c.modelReady.connect(lambda s: self.model_label.setText(s))
+        c.restoreAvailable.connect(self.offer_restore)
+        c.doc.dirtyChanged.connect(lambda _d: self._update_title())
+        c.doc.currentChanged.connect(lambda _v: self.update_actions())
+        self.view.cursorInfo.connect(self.cursor_label.setText)
+        self.update_actions()
+
+    # --- layout ---------------------------------------------------------------------------------
+    def _build_central(self):
+        w = QWidget()
+        lay = QVBoxLayout(w)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        self.restore_bar = QFrame()
+        self.restore_bar.setObjectName("restoreBar")
+        self.restore_bar.setStyleSheet("#restoreBar { background: #fff4c2; } QLabel { color: #3a3000; }")
+        rb = QHBoxLayout(self.restore_bar)
+        self.restore_label = QLabel()
+        self.restore_btn = QPushButton("Restore")
+        self.restore_btn.setObjectName("restoreButton")
+        self.discard_btn = QPushButton("Discard")
+        self.discard_btn.setObjectName("discardButton")
+        rb.addWidget(self.restore_label, 1)
+        rb.addWidget(self.restore_btn)
+        rb.addWidget(self.discard_btn)
+        self.restore_bar.hide()
+        self.restore_btn.clicked.connect(self._restore)
+        self.discard_btn.clicked.connect(self._discard)
+        lay.addWidget(self.restore_bar)
+        lay.addWidget(self.view, 1)
+        row = QHBoxLayout()
+        row.setContentsMargins(8, 4, 8, 4)
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setObjectName("sliceSlider")
+        self.slider.setRange(0, 0)
+        self.slider.setPageStep(5)
+        self.slice_label = QLabel("no image")
+        self.slice_label.setMinimumWidth(110)
+        row.addWidget(QLabel("Slice"))
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.slice_label)
+        lay.addLayout(row)
+        self.slider.valueChanged.connect(self.c.set_slice)
+        self.setCentralWidget(w)
+
+    def _act(self, text, slot=None, shortcut=None, name=None, checkable=False, cls=QAction):
+        a = cls(text, self)
+        if name:
+            a.setObjectName(name)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+        a.setCheckable(checkable)
+        if slot is not None:
+            a.triggered.connect(slot)
+        return a
+
+    def _build_actions(self):
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        self.a_open = self._act("&Open file…", self.open_file_dialog, QKeySequence.Open, "actionOpenFile")
+        self.a_open_dir = self._act("Open &DICOM folder…", self.open_folder_dialog, "Ctrl+Shift+O",
+                                    "actionOpenFolder")
+        self.a_sample = self._act("Open &sample", self.open_sample, None, "actionOpenSample")
+        self.a_open_lm = self._act("Open &label map…", self.open_labelmap_dialog, None, "actionOpenLabelMap")
+        self.a_save = self._act("&Save segmentation", self.save, QKeySequence.Save, "actionSave")
+        self.a_save_as = self._act("Save segmentation &as…", self.save_as, QKeySequence.SaveAs, "actionSaveAs")
+        self.a_quit = self._act("&Quit", self.close, QKeySequence.Quit, "actionQuit")
+        for a in (self.a_open, self.a_open_dir, self.a_sample, None, self.a_open_lm, self.a_save, self.a_save_as,
+                  None, self.a_quit):
+            f.addSeparator() if a is None else f.addAction(a)
+        e = mb.addMenu("&Edit")
+        self.a_undo = self.c.doc.undo_stack.createUndoAction(self, "&Undo")
+        self.a_undo.setShortcut(QKeySequence.Undo)
+        self.a_undo.setObjectName("actionUndo")
+        self.a_redo = self.c.doc.undo_stack.createRedoAction(self, "&Redo")
+        self.a_redo.setShortcut(QKeySequence.Redo)
+        self.a_redo.setObjectName("actionRedo")
+        self.a_delete = self._act("&Delete object", self.delete_object, QKeySequence.Delete, "actionDelete")
+        self.a_settings = self._act("Se&ttings…", self.open_settings, None, "actionSettings")
+        for a in (self.a_undo, self.a_redo, None, self.a_delete, None, self.a_settings):
+            e.addSeparator() if a is None else e.addAction(a)
+        s = mb.addMenu("&Segment")
+        tools = QActionGroup(self)
+        self.a_box = self._act("&Box", lambda: self.set_tool("box"), "B", "actionBoxTool", True)
+        self.a_add = self._act("Add (+) point", lambda: self.set_tool("add"), "A", "actionAddPoint", True)
+        self.a_remove = self._act("Remove (−) point", lambda: self.set_tool("remove"), "R", "actionRemovePoint", True)
+        self.a_pan = self._act("&Pan", lambda: self.set_tool("pan"), "H", "actionPan", True)
+        for a in (self.a_box, self.a_add, self.a_remove, self.a_pan):
+            tools.addAction(a)
+            s.addAction(a)
+        self.a_box.setChecked(True)
+        s.addSeparator()
+        self.a_propagate = self._act("&Propagate through volume", self.propagate, "Ctrl+P", "propagateButton",
+                                     cls=PropagateAction)
+        s.addAction(self.a_propagate)
+        v = mb.addMenu("&View")
+        self.a_fit = self._act("&Fit to window", self.view.fit, "F", "actionFit")
+        self.a_zoom_in = self._act("Zoom &in", lambda: self.view.zoom(1.25), QKeySequence.ZoomIn)
+        self.a_zoom_out = self._act("Zoom &out", lambda: self.view.zoom(0.8), QKeySequence.ZoomOut)
+        self.a_outline = self._act("&Outline only", lambda on: self.view.set_fill(not on), "O", "actionOutline",
+                                   True)
+        for a in (self.a_fit, self.a_zoom_in, self.a_zoom_out, self.a_outline):
+            v.addAction(a)
+        wm = v.addMenu("&Window preset (model input)")
+        wg = QActionGroup(self)
+        self.window_actions = []
+        for label, spec in WINDOW_PRESETS:
+            a = self._act(label, lambda _=False, sp=spec: self.set_window(sp), checkable=True)
+            wg.addAction(a)
+            wm.addAction(a)
+            self.window_actions.append((a, spec))
+        self.window_actions[0][0].setChecked(True)
+        h = mb.addMenu("&Help")
+        self.a_about = self._act("&About BoxSeg", self.about, None, "actionAbout")
+        h.addAction(self.a_about)
+
+        tb = QToolBar("Main")
+        tb.setObjectName("mainToolBar")
+        tb.setMovable(False)
+        self.addToolBar(tb)
+        stack = self.c.doc.undo_stack
+        self.tb_undo = self._act("Undo", stack.undo)
+        self.tb_redo = self._act("Redo", stack.redo)
+        self.tb_undo.setEnabled(False)
+        self.tb_redo.setEnabled(False)
+        stack.canUndoChanged.connect(self.tb_undo.setEnabled)
+        stack.canRedoChanged.connect(self.tb_redo.setEnabled)
+        stack.undoTextChanged.connect(lambda t: self.tb_undo.setToolTip(f"Undo {t}".strip()))
+        stack.redoTextChanged.connect(lambda t: self.tb_redo.setToolTip(f"Redo {t}".strip()))
+        short = {self.a_open: "Open", self.a_open_dir: "DICOM folder", self.a_sample: "Sample", self.a_save: "Save",
+                 self.a_add: "+ point", self.a_remove: "− point", self.a_propagate: "Propagate ↕"}
+        for a in (self.a_open, self.a_open_dir, self.a_sample, self.a_save, None, self.tb_undo, self.tb_redo, None,
+                  self.a_box, self.a_add, self.a_remove, self.a_pan, None, self.a_propagate):
+            if a is None:
+                tb.addSeparator()
+                continue
+            if a in short:
+                a.setIconText(short[a])  # the tool bar shows iconText, menus the full text
+                a.setToolTip(a.text().replace("&", ""))
+            tb.addAction(a)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Window "))
+        self.window_combo = QComboBox()
+        self.window_combo.setObjectName("windowCombo")
+        for label, spec in WINDOW_PRESETS:
+            self.window_combo.addItem(label, spec)
+        self.window_combo.activated.connect(lambda i: self.set_window(self.window_combo.itemData(i)))
+        tb.addWidget(self.window_combo)
+        tb.addWidget(QLabel("  Opacity "))
+        self.opacity = QSlider(Qt.Horizontal)
+        self.opacity.setObjectName("opacitySlider")
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(45)
+        self.opacity.setFixedWidth(100)
+        self.opacity.valueChanged.connect(lambda v: self.view.set_opacity(v / 100))
+        tb.addWidget(self.opacity)
+        tb.addAction(self.a_outline)
+
+    def _build_panel(self):
+        self.panel = ObjectsPanel(self)
+        dock = QDockWidget("Objects", self)
+        dock.setObjectName("objectsDock")
+        dock.setWidget(self.panel)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+        self.addDockWidget(Qt.RightDockWidgetArea, dock)
+        self.resizeDocks([dock], [300], Qt.Horizontal)
+
+    def _build_status(self):
+        sb = self.statusBar()
+        self.cursor_label = QLabel("")
+        self.cursor_label.setObjectName("cursorLabel")
+        self.model_label = QLabel("loading model…")
+        self.model_label.setObjectName("modelLabel")
+        self.timings_label = QLabel("")
+        self.timings_label.setObjectName("timingsLabel")
+        self.precompute_bar = QProgressBar()
+        self.precompute_bar.setObjectName("precomputeBar")
+        self.precompute_bar.setMaximumWidth(180)
+        self.precompute_bar.setFormat("embeddings %v/%m")
+        self.precompute_bar.hide()
+        sb.addWidget(self.cursor_label, 1)
+        sb.addPermanentWidget(self.precompute_bar)
+        sb.addPermanentWidget(self.timings_label)
+        sb.addPermanentWidget(self.model_label)
+
+    # --- state updates --------------------------------------------------------------------------
+    def _on_image(self):
+        img = self.c.image
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, img.depth - 1)
+        self.slider.setValue(self.c.z)
+        self.slider.blockSignals(False)
+        self.slider.setEnabled(img.depth > 1)
+        self._on_slice(self.c.z)
+        self._update_title()
+        self.update_actions()
+        self.view.setFocus()
+
+    def _on_slice(self, z):
+        img = self.c.image
+        if img is None:
+            return
+        if self.slider.value() != z:
+            self.slider.blockSignals(True)
+            self.slider.setValue(z)
+            self.slider.blockSignals(False)
+        self.slice_label.setText(f"{z + 1} / {img.depth}  (z={z})")
+
+    def _update_title(self):
+        img = self.c.image
+        name = img.source.name if img is not None and img.source is not None else ""
+        star = " *" if self.c.doc.dirty else ""
+        self.setWindowTitle(f"BoxSeg — {name}{star}" if name else "BoxSeg")
+
+    def update_actions(self):
+        has_img = self.c.image is not None
+        self.a_save.setEnabled(has_img)
+        self.a_save_as.setEnabled(has_img)
+        self.a_open_lm.setEnabled(has_img)
+        can = self.c.can_propagate()
+        self.a_propagate.setEnabled(can)
+        self.panel.propagate.setEnabled(can)
+        has_obj = self.c.doc.object(self.c.doc.current) is not None
+        self.a_delete.setEnabled(has_obj)
+        self.panel.delete.setEnabled(has_obj)
+        self.panel.color.setEnabled(has_obj)
+
+    def _on_precompute(self, done, total):
+        if total <= 0 or done >= total:
+            self.precompute_bar.hide()
+            return
+        self.precompute_bar.setRange(0, total)
+        self.precompute_bar.setValue(done)
+        self.precompute_bar.show()
+
+    def _on_job_started(self, jid, title, cancellable):
+        self._job_id = jid
+        dlg = QProgressDialog(title + "…", "Cancel" if cancellable else None, 0, 0, self)
+        dlg.setObjectName("progressDialog")
+        dlg.setWindowTitle("BoxSeg")
+        dlg.setWindowModality(Qt.WindowModal)
+        dlg.setMinimumDuration(400)
+        dlg.setAutoClose(False)
+        dlg.setAutoReset(False)
+        if cancellable:
+            dlg.canceled.connect(self.c.cancel_job)
+        self._progress = dlg
+
+    def _on_job_progress(self, jid, done, total):
+        if self._progress is not None and jid == self._job_id:
+            self._progress.setMaximum(max(total, 1))
+            self._progress.setValue(min(done, max(total, 1)))
+
+    def _on_job_finished(self, jid, ok, msg):
+        if self._progress is not None and jid == self._job_id:
+            self._progress.close()
+            self._progress.deleteLater()
+            self._progress = None
+        self.update_actions()
+
+    def show_error(self, msg: str):
+        self.statusBar().showMessage(f"⚠ {msg}", 15000)
+        if self.isVisible() and self.confirm_close:
+            box = QMessageBox(QMessageBox.Warning, "BoxSeg", msg, QMessageBox.Ok, self)
+            box.setAttribute(Qt.WA_DeleteOnClose)
+            box.open()
+
+    # --- commands ---------------------------------------------------------------------------------
+    def open_path(self, path, series=None):
+        return self.c.open_path(path, series)
+
+    def open_file_dialog(self):
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open image", "", "Images (*.nii *.nii.gz *.dcm *.ima *.png *.jpg *.jpeg *.bmp *.tif *.tiff *.npz);;"
+                                    "All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_folder_dialog(self):
+        path = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
+        if path:
+            self.open_path(path)
+
+    def open_sample(self):
+        self.open_path(sample_path())
+
+    def open_labelmap_dialog(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Open label map", "",
+                                              "Label maps (*.nii *.nii.gz *.dcm *.png *.tif *.tiff);;All files (*)")
+        if path:
+            self.c.open_labelmap(path)
+
+    def _save_filters(self):
+        img = self.c.image
+        filters = []
+        if img.depth > 1 or not img.dicom:
+            filters.append("NIfTI label map (*.nii.gz *.nii)")
+        if img.dicom:
+            filters.append("DICOM-SEG (*.dcm)")
+        if img.depth == 1:
+            filters.insert(0, "PNG mask (*.png)")
+            if "NIfTI label map (*.nii.gz *.nii)" not in filters:
+                filters.append("NIfTI label map (*.nii.gz *.nii)")
+        return ";;".join(filters)
+
+    def save(self):
+        if self.c.image is None:
+            return None
+        if self.c.doc.saved_path is not None:
+            return self.c.save(self.c.doc.saved_path)
+        return self.save_as()
+
+    def save_as(self):
+        if self.c.image is None:
+            return None
+        src = self.c.image.source
+        start = str((src.parent if src and src.is_file() else src or Path.cwd()) / self.c.default_save_name()) \
+            if src else self.c.default_save_name()
+        path, flt = QFileDialog.getSaveFileName(self, "Save segmentation", start, self._save_filters())
+        if not path:
+            return None
+        low = path.lower()
+        if not low.endswith((".nii", ".nii.gz", ".dcm", ".png", ".tif", ".tiff")):
+            path += ".png" if flt.startswith("PNG") else ".dcm" if flt.startswith("DICOM") else ".nii.gz"
+        return self.c.save(path)
+
+    def set_tool(self, tool):
+        self.view.tool = tool
+        self.view.setCursor(Qt.OpenHandCursor if tool == "pan" else Qt.CrossCursor)
+
+    def set_window(self, spec):
+        for a, s in self.window_actions:
+            a.setChecked(s == spec)
+        i = self.window_combo.findData(spec)
+        if i >= 0:
+            self.window_combo.setCurrentIndex(i)
+        self.c.set_model_window(spec)
+
+    def propagate(self):
+        return self.c.propagate(z_range=self.panel.z_range())
+
+    def delete_object(self):
+        if self.c.doc.current:
+            self.c.doc.delete_object(self.c.doc.current)
+
+    def open_settings(self):
+        dlg = SettingsDialog(self, self.c.settings)
+        if dlg.exec() == QDialog.Accepted:
+            s = dlg.result_settings()
+            s.save()
+            self.model_label.setText("loading model…")
+            self.c.load_model(s)
+
+    def about(self):
+        QMessageBox.about(self, "About BoxSeg", about_text())
+
+    # --- autosave restore -----------------------------------------------------------------------
+    def offer_restore(self, snap):
+        self._snapshot = snap
+        self.restore_label.setText(f"Unsaved work was found: {snap.describe()}. Restore it?")
+        self.restore_bar.show()
+
+    def _restore(self):
+        if self._snapshot is not None:
+            self.c.restore(self._snapshot)
+        self._snapshot = None
+        self.restore_bar.hide()
+
+    def _discard(self):
+        if self._snapshot is not None:
+            self.c.discard_snapshot(self._snapshot)
+        self._snapshot = None
+        self.restore_bar.hide()
+
+    def check_autosave_at_start(self):
+        from .autosave import find_snapshot
+
+        snap = find_snapshot()
+        if snap is not None:
+            self.offer_restore(snap)
+
+    # --- close ----------------------------------------------------------------------------------
+    def closeEvent(self, e):
+        if self.confirm_close and self.c.doc.dirty and not self._closed:
+            r = QMessageBox.question(self, "BoxSeg", "Save the segmentation before closing?\n(Unsaved work is also "
+                                     "kept in the autosave and offered at the next start.)",
+                                     QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel)
+            if r == QMessageBox.Cancel:
+                e.ignore()
+                return
+            if r == QMessageBox.Save:
+                if self.save() is None:
+                    e.ignore()
+                    return
+                self._closed = True
+                self.c.jobFinished.connect(lambda *_: (not self.c.busy) and self.close())
+                e.ignore()
+                return
+            self.c.shutdown(keep_autosave=False)
+        self.shutdown()
+        super().closeEvent(e)
+
+    def shutdown(self):
+        self.c.shutdown()
+
+
+def about_text() -> str:
+    from engine import __version__
+
+    lic = assets_dir() / "models" / "LICENSE-litemedsam.txt"
+    try:
+        from engine.models import list_models
+
+        models = ", ".join(f"{m.name} ({m.precision})" for m in list_models()) or "none installed"
+    except Exception:  # noqa: BLE001
+        models = "?"
+    return (f"<h3>BoxSeg {__version__}</h3>"
+            "<p>Box-prompted segmentation of CT/MR scans and 2D medical images on the CPU. "
+            "Not a medical device: for research and education.</p>"
+            f"<p><b>Models:</b> {models}</p>"
+            "<p><b>LiteMedSAM</b> (Bo Wang lab, MedSAM: <i>Segment anything in medical images</i>, Ma et al., "
+            "Nature Communications 2024; LiteMedSAM for the CVPR 2024 MedSAM on Laptop challenge), weights under "
+            f"the Apache License 2.0 — see <code>{lic}</code>. Inference with OpenVINO (Apache-2.0), INT8 by NNCF.</p>"
+            "<p><b>Sample image:</b> see <code>assets/sample/README.md</code> and its licence file.</p>"
+            "<p>BoxSeg is Apache-2.0. Qt for Python (PySide6) is LGPLv3.</p>")
+
+
+__all__ = ["MainWindow", "about_text", "sample_path"]

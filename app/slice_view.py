@@ -1,0 +1,489 @@
+"""The slice view (objectName ``sliceView``): a QGraphicsView with the image, the objects' masks,
+the live mask of the box being dragged, and the box/point tools.
+
+Screen orientation follows ``Image.display`` (radiological convention, as ITK-SNAP/3D Slicer), and
+pixels are drawn with their in-plane spacing (an item transform), so anatomy has its true shape.
+Scene items live in "screen pixel" coordinates of the displayed slice; :meth:`to_index` converts
+to the stored voxel indices the engine uses (X = column, Y = row of ``voxels[z]``).
+
+Mouse: left-drag draws a box (box tool) or clicks add points (+/- tools); right-drag sets
+window/level; middle-drag (or the pan tool, or Space+drag) pans; wheel scrolls slices, Ctrl+wheel
+zooms at the cursor. Keys: PgUp/PgDn, Up/Down scroll slices; Esc cancels a drag.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap, QTransform
+from PySide6.QtWidgets import QFrame, QGraphicsEllipseItem, QGraphicsPixmapItem, QGraphicsRectItem, \
+    QGraphicsScene, QGraphicsView
+
+_SIDES = {  # plane -> (left, right, top, bottom) patient directions on screen
+    "axial": ("R", "L", "A", "P"),
+    "coronal": ("R", "L", "S", "I"),
+    "sagittal": ("A", "P", "S", "I"),
+}
+
+
+def _qimage(arr: np.ndarray) -> QImage:
+    """uint8 (H,W) grey, (H,W,3) RGB or (H,W,4) RGBA -> a QImage owning its pixels."""
+    a = np.ascontiguousarray(arr)
+    h, w = a.shape[:2]
+    if a.ndim == 2:
+        fmt, bpl = QImage.Format_Grayscale8, w
+    elif a.shape[2] == 3:
+        fmt, bpl = QImage.Format_RGB888, 3 * w
+    else:
+        fmt, bpl = QImage.Format_RGBA8888, 4 * w
+    return QImage(a.data, w, h, bpl, fmt).copy()
+
+
+def outline(mask2d: np.ndarray) -> np.ndarray:
+    """Boundary pixels of a label image (a pixel whose 4-neighbour has another label)."""
+    m = mask2d
+    b = np.zeros(m.shape, bool)
+    b[1:, :] |= m[1:, :] != m[:-1, :]
+    b[:-1, :] |= m[:-1, :] != m[1:, :]
+    b[:, 1:] |= m[:, 1:] != m[:, :-1]
+    b[:, :-1] |= m[:, :-1] != m[:, 1:]
+    return b & (m != 0)
+
+
+class SliceView(QGraphicsView):
+    cursorInfo = Signal(str)      # "x 12 y 40 z 3 | 45 HU"
+    windowLevelChanged = Signal(float, float)
+    zoomChanged = Signal(float)
+
+    def __init__(self, controller, parent=None):
+        super().__init__(parent)
+        self.setObjectName("sliceView")
+        self.c = controller
+        self.setFrameShape(QFrame.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setTransformationAnchor(QGraphicsView.NoAnchor)
+        self.setResizeAnchor(QGraphicsView.AnchorViewCenter)
+        self.setBackgroundBrush(QBrush(QColor(0, 0, 0)))
+        self.setMouseTracking(True)
+        self.viewport().setMouseTracking(True)
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.setMinimumSize(256, 256)
+        self.installEventFilter(self)  # mouse events sent to the view itself go to the viewport handlers
+        self.scene_ = QGraphicsScene(self)
+        self.setScene(self.scene_)
+        self.image_item = QGraphicsPixmapItem()
+        self.image_item.setTransformationMode(Qt.FastTransformation)
+        self.scene_.addItem(self.image_item)
+        self.overlay_item = QGraphicsPixmapItem(self.image_item)
+        self.live_item = QGraphicsPixmapItem(self.image_item)
+        self.box_item = QGraphicsRectItem(self.image_item)
+        pen = QPen(QColor(255, 220, 0), 0, Qt.DashLine)
+        pen.setCosmetic(True)
+        pen.setWidthF(1.5)
+        self.box_item.setPen(pen)
+        self.box_item.hide()
+        self.point_items: list[QGraphicsEllipseItem] = []
+        self.tool = "box"
+        self.opacity = 0.45
+        self.fill = True
+        self.level, self.width = 40.0, 400.0
+        self._drag = None       # ("box", start screen px) | ("wl", pos, level, width) | ("pan", pos)
+        self._moved = False
+        self._fitted = True
+        self._space = False
+        self._live_value = 0
+        self._cursor = None
+        c = controller
+        c.imageOpened.connect(self._on_image)
+        c.sliceChanged.connect(lambda z: self.render_all())
+        c.windowChanged.connect(self._on_window)
+        c.liveMask.connect(self._on_live)
+        c.doc.labelsChanged.connect(self._on_labels)
+        c.doc.objectsChanged.connect(self.render_overlay)
+        c.doc.currentChanged.connect(lambda v: self.render_points())
+
+    # --- geometry -----------------------------------------------------------------------------
+    @property
+    def image(self):
+        return self.c.image
+
+    def screen_shape(self) -> tuple[int, int]:
+        """(rows, cols) of the displayed slice."""
+        z, y, x = self.image.shape
+        return (x, y) if self.image.display.transpose else (y, x)
+
+    def _aspect(self) -> tuple[float, float]:
+        """Screen-pixel size (sx along screen columns, sy along rows) relative to the smaller one."""
+        _, sy, sx = self.image.spacing
+        cw, rh = (sy, sx) if self.image.display.transpose else (sx, sy)
+        m = min(cw, rh) or 1.0
+        return (cw / m, rh / m) if np.isfinite(cw / m) and np.isfinite(rh / m) else (1.0, 1.0)
+
+    def item_px(self, viewport_pos) -> tuple[float, float]:
+        """Viewport position -> continuous (col, row) in screen pixels of the slice."""
+        p = self.image_item.mapFromScene(self.mapToScene(viewport_pos.toPoint()
+                                                         if hasattr(viewport_pos, "toPoint") else viewport_pos))
+        return p.x(), p.y()
+
+    def to_index(self, col: float, row: float, clamp: bool = True) -> tuple[int, int] | None:
+        """Screen pixel (col, row) -> stored voxel index (x, y) of the current slice."""
+        rows, cols = self.screen_shape()
+        c, r = int(np.floor(col)), int(np.floor(row))
+        if clamp:
+            c, r = int(np.clip(c, 0, cols - 1)), int(np.clip(r, 0, rows - 1))
+        elif not (0 <= c < cols and 0 <= r < rows):
+            return None
+        z, y, x = self.image.shape
+        xi, yi = self.image.display.screen_to_index(r, c, (y, x))
+        return int(xi), int(yi)
+
+    def index_to_screen(self, x: float, y: float) -> tuple[float, float]:
+        """Stored voxel (x, y) -> screen pixel centre (col, row)."""
+        d = self.image.display
+        z, ys, xs = self.image.shape
+        r, c = (x, y) if d.transpose else (y, x)
+        h, w = (xs, ys) if d.transpose else (ys, xs)
+        if d.flip_rows:
+            r = h - 1 - r
+        if d.flip_cols:
+            c = w - 1 - c
+        return c + 0.5, r + 0.5
+
+    def box_from_screen(self, a, b) -> tuple[int, int, int, int]:
+        (x0, y0), (x1, y1) = self.to_index(*a), self.to_index(*b)
+        return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+    # --- rendering ----------------------------------------------------------------------------
+    def _on_image(self) -> None:
+        self.level, self.width = self.c.display_wl
+        ax, ay = self._aspect()
+        self.image_item.setTransform(QTransform.fromScale(ax, ay))
+        self.live_item.setPixmap(QPixmap())
+        self.box_item.hide()
+        self.render_all()
+        rect = self.image_item.mapRectToScene(self.image_item.boundingRect())
+        self.scene_.setSceneRect(rect.adjusted(-rect.width() * 4, -rect.height() * 4, rect.width() * 4,
+                                               rect.height() * 4))
+        self.fit()
+
+    def _on_window(self) -> None:
+        self.level, self.width = self.c.display_wl
+        self.render_image()
+        self.windowLevelChanged.emit(self.level, self.width)
+
+    def fit(self) -> None:
+        if self.image is None:
+            return
+        self._fitted = True
+        self.fitInView(self.image_item.mapRectToScene(self.image_item.boundingRect()), Qt.KeepAspectRatio)
+        self.zoomChanged.emit(self.transform().m11())
+
+    def resizeEvent(self, e):
+        super().resizeEvent(e)
+        if self._fitted:
+            self.fit()
+
+    def render_all(self) -> None:
+        if self.image is None:
+            return
+        self.render_image()
+        self.render_overlay()
+        self.render_points()
+        self.viewport().update()
+
+    def render_image(self) -> None:
+        img = self.image
+        if img is None:
+            return
+        sl = img.display.to_screen(img.voxels[self.c.z])
+        if img.is_rgb:
+            u8 = sl if sl.dtype == np.uint8 else np.clip(sl, 0, 255).astype(np.uint8)
+        else:
+            lo = self.level - self.width / 2
+            u8 = np.clip((sl.astype(np.float32) - lo) * (255.0 / max(self.width, 1e-6)), 0, 255).astype(np.uint8)
+        self.image_item.setPixmap(QPixmap.fromImage(_qimage(u8)))
+
+    def _lut(self) -> np.ndarray:
+        lut = np.zeros((256, 4), np.uint8)
+        a = int(round(255 * self.opacity))
+        for o in self.c.doc.objects:
+            if o.visible:
+                lut[o.value, :3] = o.color
+                lut[o.value, 3] = a
+        return lut
+
+    def render_overlay(self) -> None:
+        doc = self.c.doc
+        if self.image is None or doc.labels is None:
+            return
+        lab = self.image.display.to_screen(doc.labels[self.c.z])
+        lut = self._lut()
+        if self.fill:
+            rgba = lut[lab]
+            edge = outline(lab)
+            rgba[edge, 3] = 255
+        else:
+            rgba = np.zeros(lab.shape + (4,), np.uint8)
+            edge = outline(lab)
+            rgba[edge] = lut[lab[edge]]
+            rgba[edge, 3] = np.where(lut[lab[edge], 3] > 0, 255, 0)
+        self.overlay_item.setPixmap(QPixmap.fromImage(_qimage(rgba)))
+        self.viewport().update()
+
+    def _on_labels(self, z0: int, z1: int) -> None:
+        if z0 <= self.c.z <= z1:
+            self.render_overlay()
+
+    def _on_live(self, res) -> None:
+        if res is None or res.mask is None or res.request.z != self.c.z:
+            self.live_item.setPixmap(QPixmap())
+            if res is None and self._drag is None:
+                self.box_item.hide()
+            return
+        doc = self.c.doc
+        if res.request.purpose == "refine" and doc.object(res.request.value) is not None:
+            color = doc.object(res.request.value).color
+        else:
+            from engine.labelmap import default_color
+
+            try:
+                color = default_color(doc.next_value())
+            except ValueError:
+                color = (255, 255, 0)
+        m = self.image.display.to_screen(res.mask)
+        rgba = np.zeros(m.shape + (4,), np.uint8)
+        rgba[m] = (*color, int(255 * max(self.opacity, 0.35)))
+        rgba[outline(m.astype(np.uint8))] = (*color, 255)
+        self.live_item.setPixmap(QPixmap.fromImage(_qimage(rgba)))
+
+    def render_points(self) -> None:
+        for it in self.point_items:
+            self.scene_.removeItem(it)
+        self.point_items = []
+        obj = self.c.doc.object(self.c.doc.current)
+        if self.image is None or obj is None or obj.z != self.c.z:
+            return
+        for x, y, lab in obj.points:
+            c, r = self.index_to_screen(x, y)
+            it = QGraphicsEllipseItem(-4, -4, 8, 8)
+            it.setFlag(QGraphicsEllipseItem.ItemIgnoresTransformations)
+            it.setPos(self.image_item.mapToScene(QPointF(c, r)))
+            it.setBrush(QBrush(QColor(40, 220, 40) if lab else QColor(230, 40, 40)))
+            it.setPen(QPen(QColor(255, 255, 255), 1))
+            self.scene_.addItem(it)
+            self.point_items.append(it)
+
+    def set_window_level(self, level: float, width: float) -> None:
+        self.level, self.width = float(level), max(float(width), 1e-3)
+        self.render_image()
+        self.viewport().update()
+        self.windowLevelChanged.emit(self.level, self.width)
+
+    def set_opacity(self, v: float) -> None:
+        self.opacity = float(v)
+        self.render_overlay()
+
+    def set_fill(self, fill: bool) -> None:
+        self.fill = bool(fill)
+        self.render_overlay()
+
+    def zoom(self, factor: float, anchor=None) -> None:
+        if self.image is None:
+            return
+        anchor = anchor if anchor is not None else self.viewport().rect().center()
+        before = self.mapToScene(anchor)
+        self.scale(factor, factor)
+        after = self.mapToScene(anchor)
+        d = after - before
+        self.translate(d.x(), d.y())
+        self._fitted = False
+        self.zoomChanged.emit(self.transform().m11())
+
+    # --- orientation letters and slice text ---------------------------------------------------
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        img = self.image
+        if img is None:
+            painter.save()
+            painter.resetTransform()
+            painter.setPen(QColor(170, 170, 170))
+            painter.drawText(self.viewport().rect(), Qt.AlignCenter,
+                             "Open a scan: File ▸ Open file (NIfTI, DICOM, PNG…), Open DICOM folder, or Open sample.\n"
+                             "Then drag a box around a structure.")
+            painter.restore()
+            return
+        painter.save()
+        painter.resetTransform()
+        vr = self.viewport().rect()
+        f = QFont(self.font())
+        f.setPointSizeF(max(9.0, f.pointSizeF()))
+        painter.setFont(f)
+        fm = painter.fontMetrics()
+        left, right, top, bottom = _SIDES[img.display.plane]
+        img_rect = self.mapFromScene(self.image_item.mapRectToScene(self.image_item.boundingRect())).boundingRect()
+        r = img_rect.intersected(vr.adjusted(4, 4, -4, -4))
+        cy, cx = r.center().y(), r.center().x()
+        painter.setPen(QColor(255, 200, 60))
+        painter.drawText(r.left() + 4, cy + fm.ascent() // 2, left)
+        painter.drawText(r.right() - fm.horizontalAdvance(right) - 4, cy + fm.ascent() // 2, right)
+        painter.drawText(cx - fm.horizontalAdvance(top) // 2, r.top() + fm.ascent() + 4, top)
+        painter.drawText(cx - fm.horizontalAdvance(bottom) // 2, r.bottom() - 4, bottom)
+        painter.setPen(QColor(230, 230, 230))
+        lines_tl = [f"{img.display.plane.capitalize()}  {self.c.z + 1} / {img.depth}",
+                    f"W {self.width:.0f}  L {self.level:.0f}" if not img.is_rgb else "RGB"]
+        for i, t in enumerate(lines_tl):
+            painter.drawText(8, 8 + fm.ascent() + i * fm.height(), t)
+        if self._cursor:
+            painter.drawText(8, vr.bottom() - 8, self._cursor)
+        painter.restore()
+
+    # --- input --------------------------------------------------------------------------------
+    def eventFilter(self, obj, ev):
+        if obj is self and self.image is not None:
+            t = ev.type()
+            if t == QEvent.MouseButtonPress:
+                self.mousePressEvent(ev)
+                return True
+            if t == QEvent.MouseMove:
+                self.mouseMoveEvent(ev)
+                return True
+            if t == QEvent.MouseButtonRelease:
+                self.mouseReleaseEvent(ev)
+                return True
+        return super().eventFilter(obj, ev)
+
+    def _in_image(self, col, row) -> bool:
+        rows, cols = self.screen_shape()
+        return 0 <= col < cols and 0 <= row < rows
+
+    def mousePressEvent(self, e):
+        if self.image is None:
+            return super().mousePressEvent(e)
+        self.setFocus()
+        pos = e.position()
+        col, row = self.item_px(pos)
+        b = e.button()
+        self._moved = False
+        if b == Qt.MiddleButton or (b == Qt.LeftButton and (self.tool == "pan" or self._space)):
+            self._drag = ("pan", pos)
+        elif b == Qt.RightButton:
+            self._drag = ("wl", pos, self.level, self.width)
+        elif b == Qt.LeftButton and self.tool == "box":
+            if not self._in_image(col, row):
+                self._drag = None
+                return
+            self._drag = ("box", (col, row))
+            self.box_item.setRect(QRectF(col, row, 0, 0))
+            self.box_item.show()
+            self.c.begin_drag()
+        elif b == Qt.LeftButton and self.tool in ("add", "remove"):
+            self._drag = ("click", pos)
+        e.accept()
+
+    def mouseMoveEvent(self, e):
+        if self.image is None:
+            return super().mouseMoveEvent(e)
+        pos = e.position()
+        col, row = self.item_px(pos)
+        self._update_cursor(col, row)
+        d = self._drag
+        if d is None:
+            return
+        self._moved = True
+        if d[0] == "box":
+            c0, r0 = d[1]
+            rows, cols = self.screen_shape()
+            c1, r1 = float(np.clip(col, 0, cols)), float(np.clip(row, 0, rows))
+            self.box_item.setRect(QRectF(QPointF(min(c0, c1), min(r0, r1)), QPointF(max(c0, c1), max(r0, r1))))
+            box = self.box_from_screen((c0, r0), (c1, r1))
+            if box[2] > box[0] and box[3] > box[1]:
+                self.c.drag_box(box)
+        elif d[0] == "wl":
+            dx, dy = pos.x() - d[1].x(), pos.y() - d[1].y()
+            scale = max(d[3], 1.0) / 256.0
+            self.set_window_level(d[2] - dy * scale, max(1.0, d[3] + dx * scale * 2))
+        elif d[0] == "pan":
+            delta = (pos - d[1]) / max(self.transform().m11(), 1e-6)
+            self._drag = ("pan", pos)
+            self.translate(delta.x(), delta.y())
+            self._fitted = False
+        e.accept()
+
+    def mouseReleaseEvent(self, e):
+        if self.image is None:
+            return super().mouseReleaseEvent(e)
+        d, self._drag = self._drag, None
+        if d is None:
+            return
+        col, row = self.item_px(e.position())
+        if d[0] == "box":
+            c0, r0 = d[1]
+            rows, cols = self.screen_shape()
+            c1, r1 = float(np.clip(col, 0, cols)), float(np.clip(row, 0, rows))
+            box = self.box_from_screen((c0, r0), (c1, r1))
+            if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
+                self.c.end_drag(box)
+            else:
+                self.box_item.hide()
+                self.c.cancel_drag()
+                self._select_at(col, row)
+        elif d[0] == "click" and self._in_image(col, row):
+            x, y = self.to_index(col, row)
+            self.c.add_point(x, y, positive=self.tool == "add")
+        e.accept()
+
+    def _select_at(self, col, row) -> None:
+        idx = self.to_index(col, row, clamp=False)
+        if idx is None or self.c.doc.labels is None:
+            return
+        v = int(self.c.doc.labels[self.c.z, idx[1], idx[0]])
+        if v:
+            self.c.doc.set_current(v)
+
+    def _update_cursor(self, col, row) -> None:
+        img = self.image
+        idx = self.to_index(col, row, clamp=False)
+        if idx is None:
+            self._cursor = None
+        else:
+            x, y = idx
+            v = img.voxels[self.c.z, y, x]
+            if img.is_rgb:
+                val = "RGB " + ",".join(str(int(c)) for c in v)
+            else:
+                unit = " HU" if img.units == "HU" else ""
+                val = f"{float(v):.0f}{unit}" if abs(float(v)) >= 100 or img.units == "HU" else f"{float(v):.4g}"
+            ras = img.index_to_ras([[x, y, self.c.z]])[0]
+            self._cursor = f"x {x}  y {y}  z {self.c.z}   {val}   (RAS {ras[0]:.1f}, {ras[1]:.1f}, {ras[2]:.1f} mm)"
+        self.cursorInfo.emit(self._cursor or "")
+        self.viewport().update()
+
+    def wheelEvent(self, e):
+        if self.image is None:
+            return
+        dy = e.angleDelta().y()
+        if e.modifiers() & Qt.ControlModifier:
+            self.zoom(1.25 if dy > 0 else 0.8, e.position().toPoint())
+        elif dy:
+            self.c.set_slice(self.c.z + (1 if dy > 0 else -1))
+        e.accept()
+
+    def keyPressEvent(self, e):
+        k = e.key()
+        if self.image is not None and k in (Qt.Key_PageUp, Qt.Key_Up):
+            self.c.set_slice(self.c.z + (10 if k == Qt.Key_PageUp and e.modifiers() & Qt.ShiftModifier else 1))
+        elif self.image is not None and k in (Qt.Key_PageDown, Qt.Key_Down):
+            self.c.set_slice(self.c.z - 1)
+        elif k == Qt.Key_Escape and self._drag is not None and self._drag[0] == "box":
+            self._drag = None
+            self.box_item.hide()
+            self.c.cancel_drag()
+        elif k == Qt.Key_Space and not e.isAutoRepeat():
+            self._space = True
+        else:
+            super().keyPressEvent(e)
+
+    def keyReleaseEvent(self, e):
+        if e.key() == Qt.Key_Space and not e.isAutoRepeat():
+            self._space = False
+        super().keyReleaseEvent(e)

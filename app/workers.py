@@ -1,0 +1,411 @@
+"""Worker threads of the desktop app. The GUI thread never runs inference or reads a whole series.
+
+* :class:`InferenceWorker` (a QObject moved to its own QThread) owns the engine
+  :class:`~engine.predictor.Predictor` of the window. Requests go into a mailbox guarded by a lock
+  and a queued ``wake`` signal starts the loop on the worker thread: only the **newest** decode
+  request is kept (older ones are dropped before they run), every result carries its request's
+  sequence number so that the controller draws only the newest. Order of service: model (re)load,
+  decode, encode of the current slice, long jobs (propagation).
+* :class:`PrecomputeThread` encodes the slices around the current one into the session's
+  embedding cache, outward from it (z+1, z-1, z+2, ...), one slice at a time; it yields to the
+  inference worker (``hold``) and pauses while the user drags or a propagation runs. The engine
+  keeps one infer request per graph behind a lock and its cache is thread-safe, so the decoder
+  runs while a background encode is in flight.
+* :class:`JobWorker` runs long I/O jobs (open, save, read a label map) on its thread.
+* :class:`Autosaver` writes autosave snapshots on its thread (newest only).
+
+All results reach the GUI thread through queued signals; long jobs take a ``should_stop``
+callback backed by a ``threading.Event`` the Cancel button sets.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from engine.errors import BoxSegError, Cancelled
+
+
+@dataclass
+class DecodeRequest:
+    """A box (and points) on slice z; ``purpose`` is 'live' (during a drag), 'commit' (release)
+    or 'refine' (points added to object ``value``)."""
+
+    seq: int
+    z: int
+    box: tuple[float, float, float, float]
+    points: list = field(default_factory=list)  # [(x, y, 1|0)]
+    purpose: str = "live"
+    value: int = 0
+
+
+@dataclass
+class DecodeResult:
+    request: DecodeRequest
+    mask: np.ndarray | None
+    iou: float
+    decoder_ms: float
+    encoder_ms: float | None  # None: embedding came from the cache
+    error: str | None = None
+
+
+@dataclass
+class Job:
+    """A long job: ``fn(progress, should_stop) -> result`` run on a worker thread."""
+
+    id: int
+    title: str
+    fn: object
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def should_stop(self) -> bool:
+        return self.cancel.is_set()
+
+
+class _Runner(QObject):
+    """Runs :class:`Job` objects on its thread and reports through signals."""
+
+    jobProgress = Signal(int, int, int)       # job id, done, total
+    jobDone = Signal(int, object)             # job id, result
+    jobFailed = Signal(int, str, bool)        # job id, one-line message, cancelled
+
+    def _run_job(self, job: Job) -> None:
+        def progress(done, total):
+            self.jobProgress.emit(job.id, int(done), int(total))
+        try:
+            result = job.fn(progress, job.should_stop)
+        except Cancelled as e:
+            self.jobFailed.emit(job.id, str(e), True)
+        except BoxSegError as e:
+            self.jobFailed.emit(job.id, str(e), False)
+        except MemoryError:
+            self.jobFailed.emit(job.id, "not enough memory for this job", False)
+        except Exception as e:  # noqa: BLE001 - a worker must never die silently
+            traceback.print_exc()
+            self.jobFailed.emit(job.id, f"{type(e).__name__}: {e}", False)
+        else:
+            if job.should_stop():
+                self.jobFailed.emit(job.id, "cancelled", True)
+            else:
+                self.jobDone.emit(job.id, result)
+
+
+class JobWorker(_Runner):
+    """Long I/O jobs, one at a time, on its own thread (post with :meth:`submit`)."""
+
+    _submit = Signal(object)
+
+    def __init__(self):
+        super().__init__()
+        self._submit.connect(self._run_job)
+
+    def submit(self, job: Job) -> None:
+        self._submit.emit(job)  # queued: the job runs on the worker's thread
+
+
+class InferenceWorker(_Runner):
+    """Owns the session's predictor; see the module docstring for the mailbox rules."""
+
+    decoded = Signal(object)                  # DecodeResult
+    encoded = Signal(int, str, bool, float)   # z, window key, cache hit, encoder ms
+    sessionReady = Signal(object)             # engine Session
+    sessionFailed = Signal(str)
+    _wake = Signal()
+
+    def __init__(self, precompute: "PrecomputeThread"):
+        super().__init__()
+        self.precompute = precompute
+        self._lock = threading.Lock()
+        self._session_factory = None
+        self._decode: DecodeRequest | None = None
+        self._encode: int | None = None
+        self._jobs: deque[Job] = deque()
+        self._image = None
+        self._window = None
+        self._image_gen = 0
+        self.session = None
+        self.predictor = None
+        self._current = None  # (image gen, z, key) the predictor holds
+        self.dropped = 0      # decode requests replaced before they ran
+        self._wake.connect(self._loop)
+
+    # --- posting (any thread) -----------------------------------------------------------------
+    def post_session(self, factory) -> None:
+        with self._lock:
+            self._session_factory = factory
+        self._wake.emit()
+
+    def post_image(self, image, window) -> None:
+        with self._lock:
+            self._image, self._window = image, window
+            self._image_gen += 1
+            self._decode, self._encode = None, None
+        self._wake.emit()
+
+    def post_decode(self, req: DecodeRequest) -> None:
+        with self._lock:
+            if self._decode is not None:
+                self.dropped += 1
+            self._decode = req
+        self._wake.emit()
+
+    def post_encode(self, z: int) -> None:
+        with self._lock:
+            self._encode = int(z)
+        self._wake.emit()
+
+    def post_job(self, job: Job) -> None:
+        with self._lock:
+            self._jobs.append(job)
+        self._wake.emit()
+
+    # --- worker thread --------------------------------------------------------------------------
+    @Slot()
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                factory, self._session_factory = self._session_factory, None
+                if factory is None and self.session is None:
+                    return  # nothing runs before a model is loaded
+                item = None
+                if factory is not None:
+                    kind = "session"
+                elif self._decode is not None:
+                    kind, item, self._decode = "decode", self._decode, None
+                elif self._encode is not None:
+                    kind, item, self._encode = "encode", self._encode, None
+                elif self._jobs:
+                    kind, item = "job", self._jobs.popleft()
+                else:
+                    return
+                image, window, gen = self._image, self._window, self._image_gen
+            if kind == "session":
+                self._load_session(factory)
+            elif kind == "decode":
+                self._run_decode(item, image, window, gen)
+            elif kind == "encode":
+                self._run_encode(item, image, window, gen)
+            else:
+                self._run_job(item)
+
+    def _load_session(self, factory) -> None:
+        try:
+            self.session = factory()
+            self.predictor = self.session.predictor()
+            self._current = None
+        except BoxSegError as e:
+            self.sessionFailed.emit(str(e))
+            return
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            self.sessionFailed.emit(f"{type(e).__name__}: {e}")
+            return
+        self.sessionReady.emit(self.session)
+
+    def _set_slice(self, image, window, gen, z) -> tuple[bool, float | None, str]:
+        """Make the predictor hold slice z; returns (cache hit, encoder ms or None, window key)."""
+        slice_u8, key = image.model_slice(z, window)
+        if self._current == (gen, z, key):
+            return True, None, key
+        self.precompute.hold()
+        try:
+            t0 = time.perf_counter()
+            hit = self.predictor.set_image(slice_u8, slice_index=z, window=key)
+            ms = (time.perf_counter() - t0) * 1000
+        finally:
+            self.precompute.release()
+        self._current = (gen, z, key)
+        self.encoded.emit(z, key, hit, ms)
+        return hit, (None if hit else ms), key
+
+    def _run_encode(self, z, image, window, gen) -> None:
+        if image is None:
+            return
+        try:
+            self._set_slice(image, window, gen, z)
+        except BoxSegError:
+            pass
+
+    def _run_decode(self, req: DecodeRequest, image, window, gen) -> None:
+        if image is None:
+            return
+        try:
+            _, enc_ms, _ = self._set_slice(image, window, gen, req.z)
+            pts = lab = None
+            if req.points:
+                pts = np.asarray([(p[0], p[1]) for p in req.points], np.float32)
+                lab = np.asarray([p[2] for p in req.points], np.float32)
+            t0 = time.perf_counter()
+            pred = self.predictor.predict(req.box, pts, lab)
+            ms = (time.perf_counter() - t0) * 1000
+            self.decoded.emit(DecodeResult(req, pred.mask, float(pred.iou), ms, enc_ms))
+        except BoxSegError as e:
+            self.decoded.emit(DecodeResult(req, None, 0.0, 0.0, None, error=str(e)))
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            self.decoded.emit(DecodeResult(req, None, 0.0, 0.0, None, error=f"{type(e).__name__}: {e}"))
+
+
+class PrecomputeThread(QThread):
+    """Background encoder: slices outward from the current one (see the module docstring)."""
+
+    progress = Signal(int, int)  # done, total of the current plan (total 0 = idle)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._cv = threading.Condition()
+        self._plan: list[int] = []
+        self._plan_total = 0
+        self._done = 0
+        self._image = None
+        self._window = None
+        self._session = None
+        self._pause: set[str] = set()
+        self._holds = 0
+        self._stop = False
+        self._busy = False
+        self._gen = 0
+
+    def set_session(self, session) -> None:
+        with self._cv:
+            self._session = session
+            self._cv.notify_all()
+
+    def set_plan(self, image, window, z: int, limit: int | None = None) -> None:
+        """Encode the slices of ``image`` outward from z (z itself is the inference worker's)."""
+        order = []
+        if image is not None and image.depth > 1:
+            d = image.depth
+            for k in range(1, d):
+                for zz in (z + k, z - k):
+                    if 0 <= zz < d:
+                        order.append(zz)
+            if limit is not None:
+                order = order[:max(0, limit)]
+        with self._cv:
+            self._image, self._window = image, window
+            self._plan, self._plan_total, self._done = order, len(order), 0
+            self._gen += 1
+            self._cv.notify_all()
+
+    def pause(self, reason: str) -> None:
+        with self._cv:
+            self._pause.add(reason)
+
+    def resume(self, reason: str) -> None:
+        with self._cv:
+            self._pause.discard(reason)
+            self._cv.notify_all()
+
+    def hold(self) -> None:
+        """The current slice needs the encoder: the in-flight background slice is cancelled (and
+        redone later); hold until :meth:`release`."""
+        with self._cv:
+            self._holds += 1
+            while self._busy:
+                self._cv.wait(0.05)
+
+    def release(self) -> None:
+        with self._cv:
+            self._holds -= 1
+            self._cv.notify_all()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+
+    def _interrupted(self, gen: int) -> bool:
+        """Should the in-flight background encode stop (OpenVINO cancels it within ~10 ms)?"""
+        return bool(self._stop or self._pause or self._holds or gen != self._gen)
+
+    def run(self) -> None:  # noqa: D401 - QThread entry
+        from engine.errors import Cancelled
+
+        while True:
+            with self._cv:
+                while not self._stop and (not self._plan or self._session is None or self._pause or self._holds):
+                    self._cv.wait(0.5)
+                if self._stop:
+                    return
+                z = self._plan.pop(0)
+                image, window, session, gen = self._image, self._window, self._session, self._gen
+                self._busy = True
+            finished = False
+            try:
+                slice_u8, key = image.model_slice(z, window)
+                session.encode(slice_u8, slice_index=z, window=key, should_stop=lambda: self._interrupted(gen))
+                finished = True
+            except Cancelled:
+                pass
+            except Exception:  # noqa: BLE001 - background work must not kill the thread
+                finished = True
+            with self._cv:
+                self._busy = False
+                same = gen == self._gen
+                if same and not finished:
+                    self._plan.insert(0, z)  # interrupted: do it again when the user is done
+                elif same:
+                    self._done += 1
+                done, total = self._done, self._plan_total
+                self._cv.notify_all()
+            if same and finished:
+                self.progress.emit(done, total)
+
+
+class Autosaver(QObject):
+    """Writes autosave snapshots (newest only) and removes them, in order, on its own thread."""
+
+    saved = Signal(str)
+    failed = Signal(str)
+    _write = Signal(object)
+    _remove = Signal(str)
+
+    def __init__(self):
+        super().__init__()
+        self._lock = threading.Lock()
+        self._latest: dict[str, int] = {}
+        self._counter = 0
+        self._write.connect(self._do_write)
+        self._remove.connect(self._do_remove)
+
+    def write(self, snapshot) -> None:
+        with self._lock:
+            self._counter += 1
+            snapshot.gen = self._latest[snapshot.key] = self._counter
+        self._write.emit(snapshot)
+
+    def remove(self, key: str) -> None:
+        with self._lock:
+            self._counter += 1
+            self._latest[key] = self._counter  # drops writes queued before the removal
+        self._remove.emit(key)
+
+    @Slot(object)
+    def _do_write(self, snap) -> None:
+        from .autosave import write_snapshot
+
+        with self._lock:
+            if snap.gen < self._latest.get(snap.key, 0):
+                return  # a newer snapshot (or a removal) is queued
+        try:
+            path = write_snapshot(snap)
+            self.saved.emit(str(path))
+        except OSError as e:
+            self.failed.emit(f"autosave failed: {e}")
+
+    @Slot(str)
+    def _do_remove(self, key: str) -> None:
+        from .autosave import remove_snapshot
+
+        remove_snapshot(key)
+
+
+__all__ = ["Autosaver", "DecodeRequest", "DecodeResult", "InferenceWorker", "Job", "JobWorker",
+           "PrecomputeThread"]

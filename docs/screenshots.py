@@ -1,0 +1,111 @@
+"""Render the desktop app's main states offscreen into docs/*.png (real model, real mouse events).
+
+    python docs/screenshots.py [--volume DICOM_FOLDER_OR_NIFTI]
+
+States: ``app-drag.png`` (a box being dragged, the live mask following it), ``app-object.png``
+(the committed object with its IoU in the objects panel), ``app-propagated.png`` (a volume after
+Propagate, outline mode) and ``app-restore.png`` (the offer to restore autosaved work). The 2D
+states use the bundled sample (``assets/sample/CT_small.dcm``, pydicom test file); the volume
+defaults to the dcmqi ``ct-3slice`` CT series (BSD-3-Clause, QIICR/dcmqi) from ``../shared/data``
+when it is there. Autosaves and settings go to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--volume", default=str(REPO.parent / "shared" / "data" / "raw" / "dcmqi" / "ct-3slice"))
+    ap.add_argument("--out", default=str(DOCS))
+    args = ap.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    tmp = tempfile.mkdtemp(prefix="boxseg-shots-")
+    os.environ["BOXSEG_AUTOSAVE_DIR"] = str(Path(tmp) / "autosave")
+    os.environ["XDG_CONFIG_HOME"] = str(Path(tmp) / "config")
+    sys.path.insert(0, str(REPO))
+
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from app import create_main_window
+    from app.smoke import _pump, _wait, box_to_viewport, drag
+
+    app = QApplication.instance() or QApplication(["boxseg"])  # noqa: F841
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def shot(win, name):
+        _pump(150)
+        win.grab().save(str(out / name))
+        print(out / name)
+
+    # 1-2: the bundled 2D sample: live drag, then the committed object
+    win = create_main_window(REPO / "assets" / "sample" / "CT_small.dcm")
+    win.resize(1180, 760)
+    _pump(300)
+    v, c = win.view, win.c
+    p0, p1 = box_to_viewport(v, (72, 0, 110, 28))
+    vp = v.viewport()
+    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, p0)
+    for i in range(1, 9):
+        QTest.mouseMove(vp, QPoint(p0.x() + (p1.x() - p0.x()) * i // 8, p0.y() + (p1.y() - p0.y()) * i // 8))
+        _pump(120)
+    _wait(lambda: c.live_updates >= 1, 30, "a live mask")
+    v._update_cursor(*v.item_px(p1 - QPoint(20, 20)))
+    shot(win, "app-drag.png")
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, p1)
+    _wait(lambda: len(c.doc.objects) == 1, 30, "the object")
+    shot(win, "app-object.png")
+    c.shutdown(keep_autosave=True)  # leaves unsaved work behind, like a crash
+    win.close()
+
+    # 4: the next start offers to restore it
+    win = create_main_window()
+    win.resize(1180, 760)
+    shot(win, "app-restore.png")
+    win.discard_btn.click()
+    _pump(200)
+    win.c.shutdown()
+    win.close()
+
+    # 3: a volume after propagation, outline mode
+    vol = Path(args.volume)
+    if vol.exists():
+        win = create_main_window(vol)
+        win.resize(1180, 760)
+        c = win.c
+        box = (60, 140, 335, 400) if vol.name == "ct-3slice" else None  # the liver
+        if box is None:
+            from app.smoke import brightest_blob_box
+
+            box = brightest_blob_box(c.image.model_slice(c.z)[0])
+        p0, p1 = box_to_viewport(win.view, box)
+        drag(win.view, p0, p1)
+        _wait(lambda: len(c.doc.objects) == 1, 60, "the object")
+        done = {}
+        c.jobFinished.connect(lambda i, ok, m: done.update(ok=ok))
+        win.panel.propagate.click()
+        _wait(lambda: "ok" in done, 600, "propagation")
+        c.doc.update_object(c.doc.current, name="Liver")
+        c.set_slice(max(0, c.z - 1))
+        win.view._update_cursor(*win.view.item_px(p1 - QPoint(60, 80)))
+        shot(win, "app-propagated.png")
+        c.shutdown(keep_autosave=False)
+        win.close()
+    else:
+        print(f"{vol} not found: app-propagated.png not rendered", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
