@@ -521,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--series", default=None, help="DICOM folder: series UID or its number in `boxseg info` "
                                                  "(default: the series with the most slices)")
     s.add_argument("--window", default=None,
-                   help="intensity window: soft-tissue|lung|bone|brain, LEVEL,WIDTH in HU (e.g. 40,400; or W400,L40), "
+                   help="intensity window: soft-tissue|lung|bone|brain, WIDTH,LEVEL in HU (e.g. 400,40; or W400,L40), "
                         "percentile, minmax (default: soft-tissue for CT, percentile for MR, as-is for 8-bit)")
     s.add_argument("-o", "--out", default="mask.png",
                    help="output by extension: .nii/.nii.gz label map in the input's geometry, .dcm DICOM-SEG "

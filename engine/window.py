@@ -110,8 +110,8 @@ def parse_window(spec: str | Window | None) -> Window:
     """A window spec -> :class:`Window`; raises :class:`InputError` with the accepted forms.
 
     Accepted: a CT preset name (soft-tissue/abdomen W400/L40, lung W1500/L-600, bone W1800/L400,
-    brain W80/L40); ``LEVEL,WIDTH`` in HU (e.g. ``40,400``; letters make the order explicit:
-    ``W400,L40`` or ``L40/W400``); ``percentile`` (0.5-99.5 of voxels > 0) or ``percentile:LO,HI``;
+    brain W80/L40); ``WIDTH,LEVEL`` in HU as the radiology convention "W/L" writes it (e.g.
+    ``400,40``; letters make the order explicit: ``W400,L40`` or ``L40/W400``); ``percentile`` (0.5-99.5 of voxels > 0) or ``percentile:LO,HI``;
     ``minmax``. None gives the soft-tissue preset (callers pick a modality default first).
     """
     if isinstance(spec, Window):
@@ -126,7 +126,7 @@ def parse_window(spec: str | Window | None) -> Window:
         return Window("minmax")
     if s in ("percentile", "pct", "mr"):
         return Window("pct", (0.5, 99.5))
-    forms = (f"window must be a preset ({', '.join(CT_PRESETS)}), 'LEVEL,WIDTH' in HU (e.g. 40,400 or "
+    forms = (f"window must be a preset ({', '.join(CT_PRESETS)}), 'WIDTH,LEVEL' in HU (e.g. 400,40 or "
              f"W400,L40), 'percentile[:LO,HI]' or 'minmax'; got {spec!r}")
     if s.startswith(("percentile:", "pct:")):
         try:
@@ -143,9 +143,9 @@ def parse_window(spec: str | Window | None) -> Window:
         a, b = _num(parts[0]), _num(parts[1])
     except ValueError as e:
         raise InputError(forms) from e
-    level, width = a, b
-    if parts[0].strip().startswith("w") or parts[1].strip().startswith("l"):
-        level, width = b, a  # "W400,L40": width first, made explicit by the letters
+    width, level = a, b  # W,L: the order of the issue's `--window PRESET|W,L` and of "W400/L40"
+    if parts[0].strip().startswith("l") or parts[1].strip().startswith("w"):
+        width, level = b, a  # "L40,W400": level first, made explicit by the letters
     if width <= 0:
         raise InputError(f"window width must be positive, got {width:g}")
     return Window("ct", (level, width))

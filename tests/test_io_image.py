@@ -61,7 +61,8 @@ def test_geometry_mismatch_reasons():
     (None, Window("ct", (40.0, 400.0))), ("soft-tissue", Window("ct", CT_PRESETS["soft-tissue"])),
     ("abdomen", Window("ct", (40.0, 400.0))), ("lung", Window("ct", (-600.0, 1500.0))),
     ("bone", Window("ct", (400.0, 1800.0))), ("brain", Window("ct", (40.0, 80.0))),
-    ("40,400", Window("ct", (40.0, 400.0))), ("W400,L40", Window("ct", (40.0, 400.0))),
+    ("400,40", Window("ct", (40.0, 400.0))), ("W400,L40", Window("ct", (40.0, 400.0))),
+    ("L40,W400", Window("ct", (40.0, 400.0))), ("1500,-600", Window("ct", (-600.0, 1500.0))),
     ("L-600/W1500", Window("ct", (-600.0, 1500.0))), ("percentile", Window("pct", (0.5, 99.5))),
     ("percentile:1,99", Window("pct", (1.0, 99.0))), ("minmax", Window("minmax")),
 ])
@@ -69,7 +70,7 @@ def test_parse_window(spec, want):
     assert parse_window(spec) == want
 
 
-@pytest.mark.parametrize("bad", ["40", "40,0", "lungs", "a,b", "percentile:50,10"])
+@pytest.mark.parametrize("bad", ["40", "0,40", "lungs", "a,b", "percentile:50,10"])
 def test_parse_window_refuses(bad):
     with pytest.raises(InputError):
         parse_window(bad)
@@ -78,7 +79,7 @@ def test_parse_window_refuses(bad):
 def test_fitted_window_equals_rule_on_whole_volume():
     rng = np.random.default_rng(0)
     vol = rng.normal(0, 400, (5, 20, 30)).astype(np.float32)
-    m = fit_window(parse_window("40,400"), vol)
+    m = fit_window(parse_window("400,40"), vol)
     np.testing.assert_array_equal(np.stack([m.apply(vol[z]) for z in range(5)]), ct_window(vol, 40, 400))
     mr = np.abs(vol)
     mr[0, :5] = 0
