@@ -13,7 +13,7 @@ decoders and a manifest, so that the engine can load it like a shipped model. Th
 * embedding fidelity: cosine similarity (per image, flattened) and max |difference| to the FP32
   IR's embedding on the 2D subset images plus the middle slice of every 3D case;
 * accuracy: mean DSC/NSD of the engine on ``--subset`` 2D cases spread over the datasets, and with
-  ``--full`` on all 2D cases (``--full3d`` adds the 3D cases: slow).
+  ``--full`` on all 2D cases, ``--full3d`` on all 3D cases (slow).
 
 The report (markdown) records the CPU, its AVX512_BF16/AMX/VNNI flags, the OpenVINO and NNCF
 versions and the thread count.
@@ -98,46 +98,62 @@ def proxy_inputs(subset: list[Path], eval_dir: Path) -> list[tuple[str, np.ndarr
 
 
 def build_base(work: Path, log) -> Path:
-    """FP32 encoder + decoders in ``work/fp32`` (rebuilt when missing)."""
-    from quantization.build import build
+    """FP32 encoder + decoders in ``work/fp32`` (rebuilt when missing or from an older export layout)."""
+    from quantization.build import build, graphs
 
     base = work / "fp32"
-    if not (base / "manifest.json").is_file():
+    man = base / "manifest.json"
+    if not man.is_file() or json.loads(man.read_text())["models"][0]["graphs"] != graphs("fp32"):
         log(f"building FP32 models in {base} ...")
         build(base, int8=False, log=log)
     return base
 
 
-def make_variant(work: Path, base: Path, name: str, calib: Path, requantize: bool, log) -> Path:
-    """Quantize the encoder with variant ``name`` into ``work/<name>`` (with the FP32 decoders)."""
-    import openvino as ov
-
-    from quantization import export
-    from quantization.build import FAMILY_DIR, LICENSE_FILE, SOURCE, graphs
+def _write_variant_manifest(folder: Path, base: Path, name: str, note: str) -> None:
+    """Copy the FP32 decoder graph(s) from ``base`` and write the variant's manifest."""
+    from quantization.build import LICENSE_FILE, SOURCE, graphs
     from quantization.manifest import model_record, write_manifest
-    from quantization.quantize import quantize_encoder
 
-    folder = work / name
-    meta_path = folder / "quantize.json"
-    if meta_path.is_file() and not requantize:
-        return folder
-    if folder.exists():
-        shutil.rmtree(folder)
-    (folder / FAMILY_DIR).mkdir(parents=True)
-    for key in ("decoder", "decoder_points"):
-        for ext in (".xml", ".bin"):
-            shutil.copy2(base / (graphs("fp32")[key][:-4] + ext), folder / (graphs("fp32")[key][:-4] + ext))
+    for key, rel in graphs("fp32").items():
+        if key != "encoder":
+            for ext in (".xml", ".bin"):
+                shutil.copy2(base / (rel[:-4] + ext), folder / (rel[:-4] + ext))
     shutil.copy2(base / LICENSE_FILE, folder / LICENSE_FILE)
-    fp32 = ov.Core().read_model(str(base / graphs("fp32")["encoder"]))
-    log(f"quantizing variant {name} ...")
-    t0 = time.perf_counter()
-    q, note = quantize_encoder(fp32, calib, variant=name)
-    seconds = time.perf_counter() - t0
-    export.save(q, folder / graphs("int8")["encoder"])
     rec = model_record(folder, name=f"litemedsam-int8-{name}", family="litemedsam", precision="int8",
                        graphs=graphs("int8"), source_checkpoint=SOURCE, default=True, attribution=LICENSE_FILE,
                        notes=note)
     write_manifest(folder, [rec])
+
+
+def make_variant(work: Path, base: Path, name: str, calib: Path, requantize: bool, log,
+                 subset_size: int) -> Path:
+    """Quantize the encoder with variant ``name`` and N calibration images into ``work/<name>@N``
+    (next to the FP32 decoders).
+
+    An existing quantized encoder is reused unless ``requantize`` (its decoders and manifest are
+    refreshed from ``base``).
+    """
+    import openvino as ov
+
+    from quantization import export
+    from quantization.build import FAMILY_DIR, graphs
+    from quantization.quantize import quantize_encoder
+
+    folder = work / f"{name}@{subset_size}"
+    meta_path = folder / "quantize.json"
+    if meta_path.is_file() and not requantize:
+        _write_variant_manifest(folder, base, name, json.loads(meta_path.read_text())["note"])
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / FAMILY_DIR).mkdir(parents=True)
+    fp32 = ov.Core().read_model(str(base / graphs("fp32")["encoder"]))
+    log(f"quantizing variant {name} ...")
+    t0 = time.perf_counter()
+    q, note = quantize_encoder(fp32, calib, variant=name, subset_size=subset_size)
+    seconds = time.perf_counter() - t0
+    export.save(q, folder / graphs("int8")["encoder"])
+    _write_variant_manifest(folder, base, name, note)
     meta_path.write_text(json.dumps({"variant": name, "quantize_seconds": seconds, "note": note}, indent=1))
     log(f"  {name}: {seconds:.0f} s")
     return folder
@@ -213,7 +229,7 @@ def profile(path: Path, x: np.ndarray, threads: int, runs: int = 10) -> list[tup
 
 
 def main(argv=None) -> int:
-    from quantization.quantize import CHOSEN, VARIANTS
+    from quantization.quantize import CHOSEN, DEFAULT_SUBSET, VARIANTS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", default=",".join(VARIANTS),
@@ -221,14 +237,18 @@ def main(argv=None) -> int:
     ap.add_argument("--calib", type=Path, default=SHARED / "calib")
     ap.add_argument("--eval", type=Path, default=SHARED / "eval")
     ap.add_argument("--subset", type=int, default=40, help="2D cases for the subset DSC (0: skip)")
-    ap.add_argument("--full", default="", help="comma-separated variants (and/or 'fp32') for the full 2D eval")
-    ap.add_argument("--full3d", default="", help="comma-separated variants (and/or 'fp32') also run on the 3D cases")
+    ap.add_argument("--full", default="", help="comma-separated variants of --variants (and/or 'fp32') for the full 2D eval")
+    ap.add_argument("--full3d", default="", help="comma-separated variants (and/or 'fp32') run on all 3D cases (slow)")
     ap.add_argument("--reps", type=int, default=15, help="interleaved timing rounds")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--torch", action="store_true", help="also time PyTorch eager FP32 (interleaved)")
     ap.add_argument("--profile", default="", help="comma-separated variants to PERF_COUNT-profile")
     ap.add_argument("--work", type=Path, default=Path("/tmp/qv"), help="where the quantized models are kept")
     ap.add_argument("--requantize", action="store_true")
+    ap.add_argument("--calib-subset", type=int, default=None,
+                    help="calibration images per variant (default: quantization.quantize.DEFAULT_SUBSET); "
+                         "a variant may also be given as NAME@N in --variants. Models are kept as "
+                         "<work>/<variant>@N and named so in the table")
     ap.add_argument("--out", type=Path, default=Path("results.md"))
     args = ap.parse_args(argv)
 
@@ -242,8 +262,11 @@ def main(argv=None) -> int:
     folders = {"fp32": base}
     qmeta = {}
     for v in variants:
-        folders[v] = make_variant(args.work, base, v, args.calib, args.requantize, log)
-        qmeta[v] = json.loads((folders[v] / "quantize.json").read_text())
+        name, _, n = v.partition("@")
+        n = int(n) if n else (args.calib_subset or DEFAULT_SUBSET)
+        key = f"{name}@{n}"
+        folders[key] = make_variant(args.work, base, name, args.calib, args.requantize, log, n)
+        qmeta[key] = json.loads((folders[key] / "quantize.json").read_text())
 
     subset = select_subset(args.eval, args.subset) if args.subset else []
     inputs = proxy_inputs(subset or select_subset(args.eval, 40), args.eval)
@@ -283,10 +306,12 @@ def main(argv=None) -> int:
     full = {}
     all2d = sorted(args.eval.glob("2DBox_*.npz"))
     all3d = sorted(args.eval.glob("3DBox_*.npz"))
+    full2d = [v for v in args.full.split(",") if v]
     full3d = [v for v in args.full3d.split(",") if v]
-    for k in dict.fromkeys([v for v in args.full.split(",") if v] + full3d):
+    for k in dict.fromkeys(full2d + full3d):
         log(f"full eval {k} ...")
-        full[k] = eval_cases(folders[k], all2d + (all3d if k in full3d else []), args.threads)
+        full[k] = eval_cases(folders[k], (all2d if k in full2d else []) + (all3d if k in full3d else []),
+                             args.threads)
 
     profiles = {k: profile(encoder_path(folders[k]), x_time, args.threads)
                 for k in [v for v in args.profile.split(",") if v]}
@@ -300,8 +325,9 @@ def main(argv=None) -> int:
              f"compile config {F32_CONFIG}")
     L.append(f"- timing: {args.reps} interleaved rounds on one preprocessed image; "
              f"speed-up = FP32 IR median / variant median (same run)")
-    L.append(f"- fidelity: {len(inputs)} encoder inputs ({len(subset)} 2D subset images + "
-             f"{len(inputs) - len(subset)} 3D middle slices)")
+    n3d = sum("3DBox_" in name for name, _ in inputs)
+    L.append(f"- fidelity: {len(inputs)} encoder inputs ({len(inputs) - n3d} 2D images of the subset + "
+             f"{n3d} 3D middle slices)")
     L.append(f"- subset DSC/NSD: {len(subset)} 2D cases\n")
     L.append("| variant | ms median | ms min | speed-up vs FP32 IR | cosine mean | cosine min | max abs | "
              "subset DSC | subset NSD | full 2D DSC | full 2D NSD | full 3D DSC | full 3D NSD | quantize s |")
