@@ -172,25 +172,17 @@ class TinyViTBlock(nn.Module):
         b, n, c = x.shape
         res = x
         x = x.reshape(b, h, w, c)
-        if self.fused_windows:
-            pad = (ws - h % ws) % ws
-            if pad:
-                x = F.pad(x, (0, 0, 0, pad, 0, pad))
-            x = self._attention_fused(x, b, h + pad, (h + pad) // ws)
-            if pad:
-                x = x[:, :h, :w]
-            x = res + x.reshape(b, n, c)
-            x = self.local_conv(x.transpose(1, 2).reshape(b, c, h, w))
-            x = x.reshape(b, c, n).transpose(1, 2)
-            return x + self.mlp(x)
         pad = (ws - h % ws) % ws
         if pad:
             x = F.pad(x, (0, 0, 0, pad, 0, pad))
         ph = h + pad
         nw = ph // ws
-        x = x.reshape(b, nw, ws, nw, ws, c).transpose(2, 3).reshape(b * nw * nw, ws * ws, c)
-        x = self.attn(x)
-        x = x.reshape(b, nw, nw, ws, ws, c).transpose(2, 3).reshape(b, ph, ph, c)
+        if self.fused_windows:
+            x = self._attention_fused(x, b, ph, nw)
+        else:
+            x = x.reshape(b, nw, ws, nw, ws, c).transpose(2, 3).reshape(b * nw * nw, ws * ws, c)
+            x = self.attn(x)
+            x = x.reshape(b, nw, nw, ws, ws, c).transpose(2, 3).reshape(b, ph, ph, c)
         if pad:
             x = x[:, :h, :w]
         x = res + x.reshape(b, n, c)
