@@ -77,6 +77,18 @@ def test_precision_is_explicit(session):
     assert session.runtime.threads == 2
 
 
+def test_fewer_threads_than_cores_are_not_pinned(monkeypatch):
+    """Batch workers run one thread each: pinned, they would all land on core 0."""
+    from engine import models
+
+    monkeypatch.setattr(models, "_available_cores", lambda: 4)
+    rt = models.Runtime(models.find_model("litemedsam-int8"), threads=1)
+    assert rt._compiled["encoder"].get_property("ENABLE_CPU_PINNING") is False
+    monkeypatch.setattr(models, "_available_cores", lambda: 1)
+    rt = models.Runtime(models.find_model("litemedsam-int8"), threads=1)
+    assert "ENABLE_CPU_PINNING" not in rt.config
+
+
 def test_two_phase_predictor_and_cache(session):
     rng = np.random.default_rng(1)
     img = (rng.random((120, 160)) * 40).astype(np.uint8)
