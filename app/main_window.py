@@ -3,8 +3,9 @@
 Widgets only render and route input; the :class:`~app.controller.Controller` owns the document
 and the workers. objectNames used by tests: ``mainWindow``, ``sliceView``, ``objectList``,
 ``propagateButton`` (the panel's button and the Segment menu action), ``sliceSlider``; File
-actions ``actionOpenFile``, ``actionOpenFolder``, ``actionOpenSample``, ``actionOpenLabelMap``,
-``actionSave``, ``actionSaveAs``; ``restoreBar`` (offer to restore autosaved work).
+actions ``actionOpenFile``, ``actionOpenFolder``, ``actionOpenSample`` (the bundled brain MR volume, first
+in File ▸ Open sample and the tool bar's Sample button), ``actionOpenSampleCT`` (the bundled CT slice),
+``actionOpenLabelMap``, ``actionSave``, ``actionSaveAs``; ``restoreBar`` (offer to restore autosaved work).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QColor, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDialog, QDialogButtonBox, QDockWidget,
                                QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QMainWindow, QMessageBox, QProgressBar, QProgressDialog,
+                               QListWidgetItem, QMainWindow, QMenu, QMessageBox, QProgressBar, QProgressDialog,
                                QPushButton, QSlider, QSpinBox, QToolBar, QVBoxLayout, QWidget)
 
 from .controller import WINDOW_PRESETS, Controller, Settings
@@ -31,10 +32,17 @@ def assets_dir() -> Path:
     return Path(base) / "assets" if base else REPO_ASSETS
 
 
-def sample_path() -> Path:
-    d = assets_dir() / "sample"
-    vols = sorted(d.glob("*.nii.gz"))
-    return vols[0] if vols else d / "CT_small.dcm"
+# the bundled samples (assets/sample/README.md): File > Open sample
+SAMPLES = {
+    "volume": ("mni_icbm152_t1_2009a.nii.gz", "Brain MR volume (MNI ICBM152)", "LICENSE-ICBM152.txt"),
+    "ct": ("CT_small.dcm", "CT slice (pydicom)", "LICENSE-pydicom.txt"),
+}
+
+
+def sample_path(which: str = "volume") -> Path:
+    """A bundled sample: ``"volume"`` (the MNI ICBM152 T1 brain template, a 3D MR volume; the default)
+    or ``"ct"`` (pydicom's one-slice CT)."""
+    return assets_dir() / "sample" / SAMPLES[which][0]
 
 
 class PropagateButton(QPushButton):
@@ -220,6 +228,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setObjectName("mainWindow")
         self.setWindowTitle("BoxSeg")
+        self.setWindowIcon(QIcon(str(assets_dir() / "icon" / "boxseg.png")))
         self.resize(1200, 800)
         self.confirm_close = confirm_close
         self.c = Controller(self, settings=settings)
@@ -304,14 +313,20 @@ class MainWindow(QMainWindow):
         self.a_open = self._act("&Open file…", self.open_file_dialog, QKeySequence.Open, "actionOpenFile")
         self.a_open_dir = self._act("Open &DICOM folder…", self.open_folder_dialog, "Ctrl+Shift+O",
                                     "actionOpenFolder")
-        self.a_sample = self._act("Open &sample", self.open_sample, None, "actionOpenSample")
+        self.a_sample = self._act(SAMPLES["volume"][1], lambda: self.open_sample("volume"), None,
+                                  "actionOpenSample")
+        self.a_sample_ct = self._act(SAMPLES["ct"][1], lambda: self.open_sample("ct"), None, "actionOpenSampleCT")
+        self.sample_menu = QMenu("Open &sample", self)
+        self.sample_menu.setObjectName("menuOpenSample")
+        self.sample_menu.addAction(self.a_sample)
+        self.sample_menu.addAction(self.a_sample_ct)
         self.a_open_lm = self._act("Open &label map…", self.open_labelmap_dialog, None, "actionOpenLabelMap")
         self.a_save = self._act("&Save segmentation", self.save, QKeySequence.Save, "actionSave")
         self.a_save_as = self._act("Save segmentation &as…", self.save_as, QKeySequence.SaveAs, "actionSaveAs")
         self.a_quit = self._act("&Quit", self.close, QKeySequence.Quit, "actionQuit")
-        for a in (self.a_open, self.a_open_dir, self.a_sample, None, self.a_open_lm, self.a_save, self.a_save_as,
+        for a in (self.a_open, self.a_open_dir, self.sample_menu, None, self.a_open_lm, self.a_save, self.a_save_as,
                   None, self.a_quit):
-            f.addSeparator() if a is None else f.addAction(a)
+            f.addSeparator() if a is None else f.addMenu(a) if isinstance(a, QMenu) else f.addAction(a)
         e = mb.addMenu("&Edit")
         self.a_undo = self.c.doc.undo_stack.createUndoAction(self, "&Undo")
         self.a_undo.setShortcut(QKeySequence.Undo)
@@ -382,6 +397,7 @@ class MainWindow(QMainWindow):
                 a.setIconText(short[a])  # the tool bar shows iconText, menus the full text
                 a.setToolTip(a.text().replace("&", ""))
             tb.addAction(a)
+        self.a_sample.setToolTip("Open sample: " + SAMPLES["volume"][1] + " (File ▸ Open sample: both samples)")
         tb.addSeparator()
         tb.addWidget(QLabel(" Window "))
         self.window_combo = QComboBox()
@@ -420,6 +436,7 @@ class MainWindow(QMainWindow):
         self.precompute_bar = QProgressBar()
         self.precompute_bar.setObjectName("precomputeBar")
         self.precompute_bar.setMaximumWidth(180)
+        self.precompute_bar.setMinimumWidth(150)  # room for "embeddings 123/189" on one line
         self.precompute_bar.setFormat("embeddings %v/%m")
         self.precompute_bar.hide()
         sb.addWidget(self.cursor_label, 1)
@@ -525,8 +542,8 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
-    def open_sample(self):
-        self.open_path(sample_path())
+    def open_sample(self, which: str = "volume"):
+        return self.open_path(sample_path(which))
 
     def open_labelmap_dialog(self):
         path, _ = QFileDialog.getOpenFileName(self, "Open label map", "",
@@ -652,6 +669,7 @@ def about_text() -> str:
     from engine import __version__
 
     lic = assets_dir() / "models" / "LICENSE-litemedsam.txt"
+    sample_dir = assets_dir() / "sample"
     try:
         from engine.models import list_models
 
@@ -665,8 +683,15 @@ def about_text() -> str:
             "<p><b>LiteMedSAM</b> (Bo Wang lab, MedSAM: <i>Segment anything in medical images</i>, Ma et al., "
             "Nature Communications 2024; LiteMedSAM for the CVPR 2024 MedSAM on Laptop challenge), weights under "
             f"the Apache License 2.0 — see <code>{lic}</code>. Inference with OpenVINO (Apache-2.0), INT8 by NNCF.</p>"
-            "<p><b>Sample image:</b> see <code>assets/sample/README.md</code> and its licence file.</p>"
+            "<p><b>Sample images</b> (File ▸ Open sample, see <code>assets/sample/README.md</code>): "
+            "the brain MR volume is the MNI ICBM152 2009a T1 template (from the nilearn wheel), Copyright © "
+            "1993–2004 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological Institute, McGill "
+            "University, redistributed under its permissive licence (use, copy, modify and distribute with the "
+            "copyright notice; no warranty) — see "
+            f"<code>{sample_dir / SAMPLES['volume'][2]}</code>. The CT slice is <code>CT_small.dcm</code> from "
+            "pydicom's test files (MIT licence; downsized from the NEMA DICOM WG04 sample images) — see "
+            f"<code>{sample_dir / SAMPLES['ct'][2]}</code>.</p>"
             "<p>BoxSeg is Apache-2.0. Qt for Python (PySide6) is LGPLv3.</p>")
 
 
-__all__ = ["MainWindow", "about_text", "sample_path"]
+__all__ = ["MainWindow", "SAMPLES", "about_text", "sample_path"]

@@ -1,13 +1,17 @@
 """Render the desktop app's main states offscreen into docs/*.png (real model, real mouse events).
 
-    python docs/screenshots.py [--volume DICOM_FOLDER_OR_NIFTI]
+    python docs/screenshots.py [--volume DICOM_FOLDER_OR_NIFTI] [--box X0 Y0 X1 Y1 --slice Z]
 
 States: ``app-drag.png`` (a box being dragged, the live mask following it), ``app-object.png``
-(the committed object with its IoU in the objects panel), ``app-propagated.png`` (a volume after
-Propagate, outline mode) and ``app-restore.png`` (the offer to restore autosaved work). The 2D
-states use the bundled sample (``assets/sample/CT_small.dcm``, pydicom test file); the volume
-defaults to the dcmqi ``ct-3slice`` CT series (BSD-3-Clause, QIICR/dcmqi) from ``../shared/data``
-when it is there. Autosaves and settings go to a temporary folder.
+(the committed object with its IoU in the objects panel), ``app-volume.png`` (a volume after
+Propagate, shown on another slice than the one the box was drawn on) and ``app-restore.png`` (the
+offer to restore autosaved work). The 2D states use the bundled CT slice
+(``assets/sample/CT_small.dcm``, pydicom test file); the volume defaults to the bundled brain MR
+volume (``assets/sample/mni_icbm152_t1_2009a.nii.gz``, the MNI ICBM152 2009a template) with the
+box around the pons suggested in ``assets/sample/README.md``, propagated through slices 42-58.
+Another volume gets the box of ``--box``/``--slice`` (voxel indices), or one around the brightest
+blob of its middle slice, propagated until the object ends.
+Autosaves and settings go to a temporary folder.
 """
 
 from __future__ import annotations
@@ -20,11 +24,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
+SAMPLE_VOLUME = REPO / "assets" / "sample" / "mni_icbm152_t1_2009a.nii.gz"
+# assets/sample/README.md: the pons on axial slice 50 of the MNI template, propagated through slices 42-58
+SAMPLE_BOX, SAMPLE_SLICE, SAMPLE_RANGE, SAMPLE_NAME = (78, 90, 118, 124), 50, (42, 58), "Pons"
+SAMPLE_SHOW = 46  # the slice shown after propagation (4 mm below the box's)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--volume", default=str(REPO.parent / "shared" / "data" / "raw" / "dcmqi" / "ct-3slice"))
+    ap.add_argument("--volume", default=str(SAMPLE_VOLUME))
+    ap.add_argument("--box", type=int, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="box for --volume")
+    ap.add_argument("--slice", type=int, help="slice of --box (default: the middle slice)")
     ap.add_argument("--out", default=str(DOCS))
     args = ap.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -78,32 +88,46 @@ def main(argv=None) -> int:
     win.c.shutdown()
     win.close()
 
-    # 3: a volume after propagation, outline mode
+    # 3: a volume after propagation, shown on another slice than the box's
     vol = Path(args.volume)
     if vol.exists():
         win = create_main_window(vol)
         win.resize(1180, 760)
         c = win.c
-        box = (60, 140, 335, 400) if vol.name == "ct-3slice" else None  # the liver
-        if box is None:
+        z, show, name, z_range = args.slice, None, "Object 1", None
+        if args.box:
+            box = tuple(args.box)
+        elif vol.resolve() == SAMPLE_VOLUME.resolve():
+            box, z, show, name, z_range = SAMPLE_BOX, SAMPLE_SLICE, SAMPLE_SHOW, SAMPLE_NAME, SAMPLE_RANGE
+        elif vol.name == "ct-3slice":  # dcmqi's CT series from ../shared/data: the liver
+            box, name = (60, 140, 335, 400), "Liver"
+        else:
             from app.smoke import brightest_blob_box
 
             box = brightest_blob_box(c.image.model_slice(c.z)[0])
+        if z is not None and z != c.z:
+            c.set_slice(z)
+            _wait(c.slice_ready, 120, "the slice's embedding")
         p0, p1 = box_to_viewport(win.view, box)
         drag(win.view, p0, p1)
         _wait(lambda: len(c.doc.objects) == 1, 60, "the object")
         done = {}
         c.jobFinished.connect(lambda i, ok, m: done.update(ok=ok))
+        if z_range is not None:  # the panel's "or slices" range
+            win.panel.whole.setChecked(False)
+            win.panel.z_from.setValue(z_range[0])
+            win.panel.z_to.setValue(z_range[1])
         win.panel.propagate.click()
         _wait(lambda: "ok" in done, 600, "propagation")
-        c.doc.update_object(c.doc.current, name="Liver")
-        c.set_slice(max(0, c.z - 1))
-        win.view._update_cursor(*win.view.item_px(p1 - QPoint(60, 80)))
-        shot(win, "app-propagated.png")
+        c.doc.update_object(c.doc.current, name=name)
+        c.set_slice(show if show is not None else max(0, c.z - 1))
+        _pump(300)
+        win.view._update_cursor(*win.view.item_px((p0 + p1) / 2))
+        shot(win, "app-volume.png")
         c.shutdown(keep_autosave=False)
         win.close()
     else:
-        print(f"{vol} not found: app-propagated.png not rendered", file=sys.stderr)
+        print(f"{vol} not found: app-volume.png not rendered", file=sys.stderr)
     return 0
 
 

@@ -25,4 +25,19 @@ def test_no_research_data_committed():
     assert not [f for f in files if f.endswith(".npz")], "no .npz data files in the repository"
     assert not [f for f in files if f.startswith(("data/", "shared/"))]
     sample = [f for f in files if f.startswith("assets/sample/")]
-    assert set(sample) <= {"assets/sample/CT_small.dcm", "assets/sample/README.md", "assets/sample/LICENSE-pydicom.txt"}
+    assert set(sample) <= {"assets/sample/CT_small.dcm", "assets/sample/README.md", "assets/sample/LICENSE-pydicom.txt",
+                           "assets/sample/mni_icbm152_t1_2009a.nii.gz", "assets/sample/LICENSE-ICBM152.txt"}
+
+
+def test_bundled_samples_carry_their_licences():
+    """Every bundled sample has its licence file beside it, and the volume is nilearn's file unchanged."""
+    import hashlib
+
+    d = REPO / "assets" / "sample"
+    assert (d / "CT_small.dcm").is_file() and (d / "LICENSE-pydicom.txt").is_file()
+    vol = d / "mni_icbm152_t1_2009a.nii.gz"
+    lic = (d / "LICENSE-ICBM152.txt").read_text()
+    assert "Louis Collins" in lic and "Permission to use, copy, modify, and distribute" in lic
+    assert hashlib.sha256(vol.read_bytes()).hexdigest() in lic
+    readme = (d / "README.md").read_text()
+    assert "LICENSE-ICBM152.txt" in readme and "LICENSE-pydicom.txt" in readme
