@@ -45,6 +45,9 @@ class MBConv(nn.Module):
 class PatchMerging(nn.Module):
     """1x1 conv, GELU, depthwise 3x3 (stride 2, or 1 for out=320), GELU, 1x1 conv -> tokens."""
 
+    #: set by :func:`regroup_qkv_for_export`
+    channels_last_out = False
+
     def __init__(self, resolution: int, dim: int, out_dim: int):
         super().__init__()
         self.resolution = resolution
@@ -60,6 +63,8 @@ class PatchMerging(nn.Module):
         x = F.gelu(self.conv1(x))
         x = F.gelu(self.conv2(x))
         x = self.conv3(x)
+        if self.channels_last_out:
+            return x.permute(0, 2, 3, 1).flatten(1, 2)  # same values, Transpose adjacent to the conv
         return x.flatten(2).transpose(1, 2)
 
 
@@ -107,12 +112,15 @@ class TinyAttention(nn.Module):
 def regroup_qkv_for_export(model: nn.Module) -> nn.Module:
     """Prepare a TinyViT for export (same maths, fewer and cheaper graph ops).
 
-    Reorders every TinyAttention's per-head interleaved qkv rows to [q | k | v] and switches the
-    blocks to the fused window/head transposes (:meth:`TinyViTBlock._attention_fused`).
+    Reorders every TinyAttention's per-head interleaved qkv rows to [q | k | v], switches the
+    blocks to the fused window/head transposes (:meth:`TinyViTBlock._attention_fused`) and writes
+    the NCHW<->token transposes around depthwise/patch-merging convs as permutes adjacent to the conv.
     """
     for m in model.modules():
         if isinstance(m, TinyViTBlock):
             m.fused_windows = True
+        if isinstance(m, PatchMerging):
+            m.channels_last_out = True
     for m in model.modules():
         if isinstance(m, TinyAttention) and not m.grouped_qkv:
             h, d = m.num_heads, m.key_dim
@@ -186,8 +194,14 @@ class TinyViTBlock(nn.Module):
         if pad:
             x = x[:, :h, :w]
         x = res + x.reshape(b, n, c)
-        x = self.local_conv(x.transpose(1, 2).reshape(b, c, h, w))
-        x = x.reshape(b, c, n).transpose(1, 2)
+        if self.fused_windows:
+            # Same values; a Transpose directly in front of / behind the depthwise conv is folded by
+            # the OpenVINO CPU plugin into the conv's channels-last layout (10 executed Transposes fewer).
+            x = self.local_conv(x.reshape(b, h, w, c).permute(0, 3, 1, 2))
+            x = x.permute(0, 2, 3, 1).reshape(b, n, c)
+        else:
+            x = self.local_conv(x.transpose(1, 2).reshape(b, c, h, w))
+            x = x.reshape(b, c, n).transpose(1, 2)
         return x + self.mlp(x)
 
 

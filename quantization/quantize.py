@@ -5,7 +5,7 @@ The chosen configuration and the evidence for it (speed and accuracy per variant
 ``bench/quant_variants.py`` can rerun the comparison.
 
 A variant is a name; :func:`variant_kwargs` turns it into keyword arguments for ``nncf.quantize``
-(plus one private key, ``accuracy_control``). Some ignored scopes need the
+(plus private keys ``accuracy_control`` and ``widen_heavy_tails``). Some ignored scopes need the
 node names of the FP32 IR (OpenVINO renames BatchNorm-fused convolutions to ``Multiply_NNN``), so
 they are resolved from the model's graph.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 import nncf
 import numpy as np
 import openvino as ov
+from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
 from .calibration import calibration_inputs
 
@@ -44,9 +45,32 @@ EXTRA_VARIANTS = [
     "transformer-ign-fc2",     # the 10 MLP fc2 MatMuls (input after GELU) in f32
     "transformer-mixed-ign-stem",
     "transformer-fbc-off",     # full BiasCorrection instead of FastBiasCorrection (slow to quantize)
+    "transformer-ign-stem-fc2",      # stem + the 10 MLP fc2 MatMuls in f32
+    "transformer-ign-stem-fc2late",  # stem + the 5 fc2 with the widest calibration spread
+    "transformer-ign-stem-fc2last",  # stem + the last block's fc2
+    "transformer-ign-stem-widen1.2",  # stem + activation ranges overflowed >1.2x by calibration images widened
+    "transformer-ign-stem-widenfc2",  # ... only the MLP fc2 inputs among them
+    "transformer-ign-stem-minmax",   # activation ranges: global min/max over the calibration images
+    "transformer-ign-stem-quantile",  # ... mean of per-image 0.01%/99.99% quantiles
+    "transformer-ign-stem-hist",      # ... histogram (MSE-optimal) ranges
 ]
 
-CHOSEN = "transformer-ign-stem"
+CHOSEN = "transformer-ign-stem-widenfc2"
+
+#: MLP fc2 MatMuls kept in f32 (with the stem). Their input (GELU output, SmoothQuant-scaled) is the
+#: most heavy-tailed activation of the encoder: on the calibration images themselves the largest
+#: per-image value exceeds NNCF's range (mean of per-image maxima) by 1.2-2.2x in these five blocks
+#: (layers.2.blocks.3-5, layers.3.blocks.0-1) and by <1.2x elsewhere; clipped, a wide-range CT slice
+#: lost a whole object (docs/quantization.md)
+_FC2_SCOPES = {
+    "transformer-ign-stem-fc2": r"\.mlp\.fc2/",
+    "transformer-ign-stem-fc2late": r"layers\.(2\.blocks\.[345]|3\.blocks\.[01])\.mlp\.fc2/",
+    "transformer-ign-stem-fc2last": r"layers\.3\.blocks\.1\.mlp\.fc2/",
+}
+
+#: activation range estimators selectable as ``transformer-ign-stem-<key>``
+_RANGE_ESTIMATORS = {"minmax": "MINMAX", "quantile": "MEAN_QUANTILE", "median": "MEDIAN_MINMAX",
+                     "nooutliers": "MEAN_NO_OUTLIERS_MINMAX", "hist": "HISTOGRAM"}
 
 #: calibration images used by default, evenly spread over the sorted calibration files (60 gave the
 #: same embedding fidelity as all 181: docs/quantization.md); quantizing takes a third of the time
@@ -114,12 +138,29 @@ def variant_kwargs(name: str, model: ov.Model | None = None) -> dict:
         if model is None:
             raise ValueError(f"variant {name!r} needs the FP32 model to resolve node names")
         return {**tr, "ignored_scope": nncf.IgnoredScope(names=_matmul_names(model, r"\.mlp\.fc2/"))}
+    if name == "transformer-ign-stem-widenfc2":
+        # only the MLP fc2 inputs (GELU output after SmoothQuant) among the overflowed ranges
+        return {**variant_kwargs("transformer-ign-stem", model), "widen_heavy_tails": (1.2, r"\.mlp/aten::gelu/")}
+    if name.startswith("transformer-ign-stem-widen"):
+        # e.g. transformer-ign-stem-widen1.2: ranges overflowed >1.2x by calibration images widened
+        return {**variant_kwargs("transformer-ign-stem", model),
+                "widen_heavy_tails": (float(name[len("transformer-ign-stem-widen"):] or 1.2), None)}
+    if name in _FC2_SCOPES:
+        kw = variant_kwargs("transformer-ign-stem", model)
+        names = kw["ignored_scope"].names + _matmul_names(model, _FC2_SCOPES[name])
+        return {**kw, "ignored_scope": nncf.IgnoredScope(names=names)}
     if name == "transformer-mixed-ign-stem":
         return {**variant_kwargs("transformer-ign-stem", model), "preset": nncf.QuantizationPreset.MIXED}
     if name == "transformer-nobc":
         return {**tr, "advanced_parameters": adv(disable_bias_correction=True)}
     if name == "transformer-fbc-off":
         return {**tr, "fast_bias_correction": False}
+    if name.startswith("transformer-ign-stem-") and name.rsplit("-", 1)[1] in _RANGE_ESTIMATORS:
+        # activation ranges: NNCF's default MEAN_MINMAX averages the per-image extremes, so an image
+        # with a wider range than the average calibration image is clipped; MINMAX keeps all of it
+        est = getattr(RangeEstimatorParametersSet, _RANGE_ESTIMATORS[name.rsplit("-", 1)[1]])
+        kw = variant_kwargs("transformer-ign-stem", model)
+        return {**kw, "advanced_parameters": adv(activations_range_estimator_params=est)}
     if name == "transformer-ac":
         return {**tr, "accuracy_control": True}
     raise KeyError(f"unknown quantization variant {name!r} (known: {', '.join(VARIANTS + EXTRA_VARIANTS)})")
@@ -167,5 +208,84 @@ def quantize_encoder(fp32: ov.Model, calib: Path, variant: str = CHOSEN, subset_
                 ranking_subset_size=10, num_ranking_workers=1, max_num_iterations=20),
             **kwargs)
     else:
+        widen = kwargs.pop("widen_heavy_tails", None)
         q = nncf.quantize(fp32, nncf.Dataset(data), subset_size=n, **kwargs)
+        if widen:
+            widened = widen_heavy_tailed_ranges(q, data, *widen)
+            return q, (f"NNCF {nncf.__version__} PTQ variant '{variant}', {n} calibration images, "
+                       f"{len(widened)} heavy-tailed activation ranges widened to the calibration min/max")
     return q, f"NNCF {nncf.__version__} PTQ variant '{variant}', {n} calibration images"
+
+
+def _activation_fake_quantizes(model: ov.Model) -> list:
+    """Per-tensor FakeQuantize nodes on activations (not on weight constants)."""
+    out = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "FakeQuantize":
+            continue
+        if op.input_value(0).get_node().get_type_name() in ("Constant", "Convert"):
+            continue
+        if all(op.input_value(i).get_node().get_type_name() == "Constant" for i in (1, 2, 3, 4)) and \
+                op.input_value(1).get_node().get_data().size == 1:
+            out.append(op)
+    return out
+
+
+def activation_extremes(model: ov.Model, images: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """friendly name of each activation FakeQuantize -> (n_images, 2) per-image [min, max] of its input.
+
+    Runs a clone of ``model`` with the FakeQuantizes' inputs as extra outputs (f32 precision).
+    """
+    clone = model.clone()
+    fqs = _activation_fake_quantizes(clone)
+    clone.add_outputs([fq.input_value(0) for fq in fqs])
+    compiled = ov.Core().compile_model(clone, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    # add_outputs deduplicates tensors feeding several FakeQuantizes: look outputs up by tensor
+    extra = {}
+    for o in compiled.outputs[1:]:
+        for name in o.get_names():
+            extra[name] = o
+    stats = {fq.get_friendly_name(): [] for fq in fqs}
+    for x in images:
+        r = compiled(x)
+        for fq in fqs:
+            t = r[extra[next(iter(fq.input_value(0).get_names()))]]
+            stats[fq.get_friendly_name()].append((float(t.min()), float(t.max())))
+    return {k: np.asarray(v) for k, v in stats.items()}
+
+
+def widen_heavy_tailed_ranges(model: ov.Model, images: list[np.ndarray], ratio: float,
+                              only: str | None = None) -> list[str]:
+    """Widen, in place, activation ranges that the calibration images themselves overflow.
+
+    NNCF's activation range (MEAN_MINMAX) is the *mean* over images of each image's min/max. For most
+    tensors that is close to the extremes; for a few heavy-tailed ones (the MLP fc2 inputs after
+    GELU) the largest calibration image exceeds it by up to 2.2x, and an unseen image with a wider
+    range (a 512x512 CT slice) is clipped hard enough to lose an object. Where the calibration
+    extremes exceed the range by more than ``ratio``, the range becomes the calibration min/max
+    (what MINMAX would give), keeping int8 everywhere; the other ranges keep MEAN_MINMAX's finer
+    steps (MINMAX on every tensor costs embedding fidelity: docs/quantization.md). ``only``: a
+    regex on FakeQuantize names restricting which ranges may be widened. Returns the names of the
+    widened FakeQuantizes.
+    """
+    from openvino import opset13 as ops
+
+    ext = activation_extremes(model, images)
+    widened = []
+    for fq in _activation_fake_quantizes(model):
+        if only and not re.search(only, fq.get_friendly_name()):
+            continue
+        lo = float(fq.input_value(1).get_node().get_data().ravel()[0])
+        hi = float(fq.input_value(2).get_node().get_data().ravel()[0])
+        e = ext[fq.get_friendly_name()]
+        new_lo, new_hi = min(lo, float(e[:, 0].min())), max(hi, float(e[:, 1].max()))
+        over = max(new_hi / hi if hi > 0 else 1.0, new_lo / lo if lo < 0 else 1.0)
+        if over <= ratio:
+            continue
+        for i, v in ((1, new_lo), (2, new_hi), (3, new_lo), (4, new_hi)):
+            old = fq.input_value(i).get_node()
+            c = ops.constant(np.full(old.get_data().shape, v, dtype=old.get_data().dtype))
+            fq.input(i).replace_source_output(c.output(0))
+        widened.append(fq.get_friendly_name())
+    model.validate_nodes_and_infer_types()
+    return widened
