@@ -310,7 +310,13 @@ def cmd_segment(args) -> int:
     write_labelmap(out, labels, img, segments=[seg], model_name=entry.name,
                    model_version=f"{entry.precision} sha256:{entry.model_id[:16]}", z=z)
     if args.overlay:
-        write_overlay_png(Path(args.overlay), slice_u8, labels[z], box)
+        # oriented as the app's slice view shows the plane (radiological, engine.image.Display), not
+        # in stored voxel order (a NIfTI's stored rows often run posterior -> anterior); not
+        # resampled for anisotropic pixels
+        disp = img.display
+        shape_yx = labels.shape[1:]
+        write_overlay_png(Path(args.overlay), np.ascontiguousarray(disp.to_screen(slice_u8)),
+                          np.ascontiguousarray(disp.to_screen(labels[z])), disp.box_to_screen(box, shape_yx))
     zs = np.flatnonzero(labels.reshape(img.depth, -1).any(axis=1))
     where = f"slice {z}" if z_range is None else f"slices {z_range[0]}..{z_range[1]} ({len(zs)} non-empty)"
     zt, yt, xt = img.shape
@@ -493,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--pattern", default="*.npz")
     e.add_argument("--limit", type=int, default=None, help="only the first N cases (sorted by name)")
     e.add_argument("--early-stop", type=int, default=None, metavar="N",
-                   help="3D: stop a propagation pass after N consecutive empty slices (default: challenge rule, no early stop)")
+                   help="3D: stop a propagation pass after N consecutive slices where the object has ended (empty, "
+                        "a speck or a blob off the object; default: challenge rule, no early stop)")
     _add_model_args(e)
     e.set_defaults(func=cmd_eval)
 
@@ -526,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--out", default="mask.png",
                    help="output by extension: .nii/.nii.gz label map in the input's geometry, .dcm DICOM-SEG "
                         "(DICOM input), .png mask of the slice (default mask.png)")
-    s.add_argument("--overlay", default=None, help="also write an overlay PNG of the box slice (image + mask + box)")
+    s.add_argument("--overlay", default=None,
+                   help="also write an overlay PNG of the box slice (image + mask + box), oriented as the app shows it")
     s.add_argument("--name", default="BoxSeg object", help="object name stored in a DICOM-SEG segment")
     _add_model_args(s)
     s.set_defaults(func=cmd_segment)

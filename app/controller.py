@@ -498,7 +498,8 @@ class Controller(QObject):
                   early_stop: int | None = 2) -> int | None:
         """Propagate object ``value`` (default: the selected one) up and down from the slice its box
         was drawn on, through ``z_range`` (inclusive; default the whole volume), stopping a
-        direction after ``early_stop`` empty slices. One undo step; runs on the inference worker."""
+        direction after ``early_stop`` slices where the object has ended (empty, a speck, or a blob
+        off the object: ``engine.propagate.object_ended``). One undo step; runs on the inference worker."""
         from engine.propagate import Box3D, propagate_box
 
         if value is None:

@@ -140,14 +140,8 @@ class SliceView(QGraphicsView):
 
     def index_to_screen(self, x: float, y: float) -> tuple[float, float]:
         """Stored voxel (x, y) -> screen pixel centre (col, row)."""
-        d = self.image.display
         z, ys, xs = self.image.shape
-        r, c = (x, y) if d.transpose else (y, x)
-        h, w = (xs, ys) if d.transpose else (ys, xs)
-        if d.flip_rows:
-            r = h - 1 - r
-        if d.flip_cols:
-            c = w - 1 - c
+        r, c = self.image.display.index_to_screen(x, y, (ys, xs))
         return c + 0.5, r + 0.5
 
     def box_from_screen(self, a, b) -> tuple[int, int, int, int]:

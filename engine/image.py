@@ -130,6 +130,24 @@ class Display:
         c = w - 1 - col if self.flip_cols else col
         return (r, c) if self.transpose else (c, r)  # transpose: screen rows are stored x
 
+    def index_to_screen(self, x: float, y: float, shape_yx) -> tuple[float, float]:
+        """Stored voxel index (x, y) of a slice of shape (Y, X) -> screen pixel (row, col).
+
+        The inverse of :meth:`screen_to_index` (pixel indices, not pixel centres).
+        """
+        r, c = (x, y) if self.transpose else (y, x)
+        h, w = (shape_yx[1], shape_yx[0]) if self.transpose else (shape_yx[0], shape_yx[1])
+        return (h - 1 - r if self.flip_rows else r), (w - 1 - c if self.flip_cols else c)
+
+    def box_to_screen(self, box, shape_yx) -> tuple[int, int, int, int]:
+        """A box [x_min, y_min, x_max, y_max] in stored voxel indices of a (Y, X) slice -> the same
+        pixels as an XYXY box (col_min, row_min, col_max, row_max) of the screen array
+        :meth:`to_screen` gives. Corners are rounded to pixel indices first, so a flip maps the
+        box's inclusive pixels exactly."""
+        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        (ra, ca), (rb, cb) = self.index_to_screen(x0, y0, shape_yx), self.index_to_screen(x1, y1, shape_yx)
+        return int(min(ca, cb)), int(min(ra, rb)), int(max(ca, cb)), int(max(ra, rb))
+
 
 # screen right / screen down targets in RAS for each plane (radiological display, as Slicer)
 _SCREEN = {

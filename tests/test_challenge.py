@@ -126,6 +126,87 @@ def test_early_stop_skips_the_empty_tail_of_each_pass():
     assert stop_s.visited == [9, 10, 11, 12, 13, 8, 7, 6]
 
 
+def test_object_ended_criterion():
+    """Ended = empty, a speck below END_AREA_FRACTION of the object, or a blob off the last kept mask."""
+    from engine.propagate import END_AREA_FRACTION, END_MIN_OVERLAP, object_ended
+
+    last = np.zeros((64, 64), bool)
+    last[20:40, 20:40] = True  # 400 px
+    same = last.copy()
+    shrunk = np.zeros_like(last)
+    shrunk[25:35, 25:35] = True  # 100 px = 25%: a thinner part of the object, kept
+    speck = np.zeros_like(last)
+    speck[30:32, 30:32] = True  # 4 px = 1% of 400: ended even though it lies on the object
+    away = np.zeros_like(last)
+    away[45:60, 45:60] = True  # 225 px, none of it on the last mask: another structure
+    assert object_ended(np.zeros_like(last), 400, last)
+    assert not object_ended(same, 400, last)
+    assert not object_ended(shrunk, 400, last)
+    assert object_ended(speck, 400, last)
+    assert object_ended(away, 400, last)
+    assert not object_ended(away, 400, None)  # no reference mask yet: only the area counts
+    assert 4 < END_AREA_FRACTION * 400 < 100 and 0 < END_MIN_OVERLAP < 0.6
+
+
+def test_early_stop_ends_on_specks_and_clears_them():
+    """The model's specks (never empty) end a pass; the stopping run is cleared; None keeps all."""
+    vol = np.zeros((20, 64, 64), np.uint8)
+    vol[:, 30:32, 50:52] = 200  # a 4 px speck on every slice (1% of the object)
+    vol[8:12, 10:30, 10:30] = 200  # object (400 px) on slices 8..11
+    vol[10, 10:30, 10:30] = 0
+    vol[10, 19:21, 19:21] = 200  # ... nearly vanishing on slice 10 (4 px on the object, plus the speck)
+    box = Box3D(5, 5, 0, 60, 60, 19)  # z_mid = 9
+    full_s, stop_s = _ThresholdSession(), _ThresholdSession()
+    full = propagate_box(full_s, vol, box)
+    assert np.array_equal(full, vol > 100)  # challenge rule: every slice, masks as the model gives
+    stopped = propagate_box(stop_s, vol, box, early_stop=2)
+    # up: 9, 10 (ended: 8 px), 11 (kept: the run resets, slice 10 stays), 12, 13 ended -> stop;
+    # down: 8, then 7, 6 ended -> stop
+    assert stop_s.visited == [9, 10, 11, 12, 13, 8, 7, 6]
+    want = vol > 100
+    want[:8] = want[12:] = False
+    assert np.array_equal(stopped, want)
+    # early_stop=3 clears a 3-slice run
+    s3 = _ThresholdSession()
+    assert np.array_equal(propagate_box(s3, vol, box, early_stop=3), want)
+    assert s3.visited == [9, 10, 11, 12, 13, 14, 8, 7, 6, 5]
+
+
+def test_early_stop_ends_on_a_disjoint_blob():
+    """A mask that jumps to another structure (no overlap with the object) counts as ended."""
+    vol = np.zeros((20, 64, 64), np.uint8)
+    vol[6:12, 10:30, 10:30] = 200  # object on slices 6..11
+    vol[12:, 40:60, 40:60] = 200   # another structure from slice 12 up, never empty
+    s = _ThresholdSession()
+    out = propagate_box(s, vol, Box3D(5, 5, 0, 60, 60, 19), early_stop=2, start=8)
+    assert s.visited == [8, 9, 10, 11, 12, 13, 7, 6, 5, 4]
+    want = vol > 100
+    want[12:] = False
+    assert np.array_equal(out, want)
+
+
+def test_early_stop_ends_the_pons_of_the_mni_sample(session):
+    """Regression: the pons box on the brain sample, whole volume, early stop (the app's
+    "propagate until the object ends"). The model never returns an empty mask here (specks past
+    the pons, a constant blob on the black slices 155..188), so stopping on empty slices alone
+    walked the whole volume."""
+    from pathlib import Path
+
+    from engine.readers import open_image
+
+    img = open_image(Path(__file__).resolve().parents[1] / "assets" / "sample" / "mni_icbm152_t1_2009a.nii.gz")
+    vol, key = img.model_volume()
+    box = Box3D(78, 90, 0, 118, 124, img.depth - 1)
+    seen = []
+    mask = propagate_box(session, vol, box, window=key, early_stop=2, start=50,
+                         progress=lambda d, t: seen.append(d))
+    zs = np.flatnonzero(mask.any(axis=(1, 2)))
+    # the pons is about slices 38..62; specks of 22..59 px continue to slice 70 (measured: 38..70)
+    assert 50 in zs and 33 <= zs.min() and zs.max() <= 75, zs
+    assert not mask[100:].any()
+    assert len(seen) < 60  # both passes stopped early (the volume has 189 slices)
+
+
 def test_propagation_can_be_cancelled(session):
     vol = np.zeros((6, 64, 64), np.uint8)
     seen = []

@@ -59,7 +59,49 @@ def test_segment_sample(tmp_path):
     assert m.shape == (128, 128)
     area = int((m > 0).sum())
     assert 400 < area < 1100, area  # the aorta, about 30 px across
-    assert (tmp_path / "ov.png").is_file()
+    # an LPS-stored DICOM axial slice is displayed as stored: the overlay is the stored slice's
+    from engine.raster import write_overlay_png
+    from engine.readers import open_image
+
+    img = open_image(REPO / "assets" / "sample" / "CT_small.dcm")
+    assert not any((img.display.transpose, img.display.flip_rows, img.display.flip_cols))
+    slice_u8, _ = img.model_slice(0)
+    write_overlay_png(tmp_path / "want.png", slice_u8, m > 0, [72, 0, 110, 28])
+    assert np.array_equal(cv2.imread(str(tmp_path / "ov.png")), cv2.imread(str(tmp_path / "want.png")))
+
+
+def test_segment_overlay_of_a_nifti_is_shown_as_the_app_shows_it(tmp_path):
+    """The MNI sample is stored RAS (rows run posterior -> anterior): the overlay is flipped to the
+    radiological view (anterior at the top, patient right on the left), as the app's slice view."""
+    import cv2
+
+    mni = REPO / "assets" / "sample" / "mni_icbm152_t1_2009a.nii.gz"
+    ov = tmp_path / "ov.png"
+    r = run("segment", str(mni), "--slice", "50", "--box", "78,90,118,124", "-o", str(tmp_path / "m.nii.gz"),
+            "--overlay", str(ov))
+    assert r.returncode == 0, r.stderr
+    from engine.readers import open_image
+
+    img = open_image(mni)
+    stored = img.model_slice(50)[0]
+    png = cv2.imread(str(ov))  # BGR
+    assert png.shape[:2] == stored.shape
+    untouched = (png[:, :, 0] == png[:, :, 1]) & (png[:, :, 1] == png[:, :, 2])  # grey: no mask, no box
+    assert untouched.mean() > 0.9
+    assert np.array_equal(png[:, :, 0][untouched], stored[::-1, ::-1][untouched])  # both in-plane axes flipped
+    # anatomy: on this slice the frontal lobes (anterior) are narrow and the cerebellum (posterior)
+    # is wide (brain pixels in the top vs bottom 30% of the brain's rows: ~3000 vs ~4600);
+    # anterior must be at the top of the PNG
+    brain = png[:, :, 0] > 20
+    rows = np.flatnonzero(brain.any(axis=1))
+    top, bottom = rows.min(), rows.max()
+    band = int(0.3 * (bottom - top))
+    assert brain[top:top + band].sum() < 0.8 * brain[bottom - band:bottom + 1].sum()
+    # the box (green, BGR (0,220,0)) is drawn around the same pixels as the stored box, flipped
+    green = (png[:, :, 1] == 220) & (png[:, :, 0] == 0) & (png[:, :, 2] == 0)
+    gy, gx = np.nonzero(green)
+    h, w = stored.shape
+    assert (gx.min(), gy.min(), gx.max(), gy.max()) == (w - 1 - 118, h - 1 - 124, w - 1 - 78, h - 1 - 90)
 
 
 @needs_shared

@@ -48,6 +48,25 @@ def test_display_axial_coronal_sagittal():
             assert s[r, c] == a[int(y), int(x)]
 
 
+@pytest.mark.parametrize("d", [Display("axial", t, fr, fc) for t in (False, True) for fr in (False, True)
+                               for fc in (False, True)])
+def test_index_to_screen_inverts_screen_to_index(d):
+    """index_to_screen / box_to_screen (used by the slice view and the CLI overlay) match to_screen."""
+    a = np.arange(12).reshape(3, 4)  # (Y, X)
+    s = d.to_screen(a)
+    for y in range(3):
+        for x in range(4):
+            r, c = d.index_to_screen(x, y, a.shape)
+            assert s[int(r), int(c)] == a[y, x]
+            assert d.screen_to_index(r, c, a.shape) == (x, y)
+    box = np.zeros(a.shape, bool)
+    box[1:3, 1:3] = True  # pixels x 1..2, y 1..2 = box [1, 1, 2, 2]
+    c0, r0, c1, r1 = d.box_to_screen([1, 1, 2, 2], a.shape)
+    want = np.zeros(s.shape, bool)
+    want[r0:r1 + 1, c0:c1 + 1] = True
+    assert np.array_equal(d.to_screen(box), want)
+
+
 def test_geometry_mismatch_reasons():
     a = np.eye(4)
     assert geometry_mismatch((2, 3, 4), a, (2, 3, 4), a + 1e-5) is None
