@@ -41,6 +41,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.bench_engine import interleaved  # noqa: E402  (median / min / max ms, round-robin)
 SHARED = REPO.parent / "shared"
 WEIGHTS_SHA256 = "b68d6596832f186367b83908b750d1240c3ce946c01a77fec6a84c802c3c6294"
 OUTPUTS = ("embedding", "f0", "n64")
@@ -195,18 +197,6 @@ def real_cases(eval_dir: Path) -> list[Path]:
     for f in sorted(eval_dir.glob("2DBox_*.npz")):
         seen.setdefault(f.name.split("_")[1], f)
     return list(seen.values())
-
-
-def interleaved(fns: dict, runs: int) -> dict:
-    for f in fns.values():
-        f()  # warm-up
-    times = {k: [] for k in fns}
-    for _ in range(runs):
-        for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[k].append((time.perf_counter() - t) * 1000)
-    return {k: (float(np.median(v)), float(np.min(v)), float(np.max(v))) for k, v in times.items()}
 
 
 def cpu_snapshot() -> tuple[float, float, float, float]:
