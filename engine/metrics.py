@@ -17,7 +17,9 @@ The surface computation follows the DeepMind "surface-distance" method: marching
 elements ("surfels") at the corners of voxels, surfel areas from a 256-entry lookup table, and
 Euclidean distance transforms (``scipy.ndimage.distance_transform_edt``) with the voxel spacing.
 
-Only numpy and scipy are used.
+Only numpy and scipy are used. scipy is imported on first use, so that importing the engine (or the
+desktop app, whose installer leaves scipy out) does not need it; without scipy the metric
+functions raise :class:`ScipyMissing`.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from collections.abc import Sequence
 from typing import TypedDict
 
 import numpy as np
-from scipy import ndimage
+
+from .errors import BoxSegError
 
 __all__ = [
     "ENCODE_NEIGHBOURHOOD_3D_KERNEL",
     "NSD_DSC_THRESHOLD",
+    "ScipyMissing",
     "SurfaceDistances",
     "compute_case_metrics",
     "compute_dice_coefficient",
@@ -43,6 +47,20 @@ __all__ = [
 
 #: NSD is only computed for a case whose DSC is strictly greater than this value.
 NSD_DSC_THRESHOLD = 0.2
+
+
+class ScipyMissing(BoxSegError, ImportError):
+    """scipy is not installed: the challenge metrics cannot be computed (an engine error and an ImportError)."""
+
+
+def _ndimage():
+    """``scipy.ndimage``, imported on first use; :class:`ScipyMissing` when scipy is not installed."""
+    try:
+        from scipy import ndimage
+    except ImportError as e:
+        raise ScipyMissing("the challenge metrics need scipy: pip install scipy") from e
+    return ndimage
+
 
 # 2x2x2 kernel turning a binary neighbourhood into an 8-bit code. With scipy's default origin
 # for an even-sized kernel, ``correlate(mask, K)[i, j, k] = sum_{a,b,c in {0,1}}
@@ -431,6 +449,7 @@ def compute_surface_distances(
     borders = []
     areas = []
     distmaps = []
+    ndimage = _ndimage()
     for mask in (mask_gt, mask_pred):
         crop = np.zeros(crop_shape, dtype=np.uint8)
         crop[inner] = mask[bbox]
@@ -542,7 +561,7 @@ def _label_boxes(labels: np.ndarray, n: int) -> list[tuple[slice, ...] | None]:
         if lab.dtype.kind == "i" or lab.dtype.itemsize > 4:
             # find_objects ignores values <= 0; labels above n are dropped by max_label.
             lab = np.where((lab > 0) & (lab <= n), lab, 0).astype(np.int32)
-        boxes = ndimage.find_objects(lab, max_label=n)
+        boxes = _ndimage().find_objects(lab, max_label=n)
         return list(boxes) + [None] * (n - len(boxes))
     out: list[tuple[slice, ...] | None] = []
     for i in range(1, n + 1):

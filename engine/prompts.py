@@ -10,8 +10,9 @@ Frames: everything is in 256-space (the padded 256x256 network input, x = column
 image argument is that network input, normalised to [0, 1]: float (1,3,256,256), (3,256,256) or
 (256,256,3). "Foreground" is the per-pixel channel mean > 0 (not the global minimum, not padding).
 
-numpy + OpenCV + scipy only (no torch). The stroke is rasterised with OpenCV (the original used PIL);
-pixel-exact equality with the original is neither possible (random streams differ) nor needed.
+numpy + Pillow only (no torch, OpenCV or scipy). The stroke is rasterised with Pillow's ImageDraw
+(line of the brush width plus a disc at every control point), as the original does; pixel-exact
+equality with the original is neither possible (random streams differ) nor needed.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
-from scipy import ndimage
+from PIL import Image, ImageDraw
+
+from .imgproc import label_components
 
 SIZE = 256
 
@@ -36,8 +38,6 @@ MAX_JITTER = 3               # integer jitter in [-3, 3)
 LINE_SPEED_STD = 3.0         # |N(0, 6/2)|
 ATTEMPTS = 6
 MIN_COMPONENT = 5            # the largest component must have more than this many pixels
-
-_EIGHT = np.ones((3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -180,13 +180,14 @@ def _stroke(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     k = int(np.floor(JITTER_FRACTION * len(pts)))
     idx = rng.choice(len(pts), size=k, replace=False)
     pts[idx] += rng.integers(-MAX_JITTER, MAX_JITTER, size=(k, 2))
-    ipts = np.round(pts).astype(np.int32)
-    canvas = np.zeros((SIZE, SIZE), np.uint8)
-    cv2.polylines(canvas, [ipts.reshape(-1, 1, 2)], isClosed=False, color=1, thickness=width)
+    ipts = [(int(px), int(py)) for px, py in np.round(pts).astype(np.int64)]
+    canvas = Image.new("L", (SIZE, SIZE), 0)
+    draw = ImageDraw.Draw(canvas)
+    draw.line(ipts, fill=1, width=width)
     radius = max(width // 2 - 1, 0)
     for px, py in ipts:
-        cv2.circle(canvas, (int(px), int(py)), radius, color=1, thickness=-1)
-    return canvas
+        draw.ellipse((px - radius, py - radius, px + radius, py + radius), fill=1)
+    return np.asarray(canvas)
 
 
 def stroke_sampler(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -202,7 +203,7 @@ def stroke_sampler(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         s = (_stroke(region, rng) > 0) & region
         if not s.any():
             continue
-        lab, n = ndimage.label(s, structure=_EIGHT)
+        lab, n = label_components(s, connectivity=8)
         sizes = np.bincount(lab.ravel(), minlength=n + 1)
         sizes[0] = 0
         best = int(sizes.argmax())

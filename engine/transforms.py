@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from .errors import InputError, PromptError
+from .imgproc import resize_area
 
 MODEL_SIZE = 256
 #: enlargement (256-space pixels) of the box derived from the previous slice's mask (SPEC A.8)
@@ -66,8 +66,9 @@ def as_rgb_u8(image: np.ndarray) -> np.ndarray:
 
 
 def resize_longest(image: np.ndarray, geom: Geometry) -> np.ndarray:
-    """OpenCV INTER_AREA resize to (new_h, new_w); dtype is kept (uint8 in, uint8 out)."""
-    return cv2.resize(image, (geom.new_w, geom.new_h), interpolation=cv2.INTER_AREA)
+    """uint8 (H,W) or (H,W,3) -> uint8 (new_h, new_w[,3]): OpenCV's INTER_AREA resize, bit for bit
+    (:func:`engine.imgproc.resize_area`, numpy only)."""
+    return resize_area(image, geom.new_h, geom.new_w)
 
 
 def preprocess(image: np.ndarray) -> tuple[np.ndarray, Geometry]:

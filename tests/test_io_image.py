@@ -161,6 +161,84 @@ def test_raster_bad_files(tmp_path):
         open_image(tmp_path / "missing.png")
 
 
+def test_raster_pillow_modes_read_as_opencv_did(tmp_path):
+    """The Pillow reader keeps what the OpenCV one gave: grey+alpha -> grey, RGBA -> RGB, palette -> RGB
+    (grey palette -> grey), bilevel -> 0/255, 16-bit and float TIFF values, a non-ASCII file name."""
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(4)
+    g = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    c = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    a = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    files = {
+        "la.png": PILImage.fromarray(np.dstack([g, a]), "LA"),
+        "rgba.png": PILImage.fromarray(np.dstack([c, a]), "RGBA"),
+        "pal.png": PILImage.fromarray(c).convert("P", palette=PILImage.Palette.ADAPTIVE, colors=40),
+        "palgrey.png": PILImage.fromarray(g).convert("P"),
+        "bilevel.png": PILImage.fromarray(g > 100),
+        "u16.tif": PILImage.fromarray((g.astype(np.uint16) * 250)),
+        "f32.tif": PILImage.fromarray(rng.random((20, 30)).astype(np.float32)),
+        "grüße 名前.png": PILImage.fromarray(g),
+    }
+    for name, im in files.items():
+        im.save(tmp_path / name)
+    for name in files:
+        want = cv2.imdecode(np.fromfile(str(tmp_path / name), np.uint8), cv2.IMREAD_UNCHANGED)
+        if want.ndim == 3:
+            want = want[:, :, 0] if want.shape[2] == 2 else cv2.cvtColor(want[:, :, :3], cv2.COLOR_BGR2RGB)
+        if want.ndim == 3 and (want == want[:, :, :1]).all():
+            want = want[:, :, 0]
+        got = open_image(tmp_path / name).voxels[0]
+        assert got.dtype == want.dtype and np.array_equal(got, want), name
+    assert open_image(tmp_path / "palgrey.png").voxels.shape == (1, 20, 30)
+    assert set(np.unique(open_image(tmp_path / "bilevel.png").voxels)) == {0, 255}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about corrupt TIFF directories
+def test_raster_truncated_files_are_input_errors(tmp_path):
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    for ext in (".png", ".jpg", ".bmp", ".tif"):
+        ok, buf = cv2.imencode(ext, img)
+        data = buf.tobytes()
+        for i, cut in enumerate((0, 20, len(data) // 2, len(data) - 20)):
+            p = tmp_path / f"cut{i}{ext}"
+            p.write_bytes(data[:cut])
+            with pytest.raises(InputError, match="cannot decode"):
+                open_image(p)
+
+
+def test_raster_writers_round_trip(tmp_path):
+    from engine.labelmap import read_labelmap
+    from engine.raster import write_label_png, write_mask_png, write_overlay_png
+
+    rng = np.random.default_rng(6)
+    mask = rng.random((20, 30)) > 0.5
+    write_mask_png(tmp_path / "m.png", mask)
+    assert np.array_equal(cv2.imread(str(tmp_path / "m.png"), cv2.IMREAD_UNCHANGED), mask * np.uint8(255))
+    for hi, dtype in ((7, np.uint8), (700, np.uint16)):
+        lab = rng.integers(0, hi + 1, (20, 30))
+        for ext in (".png", ".tif"):
+            p = write_label_png(tmp_path / f"l{hi}{ext}", lab)
+            back = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+            assert back.dtype == dtype and np.array_equal(back, lab)
+            assert np.array_equal(read_labelmap(p).labels[0], lab)
+    with pytest.raises(InputError, match="cannot encode"):
+        write_label_png(tmp_path / "l.jpg", rng.integers(0, 700, (5, 5)))  # no 16-bit JPEG
+    grey = rng.integers(0, 200, (40, 50), dtype=np.uint8)
+    m = np.zeros((40, 50), bool)
+    m[10:20, 5:25] = True
+    write_overlay_png(tmp_path / "o.png", grey, m, [2, 3, 60, 30])   # the box runs past the right border
+    ov = cv2.cvtColor(cv2.imread(str(tmp_path / "o.png")), cv2.COLOR_BGR2RGB)
+    assert ov.shape == (40, 50, 3)
+    green = np.all(ov == (0, 220, 0), axis=2)
+    assert green[3, 2:].all() and green[30, 2:].all() and green[3:31, 2].all() and not green[:, 49].all()
+    outline = np.all(ov == (255, 80, 40), axis=2)
+    assert outline[10, 5:25].all() and outline[19, 5:25].all() and not outline[12:18, 7:23].any()
+    untouched = ~m & ~green
+    assert np.array_equal(ov[untouched], np.repeat(grey[untouched][:, None], 3, axis=1))
+
+
 def test_challenge_npz_2d_and_3d(tmp_path):
     imgs = np.random.default_rng(2).integers(0, 255, (6, 7, 3), dtype=np.uint8)
     np.savez(tmp_path / "2DBox_US_x_1.npz", imgs=imgs, boxes=np.array([[1, 1, 4, 4]]))
