@@ -197,6 +197,9 @@ class InferenceWorker(_Runner):
     def _load_session(self, factory) -> None:
         try:
             self.session = factory()
+            # the decoder for prompts with points is compiled on first use; do it now, off this thread,
+            # so that the first click does not wait ~0.5 s for it
+            self.session.runtime.compile_in_background("decoder")
             self.predictor = self.session.predictor()
             self._current = None
         except BoxSegError as e:

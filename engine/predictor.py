@@ -52,8 +52,11 @@ class Timings:
 
     encoder_ms: float = 0.0
     decoder_ms: float = 0.0
+    #: the decoder prefix (image-only part of the decoder), once per selected slice
+    prefix_ms: float = 0.0
     encoder_runs: int = 0
     decoder_runs: int = 0
+    prefix_runs: int = 0
 
 
 class Session:
@@ -130,9 +133,28 @@ class Session:
                 progress(i + 1, len(zs))
         return encoded
 
+    def decoder_state(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Encoder outputs plus the decoder prefix's outputs, when the model has a prefix graph.
+
+        The prefix holds the decoder's projections of the image tokens that no prompt changes
+        (float32 (1,4096,128) each); computing them once per slice rather than once per prompt
+        takes ~25 % off every decoder call. They are not cached (6 MiB per slice, ~10 ms to redo).
+        """
+        names = self.runtime.prefix_outputs
+        if not names or all(n in outputs for n in names):
+            return outputs
+        t0 = time.perf_counter()
+        pre = self.runtime.infer("decoder_prefix", {"embedding": outputs["embedding"]})
+        self.timings.prefix_ms = (time.perf_counter() - t0) * 1000
+        self.timings.prefix_runs += 1
+        return {**outputs, **pre}
+
     def decode(self, outputs: dict[str, np.ndarray], box256: np.ndarray, points256: np.ndarray | None = None,
                labels: np.ndarray | None = None, network_input: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         """Decoder only. box256 float32 (1,4) and points256 (1,N,2) in 256-space; labels (1,N) 1/0.
+
+        outputs: encoder outputs, best passed through :meth:`decoder_state` once per slice (else
+        the decoder prefix runs on every call).
 
         network_input: the slice's (1,3,256,256) preprocessed input; the Swin-LiteMedSAM family
         generates its box-based points and scribble from it. Returns (low-res logits float32
@@ -140,7 +162,9 @@ class Session:
         """
         if points256 is None or not len(np.asarray(points256).reshape(-1, 2)):
             points256, labels = np.zeros((1, 0, 2), np.float32), np.zeros((1, 0), np.float32)
+        outputs = self.decoder_state(outputs)
         feed = self.family.decoder_inputs(outputs, box256, points256, labels, network_input)
+        feed.update({k: outputs[k] for k in self.runtime.prefix_outputs})
         t0 = time.perf_counter()
         res = self.runtime.infer("decoder", feed)
         self.timings.decoder_ms = (time.perf_counter() - t0) * 1000
@@ -170,7 +194,8 @@ class Predictor:
 
     def set_image(self, image: np.ndarray, *, slice_index: int = -1, window: str = WINDOW_U8) -> bool:
         """Select the slice (uint8 (H,W) or (H,W,3)); runs or fetches its embedding. Returns cache hit."""
-        self._outputs, self._geom, self.last_hit = self.session.encode(image, slice_index=slice_index, window=window)
+        outputs, self._geom, self.last_hit = self.session.encode(image, slice_index=slice_index, window=window)
+        self._outputs = self.session.decoder_state(outputs)
         self._image, self._network_input = image, None
         return self.last_hit
 

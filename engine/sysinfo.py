@@ -13,10 +13,18 @@ def describe() -> dict:
     try:
         with open("/proc/cpuinfo") as f:
             text = f.read()
+        ident = {}
         for line in text.splitlines():
+            key = line.split(":", 1)[0].strip()
+            if key in ("cpu family", "model", "stepping") and key not in ident:
+                ident[key] = line.split(":", 1)[1].strip()
             if line.startswith("model name"):
                 info["cpu"] = line.split(":", 1)[1].strip()
             if line.startswith("flags"):
+                # virtual machines often report a bare "AMD EPYC" / "Intel Xeon": family/model/stepping
+                # tell the generations apart (e.g. AMD family 25 model 17 = Zen 4 "Genoa")
+                if ident:
+                    info["cpu"] += " (" + ", ".join(f"{k} {v}" for k, v in ident.items()) + ")"
                 flags = set(line.split(":", 1)[1].split())
                 info["flags"] = sorted(flags & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16",
                                                 "amx_int8", "avx_vnni"})

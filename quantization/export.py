@@ -34,8 +34,17 @@ class EncoderWrapper(nn.Module):
         return self.enc(image)
 
 
+#: outputs of the decoder prefix = extra inputs of the split decoder, each (1, 4096, 128)
+PREFIX_OUTPUTS = ["t2i_k", "t2i_v", "i2t_q"]
+
+
 class DecoderWrapper(nn.Module):
-    """Prompt encoder + mask decoder, multimask off, only mask token 0 computed."""
+    """Prompt encoder + mask decoder, multimask off, only mask token 0 computed.
+
+    ``forward(embedding, box, points, labels)``, or with ``split=True``
+    ``forward(embedding, t2i_k, t2i_v, i2t_q, box, points, labels)`` taking the image-only
+    projections of the first transformer block from :class:`DecoderPrefixWrapper`.
+    """
 
     def __init__(self, model):
         super().__init__()
@@ -46,10 +55,28 @@ class DecoderWrapper(nn.Module):
             # (1,256,1,1): broadcast in the decoder instead of a 4 MiB constant
             self.register_buffer("no_mask", self.pe.no_mask_embed.weight.reshape(1, -1, 1, 1).clone())
 
-    def forward(self, embedding, box, points, labels):
+    def forward(self, embedding, box, points, labels, pre=None):
         sparse = torch.cat([self.pe.embed_points(points, labels, pad=False), self.pe.embed_boxes(box)], dim=1)
-        logits, iou = self.dec(embedding, self.dense_pe, sparse, self.no_mask, only_first=True)
+        logits, iou = self.dec(embedding, self.dense_pe, sparse, self.no_mask, only_first=True, pre=pre)
         return logits, iou
+
+
+class SplitDecoderWrapper(DecoderWrapper):
+    """The decoder taking the prefix's outputs as inputs (same maths as :class:`DecoderWrapper`)."""
+
+    def forward(self, embedding, t2i_k, t2i_v, i2t_q, box, points, labels):
+        return super().forward(embedding, box, points, labels, pre=(t2i_k, t2i_v, i2t_q))
+
+
+class DecoderPrefixWrapper(DecoderWrapper):
+    """embedding (1,256,64,64) -> the first block's image-only projections, 3 x (1,4096,128).
+
+    They depend on the image alone (the dense prompt is the constant no-mask embedding), so the
+    engine runs this once per slice and the decoder once per prompt.
+    """
+
+    def forward(self, embedding):
+        return self.dec.transformer.prompt_free(embedding + self.no_mask, self.dense_pe)
 
 
 def _name_io(model: ov.Model, inputs: list[str], outputs: list[str]) -> ov.Model:
@@ -67,16 +94,33 @@ def convert_encoder(model) -> ov.Model:
     return _name_io(ovm, [ENCODER_INPUT], ["embedding"])
 
 
-def convert_decoder(model) -> ov.Model:
+def convert_decoder(model, split: bool = False) -> ov.Model:
+    """Decoder IR; ``split`` = the variant fed by :func:`convert_decoder_prefix` (what ships)."""
     emb = torch.randn(1, 256, 64, 64)
     box = torch.tensor([[60.0, 60.0, 180.0, 180.0]])
     pts = torch.tensor([[[100.0, 100.0], [120.0, 90.0]]])
     lab = torch.tensor([[1.0, 0.0]])
-    wrapper = DecoderWrapper(model).eval()
     shapes = [(1, 256, 64, 64), (1, 4), (1, -1, 2), (1, -1)]
+    names = ["embedding", "box", "points", "labels"]
+    if split:
+        wrapper = SplitDecoderWrapper(model).eval()
+        with torch.no_grad():
+            pre = DecoderPrefixWrapper(model).eval()(emb)
+        example = (emb, *pre, box, pts, lab)
+        shapes = shapes[:1] + [tuple(p.shape) for p in pre] + shapes[1:]
+        names = names[:1] + PREFIX_OUTPUTS + names[1:]
+    else:
+        wrapper, example = DecoderWrapper(model).eval(), (emb, box, pts, lab)
     with torch.no_grad():
-        ovm = ov.convert_model(wrapper, example_input=(emb, box, pts, lab), input=shapes)
-    return _name_io(ovm, ["embedding", "box", "points", "labels"], ["logits", "iou"])
+        ovm = ov.convert_model(wrapper, example_input=example, input=shapes)
+    return _name_io(ovm, names, ["logits", "iou"])
+
+
+def convert_decoder_prefix(model) -> ov.Model:
+    emb = torch.randn(1, 256, 64, 64)
+    with torch.no_grad():
+        ovm = ov.convert_model(DecoderPrefixWrapper(model).eval(), example_input=(emb,), input=[(1, 256, 64, 64)])
+    return _name_io(ovm, ["embedding"], PREFIX_OUTPUTS)
 
 
 def save(model: ov.Model, path: Path) -> Path:

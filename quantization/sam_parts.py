@@ -200,8 +200,12 @@ class Attention(nn.Module):
         b, n, c = x.shape
         return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        q, k, v = self._split(self.q_proj(q)), self._split(self.k_proj(k)), self._split(self.v_proj(v))
+    def forward(self, q, k, v, *, qp=None, kp=None, vp=None) -> torch.Tensor:
+        """q/k/v (B, N, dim); ``qp``/``kp``/``vp`` (B, N, internal_dim) are already projected
+        inputs (``q_proj(q)`` etc., computed once per image by the decoder prefix) and replace them."""
+        q = self._split(self.q_proj(q) if qp is None else qp)
+        k = self._split(self.k_proj(k) if kp is None else kp)
+        v = self._split(self.v_proj(v) if vp is None else vp)
         attn = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
         out = attn.softmax(dim=-1) @ v
         b, h, n, c = out.shape
@@ -231,7 +235,17 @@ class TwoWayAttentionBlock(nn.Module):
         self.cross_attn_image_to_token = Attention(dim, num_heads, downsample)
         self.skip_first_layer_pe = skip_first_layer_pe
 
-    def forward(self, queries, keys, query_pe, key_pe):
+    def prompt_free(self, keys, key_pe):
+        """The projections of this block that depend on the image tokens only, valid while ``keys``
+        are this block's input: (token->image k, token->image v, image->token q), each
+        (B, 4096, internal_dim). For block 0 they depend on the image alone, so the engine computes
+        them once per slice (the "decoder prefix") instead of once per prompt."""
+        k = keys + key_pe
+        t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
+        return t2i.k_proj(k), t2i.v_proj(keys), i2t.q_proj(k)
+
+    def forward(self, queries, keys, query_pe, key_pe, pre=None):
+        """``pre``: :meth:`prompt_free` of these ``keys`` (same values, computed beforehand) or None."""
         if self.skip_first_layer_pe:
             # block 0 replaces the queries (no residual): SAM's behaviour, kept for parity
             queries = self.self_attn(queries, queries, queries)
@@ -239,11 +253,18 @@ class TwoWayAttentionBlock(nn.Module):
             q = queries + query_pe
             queries = queries + self.self_attn(q, q, queries)
         queries = self.norm1(queries)
-        q, k = queries + query_pe, keys + key_pe
-        queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
+        q = queries + query_pe
+        if pre is None:
+            k = keys + key_pe
+            queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
+        else:
+            queries = self.norm2(queries + self.cross_attn_token_to_image(q, None, None, kp=pre[0], vp=pre[1]))
         queries = self.norm3(queries + self.mlp(queries))
-        q, k = queries + query_pe, keys + key_pe
-        keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
+        q = queries + query_pe
+        if pre is None:
+            keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
+        else:
+            keys = self.norm4(keys + self.cross_attn_image_to_token(None, q, queries, qp=pre[2]))
         return queries, keys
 
 
@@ -257,13 +278,22 @@ class TwoWayTransformer(nn.Module):
         self.final_attn_token_to_image = Attention(dim, num_heads, downsample)
         self.norm_final_attn = nn.LayerNorm(dim)
 
-    def forward(self, image_embedding, image_pe, point_embedding):
-        """image_embedding/image_pe (B, C, h, w); point_embedding (B, N, C) -> (queries, keys)."""
+    def prompt_free(self, image_embedding, image_pe):
+        """Block 0's image-only projections (see :meth:`TwoWayAttentionBlock.prompt_free`)."""
+        keys = image_embedding.flatten(2).permute(0, 2, 1)
+        key_pe = image_pe.flatten(2).permute(0, 2, 1)
+        return self.layers[0].prompt_free(keys, key_pe)
+
+    def forward(self, image_embedding, image_pe, point_embedding, pre=None):
+        """image_embedding/image_pe (B, C, h, w); point_embedding (B, N, C) -> (queries, keys).
+
+        pre: :meth:`prompt_free` of the same image_embedding/image_pe, or None to compute it here.
+        """
         keys = image_embedding.flatten(2).permute(0, 2, 1)
         key_pe = image_pe.flatten(2).permute(0, 2, 1)
         queries = point_embedding
-        for layer in self.layers:
-            queries, keys = layer(queries, keys, point_embedding, key_pe)
+        for i, layer in enumerate(self.layers):
+            queries, keys = layer(queries, keys, point_embedding, key_pe, pre=pre if i == 0 else None)
         attn = self.final_attn_token_to_image(queries + point_embedding, keys + key_pe, keys)
         return self.norm_final_attn(queries + attn), keys
 
@@ -288,11 +318,12 @@ class MaskDecoderBase(nn.Module):
         raise NotImplementedError
 
     def forward(self, image_embeddings, image_pe, sparse, dense, multimask_output: bool = False,
-                features=None, only_first: bool = False):
+                features=None, only_first: bool = False, pre=None):
         """Returns (low-res logits (B, 1 or 3, 256, 256), IoU (B, 1 or 3)).
 
         ``only_first`` computes only mask token 0 (what ``multimask_output=False`` returns) —
-        identical results, less work; used by the export wrappers.
+        identical results, less work; used by the export wrappers. ``pre``: the transformer's
+        :meth:`TwoWayTransformer.prompt_free` of ``image_embeddings + dense`` (batch 1), or None.
         """
         out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         out_tokens = out_tokens.unsqueeze(0).expand(sparse.shape[0], -1, -1)
@@ -303,7 +334,9 @@ class MaskDecoderBase(nn.Module):
         src = src + dense
         pos = torch.repeat_interleave(image_pe, tokens.shape[0], dim=0)
         b, c, h, w = src.shape
-        hs, src = self.transformer(src, pos, tokens)
+        if pre is not None and pre[0].shape[0] != tokens.shape[0]:
+            pre = tuple(torch.repeat_interleave(p, tokens.shape[0], dim=0) for p in pre)
+        hs, src = self.transformer(src, pos, tokens, pre=pre)
         iou_out = hs[:, 0, :]
         mask_out = hs[:, 1:1 + self.num_mask_tokens, :]
         up = self.upscale(src.transpose(1, 2).reshape(b, c, h, w), features)

@@ -114,6 +114,58 @@ def test_two_phase_predictor_and_cache(session):
     assert q.set_image(img, slice_index=-1, window="ct:40:400") is False
 
 
+def test_decoder_prefix_runs_once_per_slice_and_box_only_graph_is_static(session):
+    """The prefix (image-only decoder projections) runs at set_image, not per prompt; box-only
+    prompts use the decoder compiled for 0 points; both give what the whole computation gives."""
+    rt = session.runtime
+    assert rt.prefix_outputs == ("t2i_k", "t2i_v", "i2t_q")
+    assert rt._box_only == "decoder@box"
+    assert rt._compiled["decoder@box"].input("points").get_partial_shape().is_static
+    rng = np.random.default_rng(3)
+    img = (rng.random((90, 140)) * 60).astype(np.uint8)
+    img[20:70, 30:100] += 140
+    p = session.predictor()
+    before = session.timings.prefix_runs
+    p.set_image(img)
+    assert session.timings.prefix_runs == before + 1
+    results = [p.predict(b) for b in ([25, 15, 105, 75], [0, 0, 50, 50], [28, 18, 100, 72])]
+    assert session.timings.prefix_runs == before + 1, "prompts on the same slice must not rerun the prefix"
+    # raw encoder outputs (no prefix) -> decode computes the prefix itself: same logits
+    outputs, geom, _ = session.encode(img)
+    from engine.transforms import box_to_model
+
+    box = box_to_model([25, 15, 105, 75], geom)
+    low, iou = session.decode(outputs, box)
+    assert np.array_equal(low, results[0].low_res) and iou == results[0].iou
+    # the dynamic-shape decoder on the same feed: the static box-only graph computes the same
+    state = session.decoder_state(outputs)
+    feed = session.family.decoder_inputs(state, box, np.zeros((1, 0, 2), np.float32), np.zeros((1, 0), np.float32))
+    feed.update({k: state[k] for k in rt.prefix_outputs})
+    rt.compile("decoder")
+    dyn = rt._requests["decoder"].infer(feed)
+    dyn_low = np.array(dyn[rt._compiled["decoder"].output("logits")]).reshape(256, 256)
+    # 8-bit decoder weights: OpenVINO picks different kernels for the static and the dynamic shape
+    # (logits differ by up to ~0.05 here; f32 decoders agree to 1e-4)
+    assert np.abs(dyn_low - low).max() < 0.2
+    assert ((dyn_low > 0) != (low > 0)).sum() <= max(3, 0.002 * (low > 0).sum())
+
+
+def test_dynamic_decoder_is_compiled_when_points_arrive():
+    fresh = Session("litemedsam-int8", threads=2)
+    assert "decoder@box" in fresh.runtime._compiled and "decoder" not in fresh.runtime._compiled
+    img = np.zeros((64, 64), np.uint8)
+    img[16:48, 16:48] = 200
+    p = fresh.predictor()
+    p.set_image(img)
+    p.predict([10, 10, 54, 54])
+    assert "decoder" not in fresh.runtime._compiled, "box-only prompts use the static graph"
+    t = fresh.runtime.compile_in_background("decoder")  # what the app does after loading a model
+    p.predict([12, 12, 52, 52])  # box prompts go on meanwhile
+    r = p.predict([10, 10, 54, 54], points=[[32, 32]], point_labels=[1])  # waits for the compile if needed
+    t.join(timeout=60)
+    assert not t.is_alive() and "decoder" in fresh.runtime._compiled and r.mask[24:40, 24:40].all()
+
+
 def test_points_refine_the_mask(session):
     img = np.zeros((128, 128), np.uint8)
     img[20:60, 20:60] = 200
