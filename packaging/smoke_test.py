@@ -66,7 +66,8 @@ def run(exe: Path, sample: Path, timeout: float = 900.0) -> dict:
 
 def cli_checks(exe: Path, timeout: float = 600.0) -> list[str]:
     """The command line of the frozen app on the bundled CT slice: DICOM-SEG and NIfTI output (highdicom,
-    nibabel), DICOM-SEG -> NIfTI conversion, ``info`` and ``models``. Problems found (empty = all passed)."""
+    nibabel), a PNG overlay read back as an input (Pillow), DICOM-SEG -> NIfTI conversion, ``info`` and
+    ``models``. Problems found (empty = all passed)."""
     import tempfile
 
     ct = REPO / "assets" / "sample" / "CT_small.dcm"
@@ -78,6 +79,8 @@ def cli_checks(exe: Path, timeout: float = 600.0) -> list[str]:
              [out / "seg.dcm", out / "overlay.png"]),
             (["segment", ct, "--box", "72,0,110,28", "-o", out / "seg.nii.gz"], [out / "seg.nii.gz"]),
             (["convert", out / "seg.dcm", "-o", out / "back.nii.gz", "--reference", ct], [out / "back.nii.gz"]),
+            # a 2D raster in and out (Pillow): the overlay PNG written above, segmented to a mask PNG
+            (["segment", out / "overlay.png", "--box", "72,0,110,28", "-o", out / "mask.png"], [out / "mask.png"]),
             (["info", ct], []),
             (["models"], []),
         ]
