@@ -220,13 +220,17 @@ class Runtime:
                 self.config["ENABLE_CPU_PINNING"] = False
         self._compiled: dict = {}
         self._requests: dict = {}
+        # output names as the IR file gives them: compiling may fuse a tensor into its neighbours and
+        # give the compiled port several names (get_any_name() could then be any of them)
+        self._output_names: dict[str, list[str]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._compile_lock = threading.Lock()
         self.compile("encoder")
         #: outputs of the decoder prefix (fed to the decoder by name); empty without a prefix graph
         self.prefix_outputs: tuple[str, ...] = ()
         if "decoder_prefix" in entry.graphs:
-            self.prefix_outputs = tuple(o.get_any_name() for o in self.compile("decoder_prefix").outputs)
+            self.compile("decoder_prefix")
+            self.prefix_outputs = tuple(self._output_names["decoder_prefix"])
         self._box_only = self._compile_box_only()
         if self._box_only is None:
             self.compile("decoder")
@@ -234,8 +238,7 @@ class Runtime:
         # and ~50 MiB less memory for sessions that only ever see boxes (batch, propagation)
         from .families import get_family
 
-        missing = set(get_family(entry.family).encoder_outputs) - {
-            n for o in self._compiled["encoder"].outputs for n in o.get_names()}
+        missing = set(get_family(entry.family).encoder_outputs) - set(self._output_names["encoder"])
         if missing:
             raise ModelError(f"model {entry.name!r}: encoder lacks outputs {sorted(missing)} of family {entry.family!r}")
 
@@ -246,9 +249,11 @@ class Runtime:
         with self._compile_lock:
             if graph not in self._compiled:
                 try:
-                    compiled = self.core.compile_model(str(self.entry.path(graph)), "CPU", self.config)
+                    model = self.core.read_model(str(self.entry.path(graph)))
+                    compiled = self.core.compile_model(model, "CPU", self.config)
                 except RuntimeError as e:
                     raise ModelError(f"OpenVINO cannot load {self.entry.path(graph)}: {str(e).splitlines()[0]}") from e
+                self._output_names[graph] = [o.get_any_name() for o in model.outputs]
                 self._requests[graph] = compiled.create_infer_request()
                 self._locks[graph] = threading.Lock()
                 self._compiled[graph] = compiled  # last: compile()'s lock-free check reads this one
@@ -281,6 +286,7 @@ class Runtime:
             return None  # the dynamic graph still serves box-only prompts
         key = "decoder@box"
         with self._compile_lock:
+            self._output_names[key] = [o.get_any_name() for o in model.outputs]
             self._requests[key] = compiled.create_infer_request()
             self._locks[key] = threading.Lock()
             self._compiled[key] = compiled
@@ -308,14 +314,17 @@ class Runtime:
         compiled = self.compile(graph)
         req = self._requests[graph]
         with self._locks[graph]:
+            # share_inputs: OpenVINO reads the numpy arrays in place instead of copying them (the decoder's
+            # inputs are ~18 MiB: embedding, prefix outputs); they stay referenced and unchanged until
+            # the request has finished, which is always awaited here
             if should_stop is None:
-                req.infer(inputs)
+                req.infer(inputs, share_inputs=True)
             else:
                 from .errors import Cancelled
 
                 if should_stop():
                     raise Cancelled(f"{graph} not started")
-                req.start_async(inputs)
+                req.start_async(inputs, share_inputs=True)
                 while not req.wait_for(10):
                     if should_stop():
                         req.cancel()
@@ -325,4 +334,5 @@ class Runtime:
                             pass  # OpenVINO reports the cancellation as an error
                         raise Cancelled(f"{graph} inference cancelled")
             # copy: the request reuses its output buffers on the next call
-            return {o.get_any_name(): np.array(req.get_tensor(o).data, copy=True) for o in compiled.outputs}
+            return {name: np.array(req.get_tensor(o).data, copy=True)
+                    for name, o in zip(self._output_names[graph], compiled.outputs)}

@@ -137,8 +137,9 @@ class Session:
         """Encoder outputs plus the decoder prefix's outputs, when the model has a prefix graph.
 
         The prefix holds the decoder's projections of the image tokens that no prompt changes
-        (float32 (1,4096,128) each); computing them once per slice rather than once per prompt
-        takes ~25 % off every decoder call. They are not cached (6 MiB per slice, ~10 ms to redo).
+        (float32 (1,4096,128) each) and the dense positional encoding (float32 (1,4096,256));
+        computing the projections once per slice rather than once per prompt takes ~25 % off every
+        decoder call. They are not cached (10 MiB per slice, ~10 ms to redo).
         """
         names = self.runtime.prefix_outputs
         if not names or all(n in outputs for n in names):

@@ -34,8 +34,10 @@ class EncoderWrapper(nn.Module):
         return self.enc(image)
 
 
-#: outputs of the decoder prefix = extra inputs of the split decoder, each (1, 4096, 128)
-PREFIX_OUTPUTS = ["t2i_k", "t2i_v", "i2t_q"]
+#: outputs of the decoder prefix = extra inputs of the split decoder: three (1, 4096, 128) projections
+#: and the dense positional encoding as tokens (1, 4096, 256), a constant that the split decoder then
+#: does not have to carry as well (4 MB less in its file)
+PREFIX_OUTPUTS = ["t2i_k", "t2i_v", "i2t_q", "key_pe"]
 
 
 class DecoderWrapper(nn.Module):
@@ -55,28 +57,36 @@ class DecoderWrapper(nn.Module):
             # (1,256,1,1): broadcast in the decoder instead of a 4 MiB constant
             self.register_buffer("no_mask", self.pe.no_mask_embed.weight.reshape(1, -1, 1, 1).clone())
 
-    def forward(self, embedding, box, points, labels, pre=None):
+    def forward(self, embedding, box, points, labels, pre=None, image_pe=None):
         sparse = torch.cat([self.pe.embed_points(points, labels, pad=False), self.pe.embed_boxes(box)], dim=1)
-        logits, iou = self.dec(embedding, self.dense_pe, sparse, self.no_mask, only_first=True, pre=pre)
+        image_pe = self.dense_pe if image_pe is None else image_pe
+        logits, iou = self.dec(embedding, image_pe, sparse, self.no_mask, only_first=True, pre=pre)
         return logits, iou
 
 
 class SplitDecoderWrapper(DecoderWrapper):
     """The decoder taking the prefix's outputs as inputs (same maths as :class:`DecoderWrapper`)."""
 
-    def forward(self, embedding, t2i_k, t2i_v, i2t_q, box, points, labels):
-        return super().forward(embedding, box, points, labels, pre=(t2i_k, t2i_v, i2t_q))
+    def forward(self, embedding, t2i_k, t2i_v, i2t_q, key_pe, box, points, labels):
+        b, n, c = key_pe.shape
+        image_pe = key_pe.transpose(1, 2).reshape(b, c, 64, 64)  # the transformer flattens it back
+        return super().forward(embedding, box, points, labels, pre=(t2i_k, t2i_v, i2t_q), image_pe=image_pe)
 
 
 class DecoderPrefixWrapper(DecoderWrapper):
-    """embedding (1,256,64,64) -> the first block's image-only projections, 3 x (1,4096,128).
+    """embedding (1,256,64,64) -> the first block's image-only projections, 3 x (1,4096,128), and
+    the dense positional encoding as tokens (1,4096,256).
 
     They depend on the image alone (the dense prompt is the constant no-mask embedding), so the
     engine runs this once per slice and the decoder once per prompt.
     """
 
     def forward(self, embedding):
-        return self.dec.transformer.prompt_free(embedding + self.no_mask, self.dense_pe)
+        # one key_pe tensor feeds the projections and the output, so the IR holds one constant
+        keys = (embedding + self.no_mask).flatten(2).permute(0, 2, 1)
+        key_pe = self.dense_pe.flatten(2).permute(0, 2, 1)
+        k, v, q = self.dec.transformer.layers[0].prompt_free(keys, key_pe)
+        return k, v, q, key_pe
 
 
 def _name_io(model: ov.Model, inputs: list[str], outputs: list[str]) -> ov.Model:

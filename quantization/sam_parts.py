@@ -278,16 +278,11 @@ class TwoWayTransformer(nn.Module):
         self.final_attn_token_to_image = Attention(dim, num_heads, downsample)
         self.norm_final_attn = nn.LayerNorm(dim)
 
-    def prompt_free(self, image_embedding, image_pe):
-        """Block 0's image-only projections (see :meth:`TwoWayAttentionBlock.prompt_free`)."""
-        keys = image_embedding.flatten(2).permute(0, 2, 1)
-        key_pe = image_pe.flatten(2).permute(0, 2, 1)
-        return self.layers[0].prompt_free(keys, key_pe)
-
     def forward(self, image_embedding, image_pe, point_embedding, pre=None):
         """image_embedding/image_pe (B, C, h, w); point_embedding (B, N, C) -> (queries, keys).
 
-        pre: :meth:`prompt_free` of the same image_embedding/image_pe, or None to compute it here.
+        pre: block 0's :meth:`TwoWayAttentionBlock.prompt_free` of the same image tokens and
+        positional encoding, or None to compute it here.
         """
         keys = image_embedding.flatten(2).permute(0, 2, 1)
         key_pe = image_pe.flatten(2).permute(0, 2, 1)
@@ -323,7 +318,8 @@ class MaskDecoderBase(nn.Module):
 
         ``only_first`` computes only mask token 0 (what ``multimask_output=False`` returns) —
         identical results, less work; used by the export wrappers. ``pre``: the transformer's
-        :meth:`TwoWayTransformer.prompt_free` of ``image_embeddings + dense`` (batch 1), or None.
+        :meth:`TwoWayAttentionBlock.prompt_free` of block 0 for ``image_embeddings + dense``
+        (batch 1), or None.
         """
         out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         out_tokens = out_tokens.unsqueeze(0).expand(sparse.shape[0], -1, -1)

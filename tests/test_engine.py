@@ -118,7 +118,7 @@ def test_decoder_prefix_runs_once_per_slice_and_box_only_graph_is_static(session
     """The prefix (image-only decoder projections) runs at set_image, not per prompt; box-only
     prompts use the decoder compiled for 0 points; both give what the whole computation gives."""
     rt = session.runtime
-    assert rt.prefix_outputs == ("t2i_k", "t2i_v", "i2t_q")
+    assert rt.prefix_outputs == ("t2i_k", "t2i_v", "i2t_q", "key_pe")
     assert rt._box_only == "decoder@box"
     assert rt._compiled["decoder@box"].input("points").get_partial_shape().is_static
     rng = np.random.default_rng(3)
