@@ -144,9 +144,7 @@ def build(out: Path = DEFAULT_OUT, calib: Path | None = None, int8: bool = True,
     (out / LICENSE_FILE).write_text(LICENSE_TEXT.replace("{sha}", checkpoint.LITEMEDSAM_SHA256), encoding="utf-8")
     records = []
     if int8:
-        from .quantize import quantize_encoder
-
-        from .quantize import compress_decoder_weights
+        from .quantize import compress_decoder_weights, quantize_encoder
 
         log(f"quantizing the encoder to INT8 with calibration images from {calib} ...")
         q, notes = quantize_encoder(enc, calib)

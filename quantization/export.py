@@ -43,9 +43,8 @@ PREFIX_OUTPUTS = ["t2i_k", "t2i_v", "i2t_q", "key_pe"]
 class DecoderWrapper(nn.Module):
     """Prompt encoder + mask decoder, multimask off, only mask token 0 computed.
 
-    ``forward(embedding, box, points, labels)``, or with ``split=True``
-    ``forward(embedding, t2i_k, t2i_v, i2t_q, box, points, labels)`` taking the image-only
-    projections of the first transformer block from :class:`DecoderPrefixWrapper`.
+    ``forward(embedding, box, points, labels)``; :class:`SplitDecoderWrapper` takes the outputs of
+    :class:`DecoderPrefixWrapper` as well (``pre`` / ``image_pe`` here).
     """
 
     def __init__(self, model):
