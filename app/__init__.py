@@ -1,10 +1,10 @@
-"""BoxSeg front ends: the ``boxseg`` command line (:mod:`app.cli`, never imports Qt) and the desktop
+"""BoxSeg front ends: the ``boxseg`` command line (:mod:`app.cli.main`, never imports Qt) and the desktop
 app (PySide6, imported lazily).
 
-Desktop app modules: :mod:`app.document` (the document: image, label map, objects, undo stack),
-:mod:`app.autosave`, :mod:`app.workers` (inference / precompute / I/O / autosave threads),
-:mod:`app.controller` (document + workers, no widgets), :mod:`app.slice_view`,
-:mod:`app.main_window`, :mod:`app.smoke` (``boxseg app --smoke-test``).
+Desktop app modules: :mod:`app.gui.document` (the document: image, label map, objects, undo stack),
+:mod:`app.autosave`, :mod:`app.gui.workers` (inference / precompute / I/O / autosave threads),
+:mod:`app.gui.controller` (document + workers, no widgets), :mod:`app.gui.views.slice_view`,
+:mod:`app.gui.main_window`, :mod:`app.gui.smoke` (``boxseg app --smoke-test``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ def create_main_window(path=None, *, series: str | None = None, timeout: float =
 
     With a path this returns once the image is open and the embedding of the slice shown is
     computed (the GUI keeps processing events meanwhile; reading and encoding run on workers);
-    a file that cannot be opened raises :class:`engine.errors.BoxSegError` with the reason.
+    a file that cannot be opened raises :class:`engine.base.errors.BoxSegError` with the reason.
     Without a path, unsaved work autosaved by an earlier run is offered for restoring.
     """
-    from .main_window import MainWindow
+    from app.gui.main_window import MainWindow
 
     win = MainWindow()
     win.show()
@@ -35,7 +35,7 @@ def wait_open(win, job_id: int, timeout: float = 300.0) -> None:
 
     from PySide6.QtCore import QCoreApplication, QEventLoop
 
-    from engine.errors import BoxSegError
+    from engine.base.errors import BoxSegError
 
     c = win.c
     state = {"done": False, "ok": True, "msg": ""}
@@ -67,7 +67,7 @@ def run_app(path=None, series: str | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from .main_window import MainWindow
+    from app.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("BoxSeg")

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 
 def boxseg(*args: str) -> list[str]:
-    return [sys.executable, "-m", "app.cli", *args]
+    return [sys.executable, "-m", "app.cli.main", *args]
 
 
 def timed(cmd: list[str], log: Path) -> float:
@@ -114,9 +114,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
-    from engine.challenge import load_case
-    from engine.metrics import compute_case_metrics
-    from engine.sysinfo import describe, markdown
+    from engine.io.challenge_npz import load_case
+    from engine.eval.metrics import compute_case_metrics
+    from engine.base.sysinfo import describe, markdown
 
     files = sorted(args.eval.glob("3D*.npz"))
     if args.cases:

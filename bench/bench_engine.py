@@ -52,7 +52,7 @@ def interleaved(fns: dict, runs: int) -> dict:
 
 
 def rss_worker(backend: str, eval_dir: Path, threads: int) -> None:
-    from engine.challenge import load_case, segment_case
+    from engine.io.challenge_npz import load_case, segment_case
 
     cases = [load_case(eval_dir / f"{n}.npz") for n in (CASE_3D_SINGLE, CASE_3D_MULTI)]
     if backend == "torch":
@@ -66,7 +66,7 @@ def rss_worker(backend: str, eval_dir: Path, threads: int) -> None:
         for c in cases:
             segment_case_torch(m, c)
     else:
-        from engine.predictor import Session
+        from engine.inference.predictor import Session
 
         s = Session(backend, threads=threads)
         for c in cases:
@@ -102,11 +102,11 @@ def main() -> int:
 
     import torch
 
-    from engine.sysinfo import describe, markdown
-    from engine.challenge import evaluate_case, load_case
-    from engine.metrics import compute_case_metrics
-    from engine.predictor import Session
-    from engine.transforms import box_to_model, preprocess
+    from engine.base.sysinfo import describe, markdown
+    from engine.io.challenge_npz import evaluate_case, load_case
+    from engine.eval.metrics import compute_case_metrics
+    from engine.inference.predictor import Session
+    from engine.inference.transforms import box_to_model, preprocess
     from quantization.checkpoint import load_litemedsam
     from quantization.reference_flow import segment_case_torch
 

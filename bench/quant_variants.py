@@ -83,7 +83,7 @@ def select_subset(eval_dir: Path, n: int) -> list[Path]:
 
 def proxy_inputs(subset: list[Path], eval_dir: Path) -> list[tuple[str, np.ndarray]]:
     """Encoder inputs: the subset's 2D images + the middle slice of label 1 of every 3D case."""
-    from engine.transforms import preprocess
+    from engine.inference.transforms import preprocess
 
     out = []
     for p in subset:
@@ -160,7 +160,7 @@ def make_variant(work: Path, base: Path, name: str, calib: Path, requantize: boo
 
 
 def encoder_path(folder: Path) -> Path:
-    from engine.models import read_manifest
+    from engine.inference.manifest import read_manifest
 
     return read_manifest(folder)[0].path("encoder")
 
@@ -190,9 +190,9 @@ def embedding_metrics(compiled, inputs, refs) -> dict:
 
 
 def eval_cases(folder: Path, files: list[Path], threads: int) -> dict:
-    from engine.challenge import evaluate_case
-    from engine.models import read_manifest
-    from engine.predictor import Session
+    from engine.io.challenge_npz import evaluate_case
+    from engine.inference.manifest import read_manifest
+    from engine.inference.predictor import Session
 
     s = Session(read_manifest(folder)[0], threads=threads)
     rows = []

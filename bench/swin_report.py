@@ -12,7 +12,7 @@ code's outputs) and ``../shared/data``:
    (FP32 encoder + decoder IR, NNCF INT8 encoder on ``shared/data/calib``), or reuses that folder when
    its manifest holds both models, its files verify and it was built from the same .pth;
 3. runs ``python -m quantization parity`` with both backends and compares with ``expected.npz``;
-4. runs the parity inputs through the torch model and the engine's :class:`~engine.models.Runtime`
+4. runs the parity inputs through the torch model and the engine's :class:`~engine.inference.manifest.Runtime`
    (FP32 IR at f32 and bf16, INT8 encoder + FP32 decoder at f32 and bf16) with the explicit prompts,
    and compares every encoder output (``embedding``, ``f0``, ``n64``) and the decoder outputs;
 5. encodes one real 2D image per modality of ``shared/data/eval`` with each configuration (encoder
@@ -104,7 +104,7 @@ def make_weights(parity_dir: Path, work: Path, log) -> Path:
 
 def ensure_models(pth: Path, models: Path, calib: Path, log) -> tuple[dict, str]:
     """name -> ModelEntry of swin-litemedsam-{fp32,int8} in ``models``; builds them if needed."""
-    from engine.models import read_manifest, sha256_file
+    from engine.inference.manifest import read_manifest, sha256_file
 
     sha = sha256_file(pth)
 
@@ -229,7 +229,7 @@ def cli_check(models: Path, eval_dir: Path, work: Path, threads: int) -> dict:
         src = sorted(eval_dir.glob(prefix + "*.npz"))[0]
         (d / src.name).symlink_to(src)
     csv = work / "cli-eval.csv"
-    cmd = [sys.executable, "-m", "app.cli", "eval", str(d), "--model", "swin-litemedsam-int8", "--precision", "bf16",
+    cmd = [sys.executable, "-m", "app.cli.main", "eval", str(d), "--model", "swin-litemedsam-int8", "--precision", "bf16",
            "--threads", str(threads), "--csv", str(csv)]
     env = {**os.environ, "BOXSEG_MODEL_PATH": str(models)}
     t = time.perf_counter()
@@ -265,9 +265,9 @@ def main() -> int:
 
     import torch
 
-    from engine.models import Runtime
-    from engine.predictor import Session
-    from engine.sysinfo import describe, markdown
+    from engine.inference.manifest import Runtime
+    from engine.inference.predictor import Session
+    from engine.base.sysinfo import describe, markdown
     from quantization.swin_export import SwinDecoderWrapper
     from quantization.swin_litemedsam import load_swin_litemedsam
 
@@ -343,7 +343,7 @@ def main() -> int:
     # 3. real images ------------------------------------------------------------------------------
     if args.real:
         log("real eval images ...")
-        from engine.challenge import load_case
+        from engine.io.challenge_npz import load_case
 
         cases = real_cases(args.eval)[: args.real]
         sess = {k: Session(e, threads=args.threads, precision=pr)

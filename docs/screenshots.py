@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app import create_main_window
-    from app.smoke import _pump, _wait, box_to_viewport, drag
+    from app.gui.smoke import _pump, _wait, box_to_viewport, drag
 
     app = QApplication.instance() or QApplication(["boxseg"])  # noqa: F841
     out = Path(args.out)
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         elif vol.name == "ct-3slice":  # dcmqi's CT series from ../shared/data: the liver
             box, name = (60, 140, 335, 400), "Liver"
         else:
-            from app.smoke import brightest_blob_box
+            from app.gui.smoke import brightest_blob_box
 
             box = brightest_blob_box(c.image.model_slice(c.z)[0])
         if z is not None and z != c.z:

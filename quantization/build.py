@@ -72,7 +72,7 @@ def build_swin(checkpoint: Path, out: Path | None = None, calib: Path | None = N
     The official weights are not ours to ship: they are converted on the user's machine. Other
     models already in that folder's manifest are kept.
     """
-    from engine.models import read_manifest, user_models_dir
+    from engine.inference.manifest import read_manifest, user_models_dir
 
     from .manifest import model_record, write_manifest
     from .swin_export import convert_decoder, convert_encoder

@@ -1,6 +1,6 @@
 """Calibration data for NNCF: the challenge-format images in ``shared/data/calib``.
 
-Each image goes through exactly the engine's online preprocessing (``engine.transforms.preprocess``),
+Each image goes through exactly the engine's online preprocessing (``engine.inference.transforms.preprocess``),
 so the INT8 ranges are measured on what the encoder sees at run time.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.transforms import preprocess
+from engine.inference.transforms import preprocess
 
 
 def calibration_files(folder: Path) -> list[Path]:

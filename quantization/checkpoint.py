@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from engine.models import sha256_file  # noqa: F401 - re-exported
+from engine.inference.manifest import sha256_file  # noqa: F401 - re-exported
 
 LITEMEDSAM_SHA256 = "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
 LITEMEDSAM_BYTES = 39_370_479

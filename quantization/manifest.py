@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.models import MANIFEST, MANIFEST_FORMAT, sha256_file
+from engine.inference.manifest import MANIFEST, MANIFEST_FORMAT, sha256_file
 
 
 def file_record(root: Path, rel: str) -> dict:

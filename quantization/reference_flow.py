@@ -1,6 +1,6 @@
 """The challenge's own inference flow in PyTorch (SPEC A.7/A.8), as the speed/accuracy baseline.
 
-Same pre/post-processing as the engine (``engine.transforms``) but the official control flow:
+Same pre/post-processing as the engine (``engine.inference.transforms``) but the official control flow:
 the encoder is re-run for every slice of every 3D box, nothing is cached, no early stop.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.challenge import Case
-from engine.propagate import Box3D, propagation_order
-from engine.transforms import Geometry, box_from_previous_mask, box_to_model, postprocess, preprocess
+from engine.io.challenge_npz import Case
+from engine.inference.propagate import Box3D, propagation_order
+from engine.inference.transforms import Geometry, box_from_previous_mask, box_to_model, postprocess, preprocess
 
 
 @torch.no_grad()

@@ -14,9 +14,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from engine.challenge import evaluate_case
-from engine.models import read_manifest
-from engine.predictor import Session
+from engine.io.challenge_npz import evaluate_case
+from engine.inference.manifest import read_manifest
+from engine.inference.predictor import Session
 
 EARLY_STOP = 2
 
@@ -81,7 +81,7 @@ def accuracy_report(models_dir: Path, eval_dir: Path, threads: int = 2, log=prin
     summaries = {k: summarise(v) for k, v in results.items()}
     groups = sorted({g for s in summaries.values() for g in s}, key=lambda g: (g != "overall", len(g.split()), g))
 
-    from engine.sysinfo import describe, markdown
+    from engine.base.sysinfo import describe, markdown
 
     lines = [f"# Accuracy report ({dt.date.today()})\n\n",
              f"Data: `{eval_dir}` ({len(files)} cases). Challenge metrics (engine/metrics.py, SPEC C). "

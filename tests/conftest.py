@@ -46,13 +46,13 @@ needs_checkpoint = pytest.mark.skipif(
 @pytest.fixture(scope="session")
 def session():
     """An engine session on the default bundled model (INT8), 2 threads, f32 precision."""
-    from engine.predictor import Session
+    from engine.inference.predictor import Session
 
     return Session(threads=2)
 
 
 @pytest.fixture(scope="session")
 def session_fp32():
-    from engine.predictor import Session
+    from engine.inference.predictor import Session
 
     return Session("litemedsam-fp32", threads=2)

@@ -15,7 +15,7 @@ FORBIDDEN = ("PySide6", "PyQt5", "PyQt6", "torch", "nncf", "app", "quantization"
 
 def test_engine_modules_import_nothing_forbidden():
     mods = [f"engine.{m.name}" for m in pkgutil.iter_modules(engine.__path__)]
-    assert "engine.predictor" in mods and "engine.metrics" in mods
+    assert "engine.inference.predictor" in mods and "engine.eval.metrics" in mods
     code = (
         "import importlib, sys\n"
         f"for m in {mods!r}: importlib.import_module(m)\n"
@@ -45,7 +45,7 @@ def test_import_linter_contracts():
 
 
 # OpenCV and scipy are not run-time dependencies of the desktop app: OpenCV is test-only (parity tests of
-# engine.imgproc) and scipy is imported on first use by engine.metrics (challenge metrics, eval CLI).
+# engine.inference.imgproc) and scipy is imported on first use by engine.eval.metrics (challenge metrics, eval CLI).
 NOT_AT_RUNTIME = ("cv2", "scipy")
 
 
@@ -54,7 +54,7 @@ def test_engine_and_app_import_neither_opencv_nor_scipy():
 
     mods = [f"engine.{m.name}" for m in pkgutil.iter_modules(engine.__path__)]
     mods += [f"app.{m.name}" for m in pkgutil.iter_modules(app.__path__)]
-    assert "app.main_window" in mods and "engine.raster" in mods and "engine.prompts" in mods
+    assert "app.gui.main_window" in mods and "engine.io.raster" in mods and "engine.inference.prompts" in mods
     code = (
         "import importlib, sys\n"
         "import app\n"
@@ -76,10 +76,10 @@ def test_segmentation_runs_without_opencv_and_scipy(tmp_path):
         f"        if name.split('.')[0] in {NOT_AT_RUNTIME!r}:\n"
         "            raise ImportError(f'{name} is blocked in this test')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from app.cli import main\n"
+        "from app.cli.main import main\n"
         f"rc = main(['segment', {str(sample)!r}, '--box', '72,0,110,28', '-o', {str(tmp_path / 'm.png')!r},\n"
         f"           '--overlay', {str(tmp_path / 'ov.png')!r}])\n"
-        "from engine.readers import open_image\n"
+        "from engine.io.dispatch import open_image\n"
         f"assert open_image({str(tmp_path / 'ov.png')!r}).is_rgb\n"
         f"assert open_image({str(tmp_path / 'm.png')!r}).voxels.max() == 255\n"
         "sys.exit(rc)\n"
@@ -97,8 +97,8 @@ def test_metrics_without_scipy_is_a_clear_engine_error():
         "            raise ImportError('scipy is blocked in this test')\n"
         "sys.meta_path.insert(0, Block())\n"
         "import numpy as np\n"
-        "from engine.errors import BoxSegError\n"
-        "from engine.metrics import compute_case_metrics\n"
+        "from engine.base.errors import BoxSegError\n"
+        "from engine.eval.metrics import compute_case_metrics\n"
         "m = np.zeros((1, 8, 8), np.uint8); m[0, 2:5, 2:5] = 1\n"
         "try:\n"
         "    compute_case_metrics(m, m, spacing=(1, 1, 1), is_3d=True)\n"

@@ -3,7 +3,7 @@
 The cluster tests use two small 3D cases of shared/data/eval (dcmqi ct-3slice: 3 objects on 3
 slices; MSD spleen2: 20 slices) and the original files of two of them in shared/data/raw (the spleen NIfTI, the
 dcmqi DICOM series): the raw files window to exactly the cases' ``imgs``, so their label maps must
-equal the cases' ``segs`` from :func:`engine.challenge.segment_case`.
+equal the cases' ``segs`` from :func:`engine.io.challenge_npz.segment_case`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.batch import (Study, fingerprint, local_sizing, output_name, read_manifest, run_batch,
+from engine.batch.run import (Study, fingerprint, local_sizing, output_name, read_manifest, run_batch,
                           up_to_date)
 from tests.conftest import DATA, EVAL, needs_shared
 
@@ -77,7 +77,7 @@ def test_manifest_jsonl_study_ids_and_conflicts(tmp_path):
 
 
 def test_manifest_errors_are_one_line(tmp_path):
-    from engine.errors import InputError
+    from engine.base.errors import InputError
 
     (tmp_path / "m.csv").write_text("path,boxes\nx,1\n")
     with pytest.raises(InputError, match="needs columns 'image' and 'box'"):
@@ -109,7 +109,7 @@ def test_fingerprint_follows_input_files_and_parameters(tmp_path):
     os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
     fp1 = fingerprint(st, "a.nii.gz")[0]
     assert fp1 != fp0
-    from engine.batch import BatchObject
+    from engine.batch.run import BatchObject
 
     st.objects.append(BatchObject("o", (1, 2, 3, 4), 0))
     assert fingerprint(st, "a.nii.gz")[0] != fp1
@@ -129,7 +129,7 @@ def test_local_sizing_never_exceeds_the_cores():
 @pytest.fixture(scope="module")
 def reference(session):
     """segment_case of the three small 3D cases on the default model (what `boxseg eval` segments)."""
-    from engine.challenge import load_case, segment_case
+    from engine.io.challenge_npz import load_case, segment_case
 
     return {n: segment_case(session, load_case(EVAL / f"{n}.npz", with_gt=False)) for n in (CT3, SPLEEN)}
 
@@ -150,7 +150,7 @@ def _executing(dask_worker):
 
 
 def _loads():
-    from engine.batch import session_loads
+    from engine.batch.run import session_loads
 
     return session_loads()
 
@@ -210,9 +210,9 @@ def test_npz_batch_survives_a_killed_worker_and_reruns_as_a_no_op(tmp_path, clus
 
 @needs_shared
 def test_manifest_of_raw_files_with_bad_rows(tmp_path, cluster, reference, capsys):
-    from app.cli import main
-    from engine.labelmap import read_labelmap
-    from engine.readers import open_image
+    from app.cli.main import main
+    from engine.data.labelmap import read_labelmap
+    from engine.io.dispatch import open_image
 
     c, _ = cluster
     with np.load(EVAL / f"{CT3}.npz") as z:
@@ -255,10 +255,10 @@ def test_manifest_of_raw_files_with_bad_rows(tmp_path, cluster, reference, capsy
 
 @needs_shared
 def test_without_the_cluster_extra_runs_sequentially(tmp_path, monkeypatch, capsys):
-    import engine.batch
-    from app.cli import main
+    import engine.batch.run
+    from app.cli.main import main
 
-    monkeypatch.setattr(engine.batch, "have_distributed", lambda: False)
+    monkeypatch.setattr(engine.batch.run, "have_distributed", lambda: False)
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(json.dumps({"image": str(CT3_DICOM), "study": "ct", "box": "218,337,295,431",
                                     "slice": 1, "object": "spine"}) + "\n")
@@ -267,8 +267,8 @@ def test_without_the_cluster_extra_runs_sequentially(tmp_path, monkeypatch, caps
     cap = capsys.readouterr()
     assert "pip install 'boxseg[cluster]'" in cap.err and "sequential" in cap.out
     assert _report(out)["ct"]["status"] == "ok"
-    from engine.labelmap import read_labelmap
-    from engine.readers import open_image
+    from engine.data.labelmap import read_labelmap
+    from engine.io.dispatch import open_image
 
     labels = read_labelmap(out / "ct.nii.gz", open_image(CT3_DICOM)).labels
     assert labels[1].any() and not labels[0].any() and not labels[2].any()

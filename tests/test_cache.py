@@ -1,4 +1,4 @@
-"""Tests of engine.cache: memory LRU, read-only copies, key identity, disk tier, thread safety."""
+"""Tests of engine.inference.cache: memory LRU, read-only copies, key identity, disk tier, thread safety."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.cache import (
+from engine.inference.cache import (
     CacheKey,
     CacheStats,
     EmbeddingCache,
@@ -290,7 +290,7 @@ def test_disk_file_with_other_keys_signature_is_refused_and_removed(tmp_path):
 
 
 def test_disk_file_with_other_format_version_is_refused(tmp_path, monkeypatch):
-    import engine.cache as cache_mod
+    import engine.inference.cache as cache_mod
 
     monkeypatch.setattr(cache_mod, "DISK_FORMAT_VERSION", 0)
     old = EmbeddingCache(disk_dir=tmp_path)
@@ -374,7 +374,7 @@ def test_atomic_write_leaves_no_temp_files(tmp_path, monkeypatch):
     assert names == sorted(f"{_key(i).digest()}.npz" for i in range(5))
 
     # A write that fails half-way leaves neither a temp file nor a damaged entry behind.
-    import engine.cache as cache_mod
+    import engine.inference.cache as cache_mod
 
     def boom(*args, **kwargs):
         raise OSError("disk full")

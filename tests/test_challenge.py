@@ -7,9 +7,9 @@ import csv
 import numpy as np
 import pytest
 
-from engine.challenge import Case, load_case, segment_case, validate_case_boxes
-from engine.errors import Cancelled, InputError
-from engine.propagate import Box3D, propagate_box, propagation_order
+from engine.io.challenge_npz import Case, load_case, segment_case, validate_case_boxes
+from engine.base.errors import Cancelled, InputError
+from engine.inference.propagate import Box3D, propagate_box, propagation_order
 from tests.conftest import EVAL, SHARED, needs_shared
 
 
@@ -60,7 +60,7 @@ def test_propagation_order_follows_the_reference():
 
 def test_b6_fallback_boxes():
     """B.6: emptiness is tested at full resolution; the downward fallback box is not truncated."""
-    from engine.transforms import Geometry
+    from engine.inference.transforms import Geometry
 
     class Rec(_ThresholdSession):
         def predictor(self):
@@ -92,7 +92,7 @@ class _ThresholdSession:
     """Stand-in for the model (unit logic only): the mask is the bright pixels of the slice."""
 
     def __init__(self, family="litemedsam"):
-        from engine.families import get_family
+        from engine.inference.families import get_family
 
         self.visited = []
         self.family = get_family(family)
@@ -106,7 +106,7 @@ class _ThresholdSession:
                 outer.visited.append(slice_index)
 
             def predict_256(self, box256):
-                from engine.predictor import Prediction
+                from engine.inference.predictor import Prediction
 
                 return Prediction(self.img > 100, 1.0, np.zeros((256, 256), np.float32), box256.reshape(4))
 
@@ -128,7 +128,7 @@ def test_early_stop_skips_the_empty_tail_of_each_pass():
 
 def test_object_ended_criterion():
     """Ended = empty, a speck below END_AREA_FRACTION of the object, or a blob off the last kept mask."""
-    from engine.propagate import END_AREA_FRACTION, END_MIN_OVERLAP, object_ended
+    from engine.inference.propagate import END_AREA_FRACTION, END_MIN_OVERLAP, object_ended
 
     last = np.zeros((64, 64), bool)
     last[20:40, 20:40] = True  # 400 px
@@ -192,7 +192,7 @@ def test_early_stop_ends_the_pons_of_the_mni_sample(session):
     walked the whole volume."""
     from pathlib import Path
 
-    from engine.readers import open_image
+    from engine.io.dispatch import open_image
 
     img = open_image(Path(__file__).resolve().parents[1] / "assets" / "sample" / "mni_icbm152_t1_2009a.nii.gz")
     vol, key = img.model_volume()
@@ -230,7 +230,7 @@ def _official():
     "3DBox_CT_dcmqi_ct-3slice",          # 3 objects
 ])
 def test_real_cases_match_the_official_pipeline(session, name):
-    from engine.challenge import evaluate_case
+    from engine.io.challenge_npz import evaluate_case
 
     path = EVAL / f"{name}.npz"
     if not path.exists():

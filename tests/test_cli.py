@@ -14,7 +14,7 @@ from tests.conftest import EVAL, REPO, needs_shared
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "app.cli.main", *args], capture_output=True, text=True, cwd=REPO,
                           env=env, timeout=600)
 
 
@@ -60,8 +60,8 @@ def test_segment_sample(tmp_path):
     area = int((m > 0).sum())
     assert 400 < area < 1100, area  # the aorta, about 30 px across
     # an LPS-stored DICOM axial slice is displayed as stored: the overlay is the stored slice's
-    from engine.raster import write_overlay_png
-    from engine.readers import open_image
+    from engine.io.raster import write_overlay_png
+    from engine.io.dispatch import open_image
 
     img = open_image(REPO / "assets" / "sample" / "CT_small.dcm")
     assert not any((img.display.transpose, img.display.flip_rows, img.display.flip_cols))
@@ -80,7 +80,7 @@ def test_segment_overlay_of_a_nifti_is_shown_as_the_app_shows_it(tmp_path):
     r = run("segment", str(mni), "--slice", "50", "--box", "78,90,118,124", "-o", str(tmp_path / "m.nii.gz"),
             "--overlay", str(ov))
     assert r.returncode == 0, r.stderr
-    from engine.readers import open_image
+    from engine.io.dispatch import open_image
 
     img = open_image(mni)
     stored = img.model_slice(50)[0]

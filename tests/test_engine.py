@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.errors import InputError, ModelError, PromptError
-from engine.models import bundled_models_dir, find_model, list_models, read_manifest
-from engine.predictor import Session
+from engine.base.errors import InputError, ModelError, PromptError
+from engine.inference.manifest import bundled_models_dir, find_model, list_models, read_manifest
+from engine.inference.predictor import Session
 from tests.conftest import SPEC_TESTDATA, needs_shared
 
 
@@ -132,7 +132,7 @@ def test_decoder_prefix_runs_once_per_slice_and_box_only_graph_is_static(session
     assert session.timings.prefix_runs == before + 1, "prompts on the same slice must not rerun the prefix"
     # raw encoder outputs (no prefix) -> decode computes the prefix itself: same logits
     outputs, geom, _ = session.encode(img)
-    from engine.transforms import box_to_model
+    from engine.inference.transforms import box_to_model
 
     box = box_to_model([25, 15, 105, 75], geom)
     low, iou = session.decode(outputs, box)
@@ -204,7 +204,7 @@ def test_bad_prompts_and_images(session):
 @pytest.mark.parametrize("name", ["2DBox_Synth_0001", "3DBox_Synth_0001"])
 def test_fp32_reproduces_official_outputs_exactly(session_fp32, name):
     """SPEC A.10 test 2: the official script's segs, bit for bit, with the FP32 IR."""
-    from engine.challenge import load_case, segment_case
+    from engine.io.challenge_npz import load_case, segment_case
 
     case = load_case(SPEC_TESTDATA / "imgs" / f"{name}.npz")
     ref = np.load(SPEC_TESTDATA / "segs" / f"{name}.npz")["segs"]
@@ -216,7 +216,7 @@ def test_fp32_reproduces_official_outputs_exactly(session_fp32, name):
 @needs_shared
 @pytest.mark.parametrize("name", ["2DBox_Synth_0001", "3DBox_Synth_0001"])
 def test_default_model_close_to_official_outputs(session, name):
-    from engine.challenge import load_case, segment_case
+    from engine.io.challenge_npz import load_case, segment_case
 
     case = load_case(SPEC_TESTDATA / "imgs" / f"{name}.npz")
     ref = np.load(SPEC_TESTDATA / "segs" / f"{name}.npz")["segs"] > 0
@@ -226,7 +226,7 @@ def test_default_model_close_to_official_outputs(session, name):
 
 
 def test_precompute_fills_the_cache_and_can_be_cancelled(session):
-    from engine.errors import Cancelled
+    from engine.base.errors import Cancelled
 
     rng = np.random.default_rng(7)
     vol = rng.integers(0, 255, (5, 48, 40), dtype=np.uint8)

@@ -1,4 +1,4 @@
-"""engine.imgproc against OpenCV and scipy: the INTER_AREA resize must be bit-identical to cv2.resize.
+"""engine.inference.imgproc against OpenCV and scipy: the INTER_AREA resize must be bit-identical to cv2.resize.
 
 The resize is the model's preprocessing contract (SPEC A.4), so every comparison requires zero
 differing pixels. OpenCV is a test-only dependency (the ``test`` extra); without it these parity
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.imgproc import label_components, resize_area
-from engine.transforms import Geometry, as_rgb_u8, resize_longest
+from engine.inference.imgproc import label_components, resize_area
+from engine.inference.transforms import Geometry, as_rgb_u8, resize_longest
 from tests.conftest import EVAL, needs_shared
 
 LONG_SIDES = range(2, 1101)
@@ -227,7 +227,7 @@ def test_input_layout_and_validation():
 
 
 # --------------------------------------------------------------------------------------------
-# connected components (engine.prompts' scribble, app.smoke's box finder) against scipy
+# connected components (engine.inference.prompts' scribble, app.gui.smoke's box finder) against scipy
 # --------------------------------------------------------------------------------------------
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from app.cli import main
-from engine.readers import open_image
+from app.cli.main import main
+from engine.io.dispatch import open_image
 from tests.conftest import DATA, REPO, needs_shared
 from tests.test_io_dicom import SECRET_ID, SECRET_NAME, nrrd_affine_ras, pd_file, write_series
 
@@ -26,7 +26,7 @@ CT_SMALL = REPO / "assets" / "sample" / "CT_small.dcm"
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "app.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "app.cli.main", *map(str, args)], capture_output=True, text=True,
                           cwd=REPO, timeout=600)
 
 
@@ -234,7 +234,7 @@ def test_convert_never_leaks_patient_name(tmp_path):
 
 def test_box_forms():
     """Both `--box X0 Y0 X1 Y1` and the comma form (the model run: tests/test_cli.py::test_segment_sample)."""
-    from app.cli import _parse_box
+    from app.cli.main import _parse_box
 
     assert _parse_box(["72,0,110,28"]) == _parse_box(["72", "0", "110", "28"]) == [72.0, 0.0, 110.0, 28.0]
 

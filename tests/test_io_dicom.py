@@ -13,10 +13,10 @@ import numpy as np
 import pydicom
 import pytest
 
-from engine.dicom import read_dicom, scan_folder
-from engine.errors import Cancelled, InputError
-from engine.image import LPS_TO_RAS
-from engine.readers import open_image
+from engine.io.dicom import read_dicom, scan_folder
+from engine.base.errors import Cancelled, InputError
+from engine.data.image import LPS_TO_RAS
+from engine.io.dispatch import open_image
 from tests.conftest import DATA, REPO, needs_shared
 
 RAW = DATA / "raw"
@@ -261,8 +261,8 @@ def test_missing_codec_names_the_package():
     code = (
         "import sys\n"
         "for m in ('pylibjpeg','openjpeg','libjpeg','rle','PIL','jpeg_ls','gdcm'): sys.modules[m] = None\n"
-        "from engine.readers import open_image\n"
-        "from engine.errors import InputError\n"
+        "from engine.io.dispatch import open_image\n"
+        "from engine.base.errors import InputError\n"
         f"try:\n    open_image({str(pd_file('MR_small_jp2klossless.dcm'))!r})\n"
         "except InputError as e:\n    print(e)\n"
     )

@@ -1,4 +1,4 @@
-"""engine.image conventions, engine.window fitting, raster and challenge .npz reading."""
+"""engine.data.image conventions, engine.data.window fitting, raster and challenge .npz reading."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.errors import InputError, PromptError
-from engine.image import LPS_TO_RAS, Display, Image, affine_from_dicom, display_for, geometry_mismatch
-from engine.readers import open_image
-from engine.window import (CT_PRESETS, Window, ct_window, fit_window, parse_window, percentile_normalise)
+from engine.base.errors import InputError, PromptError
+from engine.data.image import LPS_TO_RAS, Display, Image, affine_from_dicom, display_for, geometry_mismatch
+from engine.io.dispatch import open_image
+from engine.data.window import (CT_PRESETS, Window, ct_window, fit_window, parse_window, percentile_normalise)
 from tests.conftest import EVAL, needs_shared
 
 
@@ -209,8 +209,8 @@ def test_raster_truncated_files_are_input_errors(tmp_path):
 
 
 def test_raster_writers_round_trip(tmp_path):
-    from engine.labelmap import read_labelmap
-    from engine.raster import write_label_png, write_mask_png, write_overlay_png
+    from engine.data.labelmap import read_labelmap
+    from engine.io.raster import write_label_png, write_mask_png, write_overlay_png
 
     rng = np.random.default_rng(6)
     mask = rng.random((20, 30)) > 0.5

@@ -9,9 +9,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from engine.errors import InputError
-from engine.labelmap import Segment, read_labelmap, write_labelmap
-from engine.readers import open_image
+from engine.base.errors import InputError
+from engine.data.labelmap import Segment, read_labelmap, write_labelmap
+from engine.io.dispatch import open_image
 from tests.conftest import DATA, needs_shared
 from tests.test_io_dicom import nrrd_affine_ras, pd_file
 

@@ -8,11 +8,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from engine.errors import InputError
-from engine.image import Display
-from engine.labelmap import read_labelmap, write_labelmap
-from engine.nifti import write_nifti_image
-from engine.readers import open_image
+from engine.base.errors import InputError
+from engine.data.image import Display
+from engine.data.labelmap import read_labelmap, write_labelmap
+from engine.io.nifti import write_nifti_image
+from engine.io.dispatch import open_image
 from tests.conftest import DATA, needs_shared
 
 RAW = DATA / "raw"

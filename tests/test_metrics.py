@@ -1,4 +1,4 @@
-"""Tests of engine.metrics: the CVPR24 "MedSAM on Laptop" DSC / NSD (SPEC section C)."""
+"""Tests of engine.eval.metrics: the CVPR24 "MedSAM on Laptop" DSC / NSD (SPEC section C)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine import metrics as M
-from engine.metrics import (
+from engine.eval.metrics import (
     compute_case_metrics,
     compute_surface_dice_at_tolerance,
     compute_surface_distances,

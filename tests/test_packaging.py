@@ -63,9 +63,9 @@ def test_spec_and_scripts_parse():
 
 def test_launcher_calls_the_console_script_entry():
     text = (PACKAGING / "boxseg_launcher.py").read_text(encoding="utf-8")
-    assert "from app.cli import main" in text
+    assert "from app.cli.main import main" in text
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    assert 'boxseg = "app.cli:main"' in pyproject
+    assert 'boxseg = "app.cli.main:main"' in pyproject
 
 
 def test_pyinstaller_is_pinned_in_the_packaging_extra():

@@ -19,7 +19,7 @@ pytestmark = [needs_torch, needs_shared, pytest.mark.slow,
 
 @pytest.fixture(scope="module")
 def swin_session(tmp_path_factory):
-    from engine.predictor import Session
+    from engine.inference.predictor import Session
     from quantization.parity import export_for_engine
     from quantization.swin_litemedsam import load_swin_litemedsam
 
@@ -42,7 +42,7 @@ def test_cache_holds_all_encoder_outputs(swin_session):
 
 
 def test_challenge_flow_runs_end_to_end(swin_session):
-    from engine.challenge import load_case, segment_case
+    from engine.io.challenge_npz import load_case, segment_case
 
     for name in ("2DBox_Synth_0001", "3DBox_Synth_0001"):
         case = load_case(SPEC_TESTDATA / "imgs" / f"{name}.npz")
@@ -56,7 +56,7 @@ def test_challenge_flow_runs_end_to_end(swin_session):
 def test_build_installs_into_a_model_folder_and_keeps_others(tmp_path, monkeypatch):
     import torch
 
-    from engine.models import find_model, list_models
+    from engine.inference.manifest import find_model, list_models
     from quantization.__main__ import main
 
     sd = _gen_weights().build_state_dict(PARITY / "keys.json", PARITY / "constants.npz")

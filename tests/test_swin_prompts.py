@@ -159,13 +159,13 @@ def test_engine_prompts_import_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, engine.prompts; print('torch' in sys.modules)"
+    code = "import sys, engine.inference.prompts; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 @needs_shared
 def test_real_slice_from_eval():
-    from engine.transforms import box_to_model, preprocess
+    from engine.inference.transforms import box_to_model, preprocess
 
     files = sorted(EVAL.glob("2DBox_CT_*.npz"))
     if not files:

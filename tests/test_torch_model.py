@@ -93,7 +93,7 @@ def test_regrouped_qkv_is_the_same_function(model):
 @pytest.mark.slow
 def test_reference_flow_reproduces_official_outputs(model):
     """Our PyTorch re-implementation of the official flow gives the official segs exactly."""
-    from engine.challenge import load_case
+    from engine.io.challenge_npz import load_case
     from quantization.reference_flow import segment_case_torch
     from tests.conftest import SPEC_TESTDATA, SHARED
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.errors import InputError, PromptError
-from engine.transforms import (Geometry, as_rgb_u8, box_from_previous_mask, box_to_model, postprocess,
+from engine.base.errors import InputError, PromptError
+from engine.inference.transforms import (Geometry, as_rgb_u8, box_from_previous_mask, box_to_model, postprocess,
                                preprocess, upscale_logits)
 from tests.conftest import needs_torch
 

@@ -66,7 +66,7 @@ def widgets(win):
 
 def drag_box(qtbot, win, box, steps=10, step_ms=100):
     """Drag the voxel box over sliceView with QTest events; returns (live updates, commit seconds)."""
-    from app.smoke import box_to_viewport, drag
+    from app.gui.smoke import box_to_viewport, drag
 
     c = win.c
     n0 = len(c.doc.objects)
@@ -171,7 +171,7 @@ def test_dicom_series_via_file_menu_dicom_seg_and_nifti(qtbot, open_window, tmp_
     from PySide6.QtWidgets import QFileDialog
 
     from app import wait_open
-    from engine.labelmap import read_labelmap
+    from engine.data.labelmap import read_labelmap
 
     win = open_window()
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(CT3))
@@ -212,7 +212,7 @@ def test_2d_sample_refine_undo_png_roundtrip(qtbot, open_window, tmp_path):
     from PySide6.QtCore import QPointF, Qt
     from PySide6.QtTest import QTest
 
-    from engine.labelmap import read_labelmap
+    from engine.data.labelmap import read_labelmap
 
     win = open_window(SAMPLE)
     view, objects, slider, button = widgets(win)
@@ -311,14 +311,14 @@ def test_opening_the_same_image_offers_its_autosave(qtbot, open_window):
 
 
 def test_about_names_the_model_licence():
-    from app.main_window import about_text
+    from app.gui.main_window import about_text
 
     t = about_text()
     assert "LiteMedSAM" in t and "LICENSE-litemedsam.txt" in t and "Apache" in t
 
 
 def test_smoke_test_command_2d():
-    r = subprocess.run([sys.executable, "-m", "app.cli", "app", "--smoke-test", str(SAMPLE), "--box", "72", "0",
+    r = subprocess.run([sys.executable, "-m", "app.cli.main", "app", "--smoke-test", str(SAMPLE), "--box", "72", "0",
                         "110", "28"], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.strip().splitlines()[-1])
@@ -329,7 +329,7 @@ def test_smoke_test_command_2d():
 
 @needs_shared
 def test_smoke_test_command_dicom_volume():
-    r = subprocess.run([sys.executable, "-m", "app.cli", "app", "--smoke-test", str(CT3)], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "app.cli.main", "app", "--smoke-test", str(CT3)], capture_output=True,
                        text=True, cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.strip().splitlines()[-1])
@@ -339,7 +339,7 @@ def test_smoke_test_command_dicom_volume():
 def test_smoke_test_failure_exits_nonzero(tmp_path):
     bad = tmp_path / "broken.dcm"
     bad.write_bytes(b"not a dicom file")
-    r = subprocess.run([sys.executable, "-m", "app.cli", "app", "--smoke-test", str(bad)], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "app.cli.main", "app", "--smoke-test", str(bad)], capture_output=True,
                        text=True, cwd=REPO, timeout=300)
     assert r.returncode != 0 and "broken.dcm" in r.stderr and "Traceback" not in r.stderr
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.image import Image, raster_affine
-from engine.labelmap import LabelMap, Segment
+from engine.data.image import Image, raster_affine
+from engine.data.labelmap import LabelMap, Segment
 
 
 @pytest.fixture
 def doc(qapp):
-    from app.document import Document
+    from app.gui.document import Document
 
     d = Document()
     d.set_image(Image(voxels=np.zeros((4, 20, 30), np.int16), affine=raster_affine()))

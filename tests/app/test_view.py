@@ -50,7 +50,7 @@ def _shown_image(view) -> np.ndarray:
 
 
 def test_file_menu_offers_both_samples_and_about_names_their_licences():
-    from app.main_window import SAMPLES, about_text, sample_path
+    from app.gui.main_window import SAMPLES, about_text, sample_path
 
     assert sample_path() == sample_path("volume") and sample_path().is_file() and sample_path().name == VOLUME.name
     assert sample_path("ct").is_file() and sample_path("ct").name == "CT_small.dcm"
@@ -68,7 +68,7 @@ def test_open_volume_sample_drag_propagate(qtbot, open_window):
     from PySide6.QtGui import QAction
     from PySide6.QtWidgets import QMenu
 
-    from app.smoke import box_to_viewport, drag
+    from app.gui.smoke import box_to_viewport, drag
 
     win = open_window()
     act = win.findChild(QAction, "actionOpenSample")
@@ -252,8 +252,8 @@ def test_settings_dialog_values_persist(qtbot, open_window, temp_qsettings):
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
-    from app.controller import Settings
-    from app.main_window import SettingsDialog
+    from app.gui.controller import Settings
+    from app.gui.main_window import SettingsDialog
 
     assert Settings.load() == Settings()  # nothing stored yet: defaults
     win = open_window()

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError, PromptError
-from .imgproc import resize_area
+from engine.base.errors import InputError, PromptError
+from engine.inference.imgproc import resize_area
 
 MODEL_SIZE = 256
 #: enlargement (256-space pixels) of the box derived from the previous slice's mask (SPEC A.8)
@@ -67,7 +67,7 @@ def as_rgb_u8(image: np.ndarray) -> np.ndarray:
 
 def resize_longest(image: np.ndarray, geom: Geometry) -> np.ndarray:
     """uint8 (H,W) or (H,W,3) -> uint8 (new_h, new_w[,3]): OpenCV's INTER_AREA resize, bit for bit
-    (:func:`engine.imgproc.resize_area`, numpy only)."""
+    (:func:`engine.inference.imgproc.resize_area`, numpy only)."""
     return resize_area(image, geom.new_h, geom.new_w)
 
 

@@ -1,8 +1,8 @@
 """Open any supported image by its path: the one entry point for the CLI and the app.
 
-* a folder -> DICOM series (:mod:`engine.dicom`; ``series`` picks one);
-* ``.nii`` / ``.nii.gz`` -> NIfTI (:mod:`engine.nifti`);
-* ``.png .jpg .jpeg .bmp .tif .tiff`` -> raster (:mod:`engine.raster`);
+* a folder -> DICOM series (:mod:`engine.io.dicom`; ``series`` picks one);
+* ``.nii`` / ``.nii.gz`` -> NIfTI (:mod:`engine.io.nifti`);
+* ``.png .jpg .jpeg .bmp .tif .tiff`` -> raster (:mod:`engine.io.raster`);
 * ``.npz`` -> a challenge case (``imgs`` already in the model's uint8 domain, see ``shared/data/README.md``);
 * anything else -> a single DICOM file (``.dcm``, ``.ima``, no extension, ...).
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .image import LPS_TO_RAS, Image, ProgressFn, StopFn
+from engine.base.errors import InputError
+from engine.data.image import LPS_TO_RAS, Image, ProgressFn, StopFn
 
 
 def read_challenge_npz(path: Path) -> Image:
@@ -23,7 +23,7 @@ def read_challenge_npz(path: Path) -> Image:
     2D ``imgs`` (H,W,3) -> voxels (1,H,W,3); 3D ``imgs`` (D,H,W) -> voxels as they are, spacing from
     ``spacing`` (x, y, z order in the file), affine of an LPS-aligned grid (no direction is stored).
     """
-    from .challenge import load_case
+    from engine.io.challenge_npz import load_case
 
     case = load_case(Path(path), with_gt=False)
     if case.is_3d:
@@ -44,9 +44,9 @@ def open_image(path: Path | str, *, series: str | None = None, progress: Progres
     progress(done, total) / should_stop() are passed to the DICOM series reader (files scanned, then
     slices read); other formats are read in one step.
     """
-    from .dicom import read_dicom
-    from .nifti import is_nifti, read_nifti
-    from .raster import is_raster, read_raster
+    from engine.io.dicom import read_dicom
+    from engine.io.nifti import is_nifti, read_nifti
+    from engine.io.raster import is_raster, read_raster
 
     p = Path(path)
     if not p.exists():

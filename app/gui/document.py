@@ -6,7 +6,7 @@ mask is one :class:`QUndoCommand`, so undo/redo covers all of them; each committ
 :attr:`Document.committed`, which the autosaver listens to.
 
 Label map: ``labels`` is a (Z,Y,X) uint8 array on the image's grid (same axes as
-``engine.image.Image.voxels``): 0 = background, one value per object. Objects carry their name,
+``engine.data.image.Image.voxels``): 0 = background, one value per object. Objects carry their name,
 colour, visibility, the model's IoU estimate and the prompt that made them (slice, box, points),
 which refinement and propagation reuse.
 """
@@ -20,8 +20,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from engine.image import Image
-from engine.labelmap import PALETTE, LabelMap, Segment, default_color
+from engine.data.image import Image
+from engine.data.labelmap import PALETTE, LabelMap, Segment, default_color
 
 
 @dataclass

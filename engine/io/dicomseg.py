@@ -7,7 +7,7 @@ type SEMIAUTOMATIC: a box drawn by a person, the mask by the model).
 
 Reading: segments are placed onto an open DICOM image through the SOP instances they reference
 (robust to SEGs that omit empty frames); without such an image the SEG's own plane positions give
-the grid (highdicom's volume), converted to the :mod:`engine.image` conventions (LPS -> RAS, slices
+the grid (highdicom's volume), converted to the :mod:`engine.data.image` conventions (LPS -> RAS, slices
 ascending along the normal). Overlapping segments are flattened into one label map, later segment
 numbers winning, with a warning.
 """
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .image import AFFINE_TOL_MM, LPS_TO_RAS, Image
-from .labelmap import LabelMap, Segment, check_onto, default_color
+from engine.base.errors import InputError
+from engine.data.image import AFFINE_TOL_MM, LPS_TO_RAS, Image
+from engine.data.labelmap import LabelMap, Segment, check_onto, default_color
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
@@ -38,7 +38,7 @@ def write_dicom_seg(path: Path, labels: np.ndarray, image: Image, segments: list
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    from . import __version__
+    from engine import __version__
 
     path = Path(path)
     if not image.dicom:
@@ -114,7 +114,7 @@ def _read(path: Path):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    from .dicom import quiet
+    from engine.io.dicom import quiet
 
     try:
         with quiet():

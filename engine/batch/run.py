@@ -11,10 +11,10 @@ A batch is a list of :class:`Study` read from a manifest (:func:`read_manifest`)
   or the same ``study``) are its objects, label values 1..N in row order (later ones win where they
   overlap);
 * a folder of challenge ``.npz`` cases (boxes inside): each becomes ``<name>.npz`` holding
-  ``segs`` exactly as :func:`engine.challenge.segment_case` returns it.
+  ``segs`` exactly as :func:`engine.io.challenge_npz.segment_case` returns it.
 
 Each study is one task (:func:`process_study`): it reads the image, segments every object with a
-per-process cached :class:`~engine.predictor.Session` (:func:`get_session`: the model is loaded
+per-process cached :class:`~engine.inference.predictor.Session` (:func:`get_session`: the model is loaded
 once per process/worker), writes the output atomically (temporary file in the output folder, then
 ``os.replace``) and then a record ``OUTDIR/.boxseg/<output>.json`` holding the study's input
 fingerprint (:func:`fingerprint`: its parameters plus name, size and modification time of every
@@ -22,7 +22,7 @@ input file) and the model's sha256. A later run skips a study whose record match
 (:func:`up_to_date`), so a batch is resumable and a rerun is a no-op.
 
 :func:`run_batch` drives it: sequentially in this process, or on Dask ``distributed`` (an
-embedded ``LocalCluster`` or an existing scheduler; see :mod:`engine.batch_cluster`), and writes
+embedded ``LocalCluster`` or an existing scheduler; see :mod:`engine.batch.cluster`), and writes
 ``OUTDIR/report.csv`` (study, objects, status, seconds, error). ``distributed`` is optional (the
 ``cluster`` extra); nothing here imports it.
 """
@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BoxSegError, InputError, PromptError
+from engine.base.errors import BoxSegError, InputError, PromptError
 
 RECORD_DIR = ".boxseg"
 REPORT = "report.csv"
@@ -273,7 +273,7 @@ def read_manifest(path: Path | str, *, exclude: Path | None = None) -> list[Stud
                 raise PromptError("a 3D box (6 numbers) carries its z range; leave 'slice' empty")
             window = str(r["window"]).strip() if "window" in r else None
             if window is not None:
-                from .window import parse_window
+                from engine.data.window import parse_window
 
                 parse_window(window)
             name = str(r.get("object") or f"object {len(st.objects) + 1}")
@@ -297,8 +297,8 @@ def output_name(study: Study, fmt: str = "auto") -> str:
     if study.kind == "npz":
         return f"{study.study}.npz"
     if fmt == "auto":
-        from .nifti import is_nifti
-        from .raster import is_raster
+        from engine.io.nifti import is_nifti
+        from engine.io.raster import is_raster
 
         p = Path(study.image)
         if p.is_dir():
@@ -410,14 +410,14 @@ _LOADS = 0
 
 
 def get_session(spec: ModelSpec):
-    """This process's :class:`~engine.predictor.Session` for ``spec``, loaded on first use and reused.
+    """This process's :class:`~engine.inference.predictor.Session` for ``spec``, loaded on first use and reused.
 
-    Raises :class:`~engine.errors.ModelError` when the model found here does not have the sha256
+    Raises :class:`~engine.base.errors.ModelError` when the model found here does not have the sha256
     the batch was planned with (a worker with other model files).
     """
     global _LOADS
-    from .errors import ModelError
-    from .predictor import Session
+    from engine.base.errors import ModelError
+    from engine.inference.predictor import Session
 
     key = (spec.name, spec.threads, spec.precision)
     with _SESSION_LOCK:
@@ -443,10 +443,10 @@ def session_loads() -> int:
 
 def segment_image_study(session, study: Study):
     """Open the study's image and segment its objects -> (labels (Z,Y,X), image, segments)."""
-    from .labelmap import Segment, default_color
-    from .propagate import Box3D, propagate_box
-    from .readers import open_image
-    from .transforms import Geometry, validate_box
+    from engine.data.labelmap import Segment, default_color
+    from engine.inference.propagate import Box3D, propagate_box
+    from engine.io.dispatch import open_image
+    from engine.inference.transforms import Geometry, validate_box
 
     img = open_image(Path(study.image), series=study.series)
     n = len(study.objects)
@@ -504,14 +504,14 @@ def process_study(study: Study, outdir: str, output: str, fp: str, spec: ModelSp
         tmp = _temp_name(final)
         try:
             if study.kind == "npz":
-                from .challenge import load_case, segment_case
+                from engine.io.challenge_npz import load_case, segment_case
 
                 case = load_case(Path(study.image), with_gt=False)
                 res["objects"] = len(case.boxes)
                 segs = segment_case(session, case)
                 np.savez_compressed(tmp, segs=segs)
             else:
-                from .labelmap import write_labelmap
+                from engine.data.labelmap import write_labelmap
 
                 labels, img, segments = segment_image_study(session, study)
                 entry = session.entry
@@ -537,7 +537,7 @@ def process_study(study: Study, outdir: str, output: str, fp: str, spec: ModelSp
 
 
 def _version() -> str:
-    from . import __version__
+    from engine import __version__
 
     return __version__
 
@@ -643,7 +643,7 @@ def run_batch(manifest: Path | str, outdir: Path | str, *, workers: int | None =
     ``distributed`` installed the batch runs sequentially (``log`` says how to enable the cluster).
     Raises :class:`InputError` / :class:`ModelError` for an unusable manifest, output folder or model.
     """
-    from .models import find_model
+    from engine.inference.manifest import find_model
 
     log = log or (lambda s: None)
     t0 = time.perf_counter()
@@ -713,7 +713,7 @@ def run_batch(manifest: Path | str, outdir: Path | str, *, workers: int | None =
                 for i, task in tasks:
                     on_result(i, task, process_study(task.study, str(out), task.output, task.fingerprint, spec))
             else:
-                from .batch_cluster import run_on_dask
+                from engine.batch.cluster import run_on_dask
 
                 if mode == "local":
                     n, t = local_sizing(workers, threads)

@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from engine.errors import BoxSegError
+from engine.base.errors import BoxSegError
 
 EXIT_BAD_INPUT = 2
 
@@ -49,7 +49,7 @@ class Progress:
 
 
 def _session(args):
-    from engine.predictor import Session
+    from engine.inference.predictor import Session
 
     return Session(args.model, threads=args.threads, precision=args.precision,
                    disk_cache=bool(getattr(args, "disk_cache", False)))
@@ -65,7 +65,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_models(args) -> int:
-    from engine.models import list_models
+    from engine.inference.manifest import list_models
 
     models = list_models()
     if not models:
@@ -84,7 +84,7 @@ def cmd_models(args) -> int:
 
 
 def _case_files(folder: Path, pattern: str, limit: int | None) -> list[Path]:
-    from engine.errors import InputError
+    from engine.base.errors import InputError
 
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
@@ -98,7 +98,7 @@ def _case_files(folder: Path, pattern: str, limit: int | None) -> list[Path]:
 
 
 def cmd_eval(args) -> int:
-    from engine.challenge import evaluate_case
+    from engine.io.challenge_npz import evaluate_case
 
     files = _case_files(Path(args.dir), args.pattern, args.limit)
     session = _session(args)
@@ -157,7 +157,7 @@ def cmd_infer(args) -> int:
     """The challenge's inference: every case in DIR -> OUT/<same name>.npz holding ``segs``."""
     import numpy as np
 
-    from engine.challenge import load_case, segment_case
+    from engine.io.challenge_npz import load_case, segment_case
 
     files = _case_files(Path(args.dir), args.pattern, args.limit)
     outdir = Path(args.out)
@@ -197,7 +197,7 @@ def _read_progress(label: str):
 
 
 def _open(path: str, series: str | None):
-    from engine.readers import open_image
+    from engine.io.dispatch import open_image
 
     return open_image(Path(path), series=series, progress=_read_progress("read"))
 
@@ -209,7 +209,7 @@ def _warn(lines) -> None:
 
 def _parse_box(values: list[str]) -> list[float]:
     """``--box X0 Y0 X1 Y1`` or the comma form ``--box X0,Y0,X1,Y1`` -> 4 floats."""
-    from engine.errors import PromptError
+    from engine.base.errors import PromptError
 
     parts = [p for v in values for p in v.replace(",", " ").split()]
     try:
@@ -226,7 +226,7 @@ LABEL_EXTS = (".png", ".nii", ".nii.gz", ".dcm", ".tif", ".tiff")
 
 
 def _out_kind(out: Path) -> str:
-    from engine.errors import InputError
+    from engine.base.errors import InputError
 
     name = out.name.lower()
     for ext in (".nii.gz", ".nii", ".dcm", ".png", ".tif", ".tiff"):
@@ -240,13 +240,13 @@ def cmd_segment(args) -> int:
     """Segment an image or volume with a box; write the mask as NIfTI, DICOM-SEG or PNG (by extension)."""
     import numpy as np
 
-    from engine.errors import InputError, PromptError
-    from engine.labelmap import Segment, default_color, write_labelmap
-    from engine.predictor import Predictor
-    from engine.propagate import Box3D, propagate_box
-    from engine.raster import write_overlay_png
-    from engine.transforms import Geometry, validate_box
-    from engine.window import parse_window
+    from engine.base.errors import InputError, PromptError
+    from engine.data.labelmap import Segment, default_color, write_labelmap
+    from engine.inference.predictor import Predictor
+    from engine.inference.propagate import Box3D, propagate_box
+    from engine.io.raster import write_overlay_png
+    from engine.inference.transforms import Geometry, validate_box
+    from engine.data.window import parse_window
 
     if args.image is None and len(args.box) > 1:
         # `segment --box X0 Y0 X1 Y1 IMAGE`: argparse gives the image to the open-ended --box
@@ -310,7 +310,7 @@ def cmd_segment(args) -> int:
     write_labelmap(out, labels, img, segments=[seg], model_name=entry.name,
                    model_version=f"{entry.precision} sha256:{entry.model_id[:16]}", z=z)
     if args.overlay:
-        # oriented as the app's slice view shows the plane (radiological, engine.image.Display), not
+        # oriented as the app's slice view shows the plane (radiological, engine.data.image.Display), not
         # in stored voxel order (a NIfTI's stored rows often run posterior -> anterior); not
         # resampled for anisotropic pixels
         disp = img.display
@@ -330,7 +330,7 @@ def cmd_segment(args) -> int:
 
 def cmd_info(args) -> int:
     """Series found (for a folder), shape, spacing, orientation, modality, intensity range."""
-    from engine.dicom import scan_folder
+    from engine.io.dicom import scan_folder
 
     p = Path(args.image)
     if p.is_dir():
@@ -350,7 +350,7 @@ def cmd_info(args) -> int:
 def _is_dicom_seg(path: Path) -> bool:
     if not path.is_file() or path.name.lower().endswith((".nii", ".nii.gz", ".png", ".npz")):
         return False
-    from engine.dicom import _read_header
+    from engine.io.dicom import _read_header
 
     ds = _read_header(path)
     return ds is not None and str(ds.get("SOPClassUID", "")) == "1.2.840.10008.5.1.4.1.1.66.4"
@@ -358,11 +358,11 @@ def _is_dicom_seg(path: Path) -> bool:
 
 def cmd_convert(args) -> int:
     """Label map <-> DICOM-SEG (aligned to --reference), or a DICOM image -> NIfTI."""
-    from engine.errors import InputError
-    from engine.image import Image
-    from engine.labelmap import read_labelmap, write_labelmap
-    from engine.nifti import is_nifti, write_nifti_image
-    from engine.raster import is_raster
+    from engine.base.errors import InputError
+    from engine.data.image import Image
+    from engine.data.labelmap import read_labelmap, write_labelmap
+    from engine.io.nifti import is_nifti, write_nifti_image
+    from engine.io.raster import is_raster
 
     src, out = Path(args.input), Path(args.out)
     kind = _out_kind(out)
@@ -399,7 +399,7 @@ def cmd_app(args) -> int:
     """The desktop app (PySide6, imported only here), or its end-to-end ``--smoke-test``."""
     import importlib.util
 
-    from engine.errors import InputError
+    from engine.base.errors import InputError
 
     if importlib.util.find_spec("PySide6") is None:
         raise InputError("the desktop app needs PySide6: pip install 'boxseg[app]' (or PySide6-Essentials)")
@@ -409,7 +409,7 @@ def cmd_app(args) -> int:
             raise InputError("--smoke-test needs a PATH (a DICOM folder or file, NIfTI or 2D image)")
         if not Path(args.path).exists():
             raise InputError(f"{args.path}: no such file or folder")
-        from app.smoke import run_smoke_test
+        from app.gui.smoke import run_smoke_test
 
         return run_smoke_test(args.path, box=box, series=args.series)
     from app import run_app
@@ -419,8 +419,8 @@ def cmd_app(args) -> int:
 
 def cmd_batch(args) -> int:
     """Many studies -> label maps (report.csv + summary line); sequential, local cluster or --scheduler."""
-    from engine.batch import run_batch
-    from engine.errors import InputError
+    from engine.batch.run import run_batch
+    from engine.base.errors import InputError
 
     for opt in ("workers", "threads_per_worker"):
         v = getattr(args, opt)

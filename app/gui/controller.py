@@ -1,7 +1,7 @@
 """The window's controller: document + workers + settings, and the data flow of one drag. No widgets.
 
 Data flow of one drag (see ARCHITECTURE.md): the slice view reports the box in voxel indices
-(:meth:`Controller.drag_box`) -> a :class:`~app.workers.DecodeRequest` with the next sequence
+(:meth:`Controller.drag_box`) -> a :class:`~app.gui.workers.DecodeRequest` with the next sequence
 number goes to the inference worker's mailbox (an older request still waiting is dropped) ->
 the worker decodes (the embedding is cached) -> :meth:`_on_decoded` on the GUI thread draws the
 result only if it is newer than the last one drawn for this drag (stale results are dropped) ->
@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QSettings, QThread, QTimer, Signal
 
-from engine.errors import InputError
+from engine.base.errors import InputError
 
-from .autosave import Snapshot, find_snapshot, session_key
-from .document import Document, SegObject
-from .workers import Autosaver, DecodeRequest, DecodeResult, InferenceWorker, Job, JobWorker, PrecomputeThread
+from app.autosave import Snapshot, find_snapshot, session_key
+from app.gui.document import Document, SegObject
+from app.gui.workers import Autosaver, DecodeRequest, DecodeResult, InferenceWorker, Job, JobWorker, PrecomputeThread
 
 #: model-window choices offered in the View menu: (label, engine window spec)
 WINDOW_PRESETS = [("Auto (modality default)", None), ("CT soft tissue (W400 L40)", "soft-tissue"),
@@ -72,7 +72,7 @@ class Settings:
 
 def shared_session(settings: Settings):
     """One engine Session per settings in this process (windows and tests share it)."""
-    from engine.predictor import Session
+    from engine.inference.predictor import Session
 
     k = settings.key()
     with _SESSIONS_LOCK:
@@ -92,7 +92,7 @@ class OpenResult:
 
 def display_defaults(image, window_spec=None) -> tuple[float, float]:
     """(level, width) for showing an image: the model window for CT, percentiles otherwise."""
-    from engine.window import CT_PRESETS, default_window, parse_window
+    from engine.data.window import CT_PRESETS, default_window, parse_window
 
     w = parse_window(window_spec) if window_spec else default_window(image)
     if w.kind == "ct":
@@ -116,7 +116,7 @@ def display_defaults(image, window_spec=None) -> tuple[float, float]:
 def _atomic_labelmap(path: Path, labels, image, segments, model_name, model_version, z) -> Path:
     """write_labelmap to a temporary name in the same folder, then rename: the file only ever
     appears complete."""
-    from engine.labelmap import write_labelmap
+    from engine.data.labelmap import write_labelmap
 
     path = Path(path)
     name = path.name
@@ -242,7 +242,7 @@ class Controller(QObject):
         window = self.model_window
 
         def fn(progress, should_stop):
-            from engine.readers import open_image
+            from engine.io.dispatch import open_image
 
             img = open_image(path, series=series, progress=progress, should_stop=should_stop)
             img.intensity_map(window)  # fit the model window once, off the GUI thread
@@ -499,8 +499,8 @@ class Controller(QObject):
         """Propagate object ``value`` (default: the selected one) up and down from the slice its box
         was drawn on, through ``z_range`` (inclusive; default the whole volume), stopping a
         direction after ``early_stop`` slices where the object has ended (empty, a speck, or a blob
-        off the object: ``engine.propagate.object_ended``). One undo step; runs on the inference worker."""
-        from engine.propagate import Box3D, propagate_box
+        off the object: ``engine.inference.propagate.object_ended``). One undo step; runs on the inference worker."""
+        from engine.inference.propagate import Box3D, propagate_box
 
         if value is None:
             value = self.doc.current or (self.doc.objects[-1].value if self.doc.objects else 0)
@@ -580,7 +580,7 @@ class Controller(QObject):
         img, path = self.image, Path(path)
 
         def fn(progress, should_stop):
-            from engine.labelmap import read_labelmap
+            from engine.data.labelmap import read_labelmap
 
             return read_labelmap(path, img)
 
@@ -653,7 +653,7 @@ class Controller(QObject):
             t.wait(60_000)
         self.precompute.wait(60_000)
         if self.image is not None and (keep_autosave is False or (keep_autosave is None and self._autosaved and not self.doc.dirty)):
-            from .autosave import remove_snapshot
+            from app.autosave import remove_snapshot
 
             remove_snapshot(self._session_key())
 

@@ -1,14 +1,14 @@
 """Label maps: what a segmentation is (values, names, colours) and reading/writing it by file type.
 
-A label map is a (Z,Y,X) uint8/uint16 array on an :class:`~engine.image.Image`'s grid (same axes,
-see :mod:`engine.image`): 0 = background, one value per object. Files:
+A label map is a (Z,Y,X) uint8/uint16 array on an :class:`~engine.data.image.Image`'s grid (same axes,
+see :mod:`engine.data.image`): 0 = background, one value per object. Files:
 
-* ``.nii`` / ``.nii.gz`` — NIfTI in the image's exact geometry (:mod:`engine.nifti`);
-* ``.dcm`` — DICOM-SEG referencing the image's DICOM series (:mod:`engine.dicomseg`);
-* ``.png`` (``.tif``) — one 2D slice (:mod:`engine.raster`).
+* ``.nii`` / ``.nii.gz`` — NIfTI in the image's exact geometry (:mod:`engine.io.nifti`);
+* ``.dcm`` — DICOM-SEG referencing the image's DICOM series (:mod:`engine.io.dicomseg`);
+* ``.png`` (``.tif``) — one 2D slice (:mod:`engine.io.raster`).
 
 Reading a label map back onto an open image refuses one whose geometry does not match (shape, and
-the voxel->RAS affine within :data:`~engine.image.AFFINE_TOL_MM`).
+the voxel->RAS affine within :data:`~engine.data.image.AFFINE_TOL_MM`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .image import AFFINE_TOL_MM, Image, geometry_mismatch
+from engine.base.errors import InputError
+from engine.data.image import AFFINE_TOL_MM, Image, geometry_mismatch
 
 #: default object colours (RGB 0..255), in label order; the first ones follow 3D Slicer's
 #: GenericColors table so that exports look familiar
@@ -76,8 +76,8 @@ def read_labelmap(path: Path, image: Image | None = None, *, atol: float = AFFIN
     :class:`InputError` says why; a DICOM-SEG is placed by the SOP instances it references when the
     image is their DICOM series.
     """
-    from .nifti import is_nifti, read_nifti_labels
-    from .raster import is_raster, read_png_labels
+    from engine.io.nifti import is_nifti, read_nifti_labels
+    from engine.io.raster import is_raster, read_png_labels
 
     path = Path(path)
     if not path.exists():
@@ -93,7 +93,7 @@ def read_labelmap(path: Path, image: Image | None = None, *, atol: float = AFFIN
             raise InputError(f"{path.name}: label map geometry does not match the image: shape (Z,Y,X) "
                              f"{labels.shape} does not match {image.shape}")
         return LabelMap(labels, image.affine if image is not None else np.eye(4), segments_for(labels), source=path)
-    from .dicomseg import read_dicom_seg
+    from engine.io.dicomseg import read_dicom_seg
 
     return read_dicom_seg(path, image, atol=atol)
 
@@ -106,8 +106,8 @@ def write_labelmap(path: Path, labels: np.ndarray, image: Image, *, segments: li
     from DICOM), segments named and coloured by ``segments``, algorithm BoxSeg + model name/version.
     ``.png``: one slice — the only one for a 2D image, else slice ``z``.
     """
-    from .nifti import is_nifti, write_nifti_labels
-    from .raster import write_label_png
+    from engine.io.nifti import is_nifti, write_nifti_labels
+    from engine.io.raster import write_label_png
 
     path = Path(path)
     labels = np.asarray(labels)
@@ -117,7 +117,7 @@ def write_labelmap(path: Path, labels: np.ndarray, image: Image, *, segments: li
     if is_nifti(path):
         return write_nifti_labels(path, labels, image)
     if suffix == ".dcm":
-        from .dicomseg import write_dicom_seg
+        from engine.io.dicomseg import write_dicom_seg
 
         return write_dicom_seg(path, labels, image, segments or segments_for(labels), model_name=model_name,
                                model_version=model_version)

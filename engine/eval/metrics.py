@@ -29,7 +29,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from .errors import BoxSegError
+from engine.base.errors import BoxSegError
 
 __all__ = [
     "ENCODE_NEIGHBOURHOOD_3D_KERNEL",

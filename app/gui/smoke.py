@@ -37,7 +37,7 @@ def _blur5(g: np.ndarray) -> np.ndarray:
 
 def brightest_blob_box(slice_u8: np.ndarray, pad: int = 4) -> tuple[int, int, int, int]:
     """A box (x0, y0, x1, y1) around the largest bright connected blob of a uint8 slice."""
-    from engine.imgproc import label_components
+    from engine.inference.imgproc import label_components
 
     g = slice_u8 if slice_u8.ndim == 2 else slice_u8.mean(axis=2).astype(np.uint8)
     h, w = g.shape
@@ -125,8 +125,8 @@ def _smoke(path: str, box, series) -> dict:
     os.environ["BOXSEG_AUTOSAVE_DIR"] = str(Path(tmp.name) / "autosave")
     from PySide6.QtWidgets import QApplication
 
-    from . import wait_open
-    from .main_window import MainWindow
+    from app import wait_open
+    from app.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "boxseg"])  # noqa: F841
     win = MainWindow()
@@ -143,7 +143,7 @@ def _smoke(path: str, box, series) -> dict:
         if box is None:
             box = brightest_blob_box(img.model_slice(z, c.model_window)[0])
         box = [int(round(v)) for v in box]
-        from engine.transforms import Geometry, validate_box
+        from engine.inference.transforms import Geometry, validate_box
 
         validate_box(box, Geometry(img.shape[1], img.shape[2]))
         p0, p1 = box_to_viewport(view, box)
@@ -178,7 +178,7 @@ def _smoke(path: str, box, series) -> dict:
         _wait(lambda: "ok" in done, 300, "saving")
         if not done["ok"]:
             raise SmokeError(f"saving failed: {done['msg']}")
-        from engine.labelmap import read_labelmap
+        from engine.data.labelmap import read_labelmap
 
         back = read_labelmap(out, img).labels
         saved = bool(np.array_equal(back > 0, c.doc.labels > 0) and int((back > 0).sum()) > 0)

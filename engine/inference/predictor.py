@@ -5,7 +5,7 @@
 2. ``predict(box, points)`` runs only the prompt encoder + mask decoder (a few tens of ms).
 
 numpy in, numpy out. Boxes are XYXY in original pixels of the slice; points are (x, y) in
-original pixels. All frame conversions live in :mod:`engine.transforms`.
+original pixels. All frame conversions live in :mod:`engine.inference.transforms`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import CacheKey, EmbeddingCache, content_hash, default_disk_dir
-from .errors import Cancelled, PromptError
-from .families import get_family
-from .models import ModelEntry, Runtime, find_model
-from .transforms import (Geometry, as_rgb_u8, box_to_model, points_to_model, postprocess, preprocess,
+from engine.inference.cache import CacheKey, EmbeddingCache, content_hash, default_disk_dir
+from engine.base.errors import Cancelled, PromptError
+from engine.inference.families import get_family
+from engine.inference.manifest import ModelEntry, Runtime, find_model
+from engine.inference.transforms import (Geometry, as_rgb_u8, box_to_model, points_to_model, postprocess, preprocess,
                          validate_box)
 
 #: canonical window string for slices that are already in the model's uint8 domain

@@ -239,7 +239,7 @@ class SliceView(QGraphicsView):
         if res.request.purpose == "refine" and doc.object(res.request.value) is not None:
             color = doc.object(res.request.value).color
         else:
-            from engine.labelmap import default_color
+            from engine.data.labelmap import default_color
 
             try:
                 color = default_color(doc.next_value())

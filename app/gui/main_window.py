@@ -1,6 +1,6 @@
 """The main window (objectName ``mainWindow``): menus, tool bar, slice view, objects panel, status bar.
 
-Widgets only render and route input; the :class:`~app.controller.Controller` owns the document
+Widgets only render and route input; the :class:`~app.gui.controller.Controller` owns the document
 and the workers. objectNames used by tests: ``mainWindow``, ``sliceView``, ``objectList``,
 ``propagateButton`` (the panel's button and the Segment menu action), ``sliceSlider``; File
 actions ``actionOpenFile``, ``actionOpenFolder``, ``actionOpenSample`` (the bundled brain MR volume, first
@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDialog, QDia
                                QListWidgetItem, QMainWindow, QMenu, QMessageBox, QProgressBar, QProgressDialog,
                                QPushButton, QSlider, QSpinBox, QToolBar, QVBoxLayout, QWidget)
 
-from .controller import WINDOW_PRESETS, Controller, Settings
-from .slice_view import SliceView
+from app.gui.controller import WINDOW_PRESETS, Controller, Settings
+from app.gui.views.slice_view import SliceView
 
 REPO_ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -188,7 +188,7 @@ class SettingsDialog(QDialog):
     def __init__(self, parent, settings: Settings):
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        from engine.models import list_models
+        from engine.inference.manifest import list_models
 
         form = QFormLayout(self)
         self.model = QComboBox()
@@ -634,7 +634,7 @@ class MainWindow(QMainWindow):
         self.restore_bar.hide()
 
     def check_autosave_at_start(self):
-        from .autosave import find_snapshot
+        from app.autosave import find_snapshot
 
         snap = find_snapshot()
         if snap is not None:
@@ -671,7 +671,7 @@ def about_text() -> str:
     lic = assets_dir() / "models" / "LICENSE-litemedsam.txt"
     sample_dir = assets_dir() / "sample"
     try:
-        from engine.models import list_models
+        from engine.inference.manifest import list_models
 
         models = ", ".join(f"{m.name} ({m.precision})" for m in list_models()) or "none installed"
     except Exception:  # noqa: BLE001

@@ -1,16 +1,16 @@
 """Running a batch's studies on Dask ``distributed`` (the optional ``cluster`` extra).
 
-:func:`run_on_dask` submits one task per study (:func:`engine.batch.process_study`) to an embedded
+:func:`run_on_dask` submits one task per study (:func:`engine.batch.run.process_study`) to an embedded
 ``LocalCluster`` (worker processes with one task slot each; the model's OpenVINO threads are the
 batch's threads per worker) or to an existing scheduler (``tcp://HOST:8786``) whose workers see
 the inputs and the output folder at the same paths. :class:`ModelPlugin` loads the model once in
 every worker when it is registered or the worker (re)starts; tasks reuse it through
-:func:`engine.batch.get_session`.
+:func:`engine.batch.run.get_session`.
 
 Fault tolerance is the scheduler's: a task whose worker dies is run again on another worker (up
 to ``distributed.scheduler.allowed-failures`` times, then the study is reported failed); outputs
 are written atomically, so a killed attempt leaves no output, only a temporary file that
-:func:`engine.batch.run_batch` removes at the end.
+:func:`engine.batch.run.run_batch` removes at the end.
 
 Importing this module does not need ``distributed``; calling :func:`run_on_dask` does.
 """
@@ -22,8 +22,8 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from .batch import ModelSpec, Task, get_session, process_study
-from .errors import InputError
+from engine.batch.run import ModelSpec, Task, get_session, process_study
+from engine.base.errors import InputError
 
 try:
     from distributed import WorkerPlugin as _PluginBase

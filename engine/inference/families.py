@@ -5,7 +5,7 @@
 * ``swin-litemedsam`` (SPEC B): encoder -> ``embedding``, ``f0``, ``n64`` (the hoisted skip neck);
   decoder(embedding, f0, n64, points, labels, box, scribble), prompted with the box plus four
   box-based points and a box-based scribble generated from the box and the slice
-  (:mod:`engine.prompts`); user clicks are appended to the generated points.
+  (:mod:`engine.inference.prompts`); user clicks are appended to the generated points.
   3D propagation follows SPEC B.6.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ModelError
+from engine.base.errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Family:
         feed = {k: outputs[k] for k in self.encoder_outputs}
         feed["box"] = np.asarray(box256, np.float32).reshape(1, 4)
         if self.box_prompts:
-            from .prompts import box_prompts
+            from engine.inference.prompts import box_prompts
 
             gen = box_prompts(network_input, feed["box"][0])
             gp, gl, scribble = gen.model_inputs()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .imgproc import label_components
+from engine.inference.imgproc import label_components
 
 SIZE = 256
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from engine.base.errors import InputError
 
 #: CT presets (level, width) in HU
 CT_PRESETS = {

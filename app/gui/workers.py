@@ -1,7 +1,7 @@
 """Worker threads of the desktop app. The GUI thread never runs inference or reads a whole series.
 
 * :class:`InferenceWorker` (a QObject moved to its own QThread) owns the engine
-  :class:`~engine.predictor.Predictor` of the window. Requests go into a mailbox guarded by a lock
+  :class:`~engine.inference.predictor.Predictor` of the window. Requests go into a mailbox guarded by a lock
   and a queued ``wake`` signal starts the loop on the worker thread: only the **newest** decode
   request is kept (older ones are dropped before they run), every result carries its request's
   sequence number so that the controller draws only the newest. Order of service: model (re)load,
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine.errors import BoxSegError, Cancelled
+from engine.base.errors import BoxSegError, Cancelled
 
 
 @dataclass
@@ -329,7 +329,7 @@ class PrecomputeThread(QThread):
         return bool(self._stop or self._pause or self._holds or gen != self._gen)
 
     def run(self) -> None:  # noqa: D401 - QThread entry
-        from engine.errors import Cancelled
+        from engine.base.errors import Cancelled
 
         while True:
             with self._cv:
@@ -392,7 +392,7 @@ class Autosaver(QObject):
 
     @Slot(object)
     def _do_write(self, snap) -> None:
-        from .autosave import write_snapshot
+        from app.autosave import write_snapshot
 
         with self._lock:
             if snap.gen < self._latest.get(snap.key, 0):
@@ -405,7 +405,7 @@ class Autosaver(QObject):
 
     @Slot(str)
     def _do_remove(self, key: str) -> None:
-        from .autosave import remove_snapshot
+        from app.autosave import remove_snapshot
 
         remove_snapshot(key)
 

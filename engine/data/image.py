@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, PromptError
+from engine.base.errors import InputError, PromptError
 
 #: world-axis flip between DICOM LPS+ and NIfTI/nibabel RAS+ (its own inverse)
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -260,12 +260,12 @@ class Image:
 
     # --- intensities -> model domain --------------------------------------------------------
     def intensity_map(self, window: str | None = None):
-        """The :class:`engine.window.IntensityMap` for a window spec (None = this image's default).
+        """The :class:`engine.data.window.IntensityMap` for a window spec (None = this image's default).
 
         Statistics come from the whole image, so every slice maps the same way (as the challenge's
         3D preprocessing); the result is cached per window.
         """
-        from .window import default_window, fit_window, parse_window
+        from engine.data.window import default_window, fit_window, parse_window
 
         w = parse_window(window) if window is not None else default_window(self)
         if w.key not in self._maps:
@@ -285,7 +285,7 @@ class Image:
         out = np.empty(self.voxels.shape, np.uint8)
         for z in range(self.depth):
             if should_stop is not None and should_stop():
-                from .errors import Cancelled
+                from engine.base.errors import Cancelled
 
                 raise Cancelled(f"windowing stopped at slice {z}")
             out[z] = m.apply(self.voxels[z])

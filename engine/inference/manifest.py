@@ -11,7 +11,7 @@ A model folder holds IR files and a ``manifest.json``::
                  "license": "Apache-2.0", "attribution": "LICENSE-litemedsam.txt"}]}
 
 Every file a model uses is checked against its sha256 before it is compiled; a mismatch or a
-missing file raises :class:`~engine.errors.ModelError` naming the file.
+missing file raises :class:`~engine.base.errors.ModelError` naming the file.
 
 Search path (first match of a name wins): ``$BOXSEG_MODEL_PATH`` (os.pathsep-separated folders),
 the user's model folder (``platformdirs.user_data_dir("BoxSeg")/models``), the bundled
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from engine.base.errors import ModelError
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -236,7 +236,7 @@ class Runtime:
             self.compile("decoder")
         # else the dynamic-shape decoder (prompts with points) is compiled on first use: ~0.5 s once,
         # and ~75 MiB less memory for sessions that only ever see boxes (batch, propagation)
-        from .families import get_family
+        from engine.inference.families import get_family
 
         missing = set(get_family(entry.family).encoder_outputs) - set(self._output_names["encoder"])
         if missing:
@@ -306,7 +306,7 @@ class Runtime:
 
         should_stop: optional callable polled every 10 ms while the graph runs; when it returns
         True the inference is cancelled (OpenVINO stops within milliseconds) and
-        :class:`~engine.errors.Cancelled` is raised - how a background encode yields to the user.
+        :class:`~engine.base.errors.Cancelled` is raised - how a background encode yields to the user.
         """
         if graph == "decoder" and self._box_only and inputs.get("points") is not None and inputs["points"].shape[1] == 0:
             graph = self._box_only
@@ -319,7 +319,7 @@ class Runtime:
             if should_stop is None:
                 req.infer(inputs, share_inputs=True)
             else:
-                from .errors import Cancelled
+                from engine.base.errors import Cancelled
 
                 if should_stop():
                     raise Cancelled(f"{graph} not started")

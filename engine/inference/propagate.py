@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import Cancelled, PromptError
-from .predictor import WINDOW_U8, Session
-from .transforms import Geometry, box_from_previous_mask, box_to_model
+from engine.base.errors import Cancelled, PromptError
+from engine.inference.predictor import WINDOW_U8, Session
+from engine.inference.transforms import Geometry, box_from_previous_mask, box_to_model
 
 
 @dataclass(frozen=True)

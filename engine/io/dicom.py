@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import Cancelled, InputError
-from .image import Image, ProgressFn, StopFn, affine_from_dicom, raster_affine
+from engine.base.errors import Cancelled, InputError
+from engine.data.image import Image, ProgressFn, StopFn, affine_from_dicom, raster_affine
 
 log = logging.getLogger(__name__)
 

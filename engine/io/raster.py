@@ -4,7 +4,7 @@ Reading keeps the file's values: 8- or 16-bit (or float TIFF) grey -> ``Image.vo
 colour -> (1,H,W,3) RGB (alpha dropped; grey+alpha is grey; palette images are expanded to their
 RGB colours; colour stored with equal channels is grey). Pillow reads 16-bit-per-channel colour
 (48/64-bit RGB(A) PNG/TIFF) as 8 bits per channel. There is no patient geometry: spacing 1 mm, the
-affine of an LPS identity (so the image is displayed as stored, see :mod:`engine.image`). Writers:
+affine of an LPS identity (so the image is displayed as stored, see :mod:`engine.data.image`). Writers:
 mask PNG (0/255), label PNG (values as stored, 8/16-bit) and a quick-look overlay.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .image import Image, raster_affine
+from engine.base.errors import InputError
+from engine.data.image import Image, raster_affine
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .predictor import Session
-from .propagate import Box3D, propagate_box
-from .transforms import Geometry, validate_box
+from engine.base.errors import InputError
+from engine.inference.predictor import Session
+from engine.inference.propagate import Box3D, propagate_box
+from engine.inference.transforms import Geometry, validate_box
 
 
 @dataclass
@@ -110,7 +110,7 @@ def segment_case(session: Session, case: Case, *, early_stop: int | None = None,
         pred.set_image(case.imgs)
         for k, b in enumerate(case.boxes, start=1):
             if should_stop is not None and should_stop():
-                from .errors import Cancelled
+                from engine.base.errors import Cancelled
                 raise Cancelled(f"{case.name}: stopped after {k - 1} of {n} boxes")
             segs[pred.predict(b).mask] = k
             if progress is not None:
@@ -141,7 +141,7 @@ class CaseResult:
 def evaluate_case(session: Session, path: Path, *, early_stop: int | None = None,
                   progress: Callable[[int, int], None] | None = None) -> tuple[CaseResult, np.ndarray]:
     """Segment one ground-truth case and score it with the challenge's DSC/NSD (SPEC C)."""
-    from .metrics import compute_case_metrics
+    from engine.eval.metrics import compute_case_metrics
 
     t0 = time.perf_counter()
     case = load_case(path)

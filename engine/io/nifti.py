@@ -2,7 +2,7 @@
 
 Reading: nibabel's scaled data (scl_slope/scl_inter applied) in stored voxel order; array
 ``data[i, j, k]`` becomes ``Image.voxels[k, j, i]`` and nibabel's affine (voxel (i, j, k) -> RAS
-mm) is kept unchanged — see :mod:`engine.image`. A 4D file with more than one volume is refused;
+mm) is kept unchanged — see :mod:`engine.data.image`. A 4D file with more than one volume is refused;
 NIfTI has no modality, so CT is recognised from HU-like values (air at about -1000).
 
 Writing: a label map (Z,Y,X) goes back as ``data[i, j, k]`` in uint8 (or uint16 above 255 labels)
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .image import Image
+from engine.base.errors import InputError
+from engine.data.image import Image
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
