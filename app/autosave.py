@@ -2,9 +2,9 @@
 
 A snapshot is ``<user data dir>/BoxSeg/autosave/<key>.npz`` (``key``: a hash of the image's
 source path and series UID) holding the label map (compressed) and a JSON header: source path,
-series UID, shape, objects (name, colour, IoU, prompt), current slice and time. It is written to a
-temporary file in the same folder, fsynced and renamed over the old one, so a crash mid-write
-leaves the previous snapshot intact. It is removed when the user saves the segmentation or
+series UID, shape, objects (name, colour, IoU, prompt), current slice and time. It is written with
+:func:`engine.base.atomic.atomic_path` (a temporary file in the same folder, fsynced and renamed over
+the old one), so a crash mid-write leaves the previous snapshot intact. It is removed when the user saves the segmentation or
 discards the session; a snapshot that is still there at the next start means unsaved work, and the
 app offers to restore it. No Qt here.
 """
@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.base.atomic import atomic_path
+from engine.base.folders import user_data_dir
+
 FORMAT = 1
 
 
@@ -28,9 +31,7 @@ def autosave_dir() -> Path:
     env = os.environ.get("BOXSEG_AUTOSAVE_DIR")
     if env:
         return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("BoxSeg", appauthor=False)) / "autosave"
+    return user_data_dir() / "autosave"
 
 
 def session_key(source: Path | str | None, series_uid: str | None = None) -> str:
@@ -66,24 +67,8 @@ def write_snapshot(snap: Snapshot) -> Path:
     header = {"format": FORMAT, "source": snap.source, "series_uid": snap.series_uid, "objects": snap.objects,
               "z": int(snap.z), "time": snap.time or time.time(), "shape": list(snap.labels.shape)}
     final = folder / f"{snap.key}.npz"
-    tmp = folder / f".{snap.key}.{os.getpid()}.tmp.npz"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, labels=snap.labels, header=np.frombuffer(json.dumps(header).encode(), np.uint8))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        try:
-            fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
-    finally:
-        if tmp.exists():
-            tmp.unlink(missing_ok=True)
+    with atomic_path(final) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, labels=snap.labels, header=np.frombuffer(json.dumps(header).encode(), np.uint8))
     return final
 
 

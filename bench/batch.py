@@ -116,7 +116,7 @@ def main() -> None:
 
     from engine.io.challenge_npz import load_case
     from engine.eval.metrics import compute_case_metrics
-    from engine.base.sysinfo import describe, markdown
+    from engine.base.sysinfo import available_cores, describe, markdown
 
     files = sorted(args.eval.glob("3D*.npz"))
     if args.cases:
@@ -125,7 +125,7 @@ def main() -> None:
     if not files:
         raise SystemExit(f"no 3D cases in {args.eval}")
     n = len(files)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()
     half = max(1, cores // 2)
     configs = args.configs.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="boxseg-bench-batch-"))

@@ -52,7 +52,8 @@ def interleaved(fns: dict, runs: int) -> dict:
 
 
 def rss_worker(backend: str, eval_dir: Path, threads: int) -> None:
-    from engine.io.challenge_npz import load_case, segment_case
+    from engine.io.challenge_npz import load_case
+    from engine.pipeline import segment_case
 
     cases = [load_case(eval_dir / f"{n}.npz") for n in (CASE_3D_SINGLE, CASE_3D_MULTI)]
     if backend == "torch":
@@ -66,9 +67,9 @@ def rss_worker(backend: str, eval_dir: Path, threads: int) -> None:
         for c in cases:
             segment_case_torch(m, c)
     else:
-        from engine.inference.predictor import Session
+        from engine.inference.session import Session, SessionConfig
 
-        s = Session(backend, threads=threads)
+        s = Session(SessionConfig(backend, threads=threads))
         for c in cases:
             segment_case(s, c)
     print(json.dumps({"maxrss_mib": peak_rss_mib()}))
@@ -103,9 +104,10 @@ def main() -> int:
     import torch
 
     from engine.base.sysinfo import describe, markdown
-    from engine.io.challenge_npz import evaluate_case, load_case
+    from engine.eval.challenge import evaluate_case
+    from engine.io.challenge_npz import load_case
     from engine.eval.metrics import compute_case_metrics
-    from engine.inference.predictor import Session
+    from engine.inference.session import Session, SessionConfig
     from engine.inference.transforms import box_to_model, preprocess
     from quantization.checkpoint import load_litemedsam
     from quantization.reference_flow import segment_case_torch
@@ -113,8 +115,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     info = describe()
     model = load_litemedsam()
-    sessions = {"ov-fp32": Session("litemedsam-fp32", threads=args.threads),
-                "ov-int8": Session("litemedsam-int8", threads=args.threads)}
+    sessions = {"ov-fp32": Session(SessionConfig("litemedsam-fp32", threads=args.threads)),
+                "ov-int8": Session(SessionConfig("litemedsam-int8", threads=args.threads))}
     case2d = load_case(args.eval / f"{CASE_2D}.npz")
     x, geom = preprocess(case2d.imgs)
     xt = torch.from_numpy(x)

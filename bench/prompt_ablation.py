@@ -7,7 +7,7 @@
     python bench/prompt_ablation.py --check-official 10 --check-only    # decoder paths vs official SAM code
 
 Four prompt configurations on every case, with the engine's own challenge flows
-(:func:`engine.io.challenge_npz.segment_case`, i.e. 2D per box and 3D propagation per SPEC A.8) and the
+(:func:`engine.pipeline.segment_case`, i.e. 2D per box and 3D propagation per SPEC A.8) and the
 challenge metrics (:func:`engine.eval.metrics.compute_case_metrics`):
 
 * ``box``: the box alone -- the engine's normal LiteMedSAM path (must reproduce ``boxseg eval``);
@@ -51,9 +51,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.io.challenge_npz import Case, load_case, segment_case  # noqa: E402
+from engine.io.challenge_npz import Case, load_case
+from engine.pipeline import segment_case  # noqa: E402
 from engine.eval.metrics import compute_case_metrics  # noqa: E402
-from engine.inference.predictor import Prediction, Predictor, Session  # noqa: E402
+from engine.inference.predictor import Prediction, Predictor
+from engine.inference.session import Session, SessionConfig  # noqa: E402
 from engine.inference.prompts import box_prompts  # noqa: E402
 from engine.inference.propagate import Box3D  # noqa: E402
 from engine.inference.transforms import postprocess  # noqa: E402
@@ -482,7 +484,7 @@ def main(argv=None) -> int:
     from engine.base.sysinfo import describe, markdown
 
     tdec = TorchDecoder(args.threads or 2) if any("scribble" in c for c in configs) else None
-    session = AblationSession(args.model, threads=args.threads, torch_decoder=tdec, cache_bytes=2 << 30)
+    session = AblationSession(SessionConfig(args.model, threads=args.threads, cache_bytes=2 << 30), torch_decoder=tdec)
     session.check_left = args.check_decoder if tdec else 0
     official = None
     if args.check_official:

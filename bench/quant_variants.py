@@ -190,11 +190,11 @@ def embedding_metrics(compiled, inputs, refs) -> dict:
 
 
 def eval_cases(folder: Path, files: list[Path], threads: int) -> dict:
-    from engine.io.challenge_npz import evaluate_case
+    from engine.eval.challenge import evaluate_case
     from engine.inference.manifest import read_manifest
-    from engine.inference.predictor import Session
+    from engine.inference.session import Session, SessionConfig
 
-    s = Session(read_manifest(folder)[0], threads=threads)
+    s = Session(SessionConfig(threads=threads), entry=read_manifest(folder)[0])
     rows = []
     for p in files:
         res, _ = evaluate_case(s, p)

@@ -12,7 +12,7 @@ code's outputs) and ``../shared/data``:
    (FP32 encoder + decoder IR, NNCF INT8 encoder on ``shared/data/calib``), or reuses that folder when
    its manifest holds both models, its files verify and it was built from the same .pth;
 3. runs ``python -m quantization parity`` with both backends and compares with ``expected.npz``;
-4. runs the parity inputs through the torch model and the engine's :class:`~engine.inference.manifest.Runtime`
+4. runs the parity inputs through the torch model and the engine's :class:`~engine.inference.runtime.Runtime`
    (FP32 IR at f32 and bf16, INT8 encoder + FP32 decoder at f32 and bf16) with the explicit prompts,
    and compares every encoder output (``embedding``, ``f0``, ``n64``) and the decoder outputs;
 5. encodes one real 2D image per modality of ``shared/data/eval`` with each configuration (encoder
@@ -265,8 +265,8 @@ def main() -> int:
 
     import torch
 
-    from engine.inference.manifest import Runtime
-    from engine.inference.predictor import Session
+    from engine.inference.runtime import Runtime
+    from engine.inference.session import Session, SessionConfig
     from engine.base.sysinfo import describe, markdown
     from quantization.swin_export import SwinDecoderWrapper
     from quantization.swin_litemedsam import load_swin_litemedsam
@@ -346,7 +346,7 @@ def main() -> int:
         from engine.io.challenge_npz import load_case
 
         cases = real_cases(args.eval)[: args.real]
-        sess = {k: Session(e, threads=args.threads, precision=pr)
+        sess = {k: Session(SessionConfig(threads=args.threads, precision=pr), entry=e)
                 for k, (e, pr) in {"ov-fp32@f32": (fp32, "f32"), "ov-fp32@bf16": (fp32, "bf16"),
                                    "ov-int8@f32": (int8, "f32"), "ov-int8@bf16": (int8, "bf16")}.items()}
         L.append("\n## Real images (one 2D eval case per modality; synthetic weights, so no DSC)\n\n"

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
-    from app import create_main_window
+    from app.gui.launch import create_main_window
     from app.gui.smoke import _pump, _wait, box_to_viewport, drag
 
     app = QApplication.instance() or QApplication(["boxseg"])  # noqa: F841

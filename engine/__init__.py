@@ -1,7 +1,8 @@
 """BoxSeg engine: numpy + OpenVINO inference for box-prompted medical segmentation.
 
-This package must never import Qt, torch, nncf, ``app`` or ``quantization`` (enforced by
-``tests/test_architecture.py`` and the import-linter contracts in ``pyproject.toml``).
+Rooms (docs/ARCHITECTURE.md): ``base`` < ``data`` < ``io`` | ``inference`` < ``pipeline`` < ``eval`` | ``batch``.
+This package never imports Qt, torch, nncf, ``app`` or ``quantization`` (the import-linter contracts in
+``pyproject.toml``, checked by ``tests/test_architecture.py``).
 """
 
 __version__ = "0.1.0"

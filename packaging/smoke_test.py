@@ -10,7 +10,7 @@ or folder in the bundle is named after torch or nncf.
 Prints the JSON with the process's wall-clock time added (``wall_s``) and, with ``--bundle``, the
 bundle's size (``bundle_mb``). Exit 0 when everything holds, 1 otherwise.
 
-Used by the release workflow on every OS and by tests/test_packaging.py (standard library only).
+Used by the release workflow on every OS and by tests/packaging/test_packaging.py (standard library only).
 """
 
 from __future__ import annotations

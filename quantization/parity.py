@@ -3,7 +3,7 @@
 Runs Swin-LiteMedSAM from a checkpoint on the explicit inputs of an ``inputs.npz`` laid out like
 ``shared/swin_parity/inputs.npz`` (no generated prompts) and writes ``logits`` (1,1,256,256) and
 ``iou`` (1,1) float32 to an .npz, through either the PyTorch model or the exported OpenVINO IR run by
-the engine's :class:`~engine.inference.manifest.Runtime` at f32 inference precision.
+the engine's :class:`~engine.inference.runtime.Runtime` at f32 inference precision.
 
 Inputs (all in 256-space): ``image_float`` (1,3,256,256) float32 in [0,1] (or ``image`` uint8
 (256,256,3), normalised as SPEC A.4), ``box`` (4,), optional ``points`` (N,2) (x, y) with
@@ -75,7 +75,7 @@ def export_for_engine(model, out_dir: Path, checkpoint: Path | None = None):
 
 
 def run_openvino(entry, x: dict[str, np.ndarray], threads: int | None = None) -> dict[str, np.ndarray]:
-    from engine.inference.manifest import Runtime
+    from engine.inference.runtime import Runtime
 
     rt = Runtime(entry, threads=threads, precision="f32")
     enc = rt.infer("encoder", {"image": x["image"]})

@@ -14,9 +14,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from engine.io.challenge_npz import evaluate_case
+from engine.eval.challenge import evaluate_case
 from engine.inference.manifest import read_manifest
-from engine.inference.predictor import Session
+from engine.inference.session import Session, SessionConfig
 
 EARLY_STOP = 2
 
@@ -64,7 +64,7 @@ def accuracy_report(models_dir: Path, eval_dir: Path, threads: int = 2, log=prin
     t0 = time.perf_counter()
     for e in entries:
         log(f"evaluating {e.name} on {len(files)} cases ...")
-        s = Session(e, threads=threads)
+        s = Session(SessionConfig(threads=threads), entry=e)
         results[e.name] = run_eval(s, files, log=log)
         if e.default:
             results[f"{e.name} early-stop {EARLY_STOP}"] = run_eval(

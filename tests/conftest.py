@@ -46,13 +46,13 @@ needs_checkpoint = pytest.mark.skipif(
 @pytest.fixture(scope="session")
 def session():
     """An engine session on the default bundled model (INT8), 2 threads, f32 precision."""
-    from engine.inference.predictor import Session
+    from engine.inference.session import Session, SessionConfig
 
-    return Session(threads=2)
+    return Session(SessionConfig(threads=2))
 
 
 @pytest.fixture(scope="session")
 def session_fp32():
-    from engine.inference.predictor import Session
+    from engine.inference.session import Session, SessionConfig
 
-    return Session("litemedsam-fp32", threads=2)
+    return Session(SessionConfig("litemedsam-fp32", threads=2))

@@ -1,86 +1,44 @@
 """The window's controller: document + workers + settings, and the data flow of one drag. No widgets.
 
-Data flow of one drag (see ARCHITECTURE.md): the slice view reports the box in voxel indices
+Data flow of one drag (see docs/ARCHITECTURE.md): the slice view reports the box in voxel indices
 (:meth:`Controller.drag_box`) -> a :class:`~app.gui.workers.DecodeRequest` with the next sequence
 number goes to the inference worker's mailbox (an older request still waiting is dropped) ->
 the worker decodes (the embedding is cached) -> :meth:`_on_decoded` on the GUI thread draws the
 result only if it is newer than the last one drawn for this drag (stale results are dropped) ->
 on release the result of the release box becomes an object (one undo step) and is autosaved.
 
-Long jobs (open, propagate, save, read a label map) are serialised: one runs at a time, the next
-starts when it ends, so "propagate, then save" saves the propagated result. Each reports
-progress and can be cancelled; they run on the I/O worker or (propagation, which needs the
-predictor's session) on the inference worker.
+Long jobs (open, propagate, save, read a label map) go through one :class:`~app.gui.jobs.JobQueue`:
+one runs at a time, the next starts when it ends, so "propagate, then save" saves the propagated
+result. Each reports progress and can be cancelled; they run on the I/O worker or (propagation,
+which needs the predictor's session) on the inference worker.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QSettings, QThread, QTimer, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 
-from engine.base.errors import InputError
-
-from app.autosave import Snapshot, find_snapshot, session_key
+from app.autosave import Snapshot, find_snapshot, remove_snapshot, session_key
 from app.gui.document import Document, SegObject
-from app.gui.workers import Autosaver, DecodeRequest, DecodeResult, InferenceWorker, Job, JobWorker, PrecomputeThread
+from app.gui.jobs import JobQueue, JobWorker, Place
+from app.gui.settings import Settings
+from app.gui.workers import Autosaver, DecodeRequest, DecodeResult, InferenceWorker, PrecomputeThread
+from engine.base.errors import InputError
+from engine.data.display import display_level_width
+from engine.inference.propagate import Box3D
+from engine.inference.registry import shared_session
+from engine.io.dispatch import open_image, read_labelmap, write_labelmap
+from engine.io.formats import LABELMAP_SUFFIXES, stem
+from engine.pipeline import propagate_object
 
 #: model-window choices offered in the View menu: (label, engine window spec)
 WINDOW_PRESETS = [("Auto (modality default)", None), ("CT soft tissue (W400 L40)", "soft-tissue"),
                   ("CT lung (W1500 L-600)", "lung"), ("CT bone (W1800 L400)", "bone"),
                   ("CT brain (W80 L40)", "brain"), ("MR auto (percentiles)", "percentile")]
-
-_SESSIONS: dict = {}
-_SESSIONS_LOCK = threading.Lock()
-
-
-@dataclass
-class Settings:
-    """Persistent settings (QSettings 'BoxSeg'): model name ('' = default), precision, threads
-    (0 = OpenVINO's choice), embedding cache size in MiB, overlay opacity and style."""
-
-    model: str = ""
-    precision: str = "f32"
-    threads: int = 0
-    cache_mb: int = 1024
-
-    @classmethod
-    def load(cls) -> "Settings":
-        q = QSettings("BoxSeg", "BoxSeg")
-        d = cls()
-        try:
-            return cls(model=str(q.value("model", d.model) or ""), precision=str(q.value("precision", d.precision)),
-                       threads=int(q.value("threads", d.threads)), cache_mb=int(q.value("cache_mb", d.cache_mb)))
-        except (TypeError, ValueError):
-            return d
-
-    def save(self) -> None:
-        q = QSettings("BoxSeg", "BoxSeg")
-        for k in ("model", "precision", "threads", "cache_mb"):
-            q.setValue(k, getattr(self, k))
-        q.sync()
-
-    def key(self) -> tuple:
-        return (self.model or None, self.precision, self.threads or None, self.cache_mb)
-
-
-def shared_session(settings: Settings):
-    """One engine Session per settings in this process (windows and tests share it)."""
-    from engine.inference.predictor import Session
-
-    k = settings.key()
-    with _SESSIONS_LOCK:
-        s = _SESSIONS.get(k)
-        if s is None:
-            s = _SESSIONS[k] = Session(k[0], threads=k[2], precision=k[1], cache_bytes=k[3] << 20)
-        return s
-
 
 @dataclass
 class OpenResult:
@@ -88,48 +46,6 @@ class OpenResult:
     display_wl: tuple[float, float]
     labels: np.ndarray | None = None
     objects: list | None = None
-
-
-def display_defaults(image, window_spec=None) -> tuple[float, float]:
-    """(level, width) for showing an image: the model window for CT, percentiles otherwise."""
-    from engine.data.window import CT_PRESETS, default_window, parse_window
-
-    w = parse_window(window_spec) if window_spec else default_window(image)
-    if w.kind == "ct":
-        return float(w.params[0]), float(w.params[1])
-    v = image.voxels
-    if image.is_rgb or v.dtype == np.uint8:
-        return 127.5, 255.0
-    if image.modality == "CT" and w.kind != "pct":
-        return CT_PRESETS["soft-tissue"]
-    sample = v[:: max(1, v.shape[0] // 16)].reshape(-1)
-    if sample.size > 2_000_000:
-        sample = sample[:: sample.size // 2_000_000]
-    sample = sample[np.isfinite(sample)]
-    fg = sample[sample > 0] if (sample > 0).any() else sample
-    lo, hi = (float(x) for x in np.percentile(fg, [0.5, 99.5])) if fg.size else (0.0, 1.0)
-    if hi <= lo:
-        hi = lo + 1.0
-    return (lo + hi) / 2, hi - lo
-
-
-def _atomic_labelmap(path: Path, labels, image, segments, model_name, model_version, z) -> Path:
-    """write_labelmap to a temporary name in the same folder, then rename: the file only ever
-    appears complete."""
-    from engine.data.labelmap import write_labelmap
-
-    path = Path(path)
-    name = path.name
-    ext = ".nii.gz" if name.lower().endswith(".nii.gz") else path.suffix
-    tmp = path.with_name(f".{name[: len(name) - len(ext)]}.boxseg-tmp-{os.getpid()}{ext}")
-    try:
-        write_labelmap(tmp, labels, image, segments=segments, model_name=model_name, model_version=model_version,
-                       z=z)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink(missing_ok=True)
-    return path
 
 
 class Controller(QObject):
@@ -169,9 +85,6 @@ class Controller(QObject):
         self._commit_seq = None
         self._release_t = 0.0
         self._dragging = False
-        self._jobs: deque = deque()
-        self._job = None
-        self._job_ids = 0
         self._snapshot_restored = None
         self._shut = False
         self._autosaved = False
@@ -196,10 +109,14 @@ class Controller(QObject):
         self.infer.encoded.connect(self._on_encoded)
         self.infer.sessionReady.connect(self._on_session)
         self.infer.sessionFailed.connect(self._on_session_failed)
-        for runner in (self.infer, self.io):
-            runner.jobProgress.connect(self._on_job_progress)
-            runner.jobDone.connect(self._on_job_done)
-            runner.jobFailed.connect(self._on_job_failed)
+        self.jobs = JobQueue({"infer": Place(self.infer.post_job, lambda: self.precompute.pause("job"),
+                                             lambda: self.precompute.resume("job")),
+                              "io": Place(self.io.submit)}, [self.infer, self.io], self)
+        self.jobs.started.connect(self.jobStarted)
+        self.jobs.progress.connect(self.jobProgress)
+        self.jobs.finished.connect(self.jobFinished)
+        self.jobs.error.connect(self.error)
+        self.jobs.message.connect(self.message)
         self.precompute.progress.connect(self.precomputeProgress)
         self.autosaver.failed.connect(self.error)
         self.doc.committed.connect(self._autosave)
@@ -217,7 +134,8 @@ class Controller(QObject):
         s = self.settings
         self.session = None
         self.ready_slices.clear()
-        self.infer.post_session(lambda: shared_session(s))
+        config = s.session_config()
+        self.infer.post_session(lambda: shared_session(config))
 
     def _on_session(self, session) -> None:
         self.session = session
@@ -242,11 +160,9 @@ class Controller(QObject):
         window = self.model_window
 
         def fn(progress, should_stop):
-            from engine.io.dispatch import open_image
-
             img = open_image(path, series=series, progress=progress, should_stop=should_stop)
             img.intensity_map(window)  # fit the model window once, off the GUI thread
-            return OpenResult(img, display_defaults(img, window))
+            return OpenResult(img, display_level_width(img, window))
 
         return self._submit(f"Opening {path.name}", "io", fn, self._on_opened)
 
@@ -304,7 +220,7 @@ class Controller(QObject):
 
         def fn(progress, should_stop, img=self.image):
             img.intensity_map(spec)
-            return display_defaults(img, spec)
+            return display_level_width(img, spec)
 
         def done(wl):
             self.display_wl = wl
@@ -417,76 +333,14 @@ class Controller(QObject):
 
     # --- long jobs ------------------------------------------------------------------------------
     def _submit(self, title: str, where: str, fn, on_done, on_fail=None, cancellable: bool = True) -> int:
-        self._job_ids += 1
-        job = Job(self._job_ids, title, fn)
-        self._jobs.append((job, where, on_done, on_fail, cancellable))
-        if self._job is None:
-            self._start_next()
-        return job.id
-
-    def _start_next(self) -> None:
-        if self._job is not None or not self._jobs or self._shut:
-            return
-        self._job = self._jobs.popleft()
-        job, where, _, _, cancellable = self._job
-        if where == "infer":
-            self.precompute.pause("job")
-            self.infer.post_job(job)
-        else:
-            self.io.submit(job)
-        self.jobStarted.emit(job.id, job.title, cancellable)
+        return self.jobs.submit(title, where, fn, on_done, on_fail, cancellable)
 
     @property
     def busy(self) -> bool:
-        return self._job is not None or bool(self._jobs)
+        return self.jobs.busy
 
     def cancel_job(self) -> None:
-        if self._job is not None:
-            self._job[0].cancel.set()
-        for job, *_ in self._jobs:
-            job.cancel.set()
-
-    def _on_job_progress(self, jid: int, done: int, total: int) -> None:
-        if self._job is not None and self._job[0].id == jid:
-            self.jobProgress.emit(jid, done, total)
-
-    def _finish(self, jid: int):
-        if self._job is None or self._job[0].id != jid:
-            return None
-        cur, self._job = self._job, None
-        if cur[1] == "infer":
-            self.precompute.resume("job")
-        return cur
-
-    def _on_job_done(self, jid: int, result) -> None:
-        cur = self._finish(jid)
-        if cur is None:
-            return
-        job, _, on_done, _, _ = cur
-        try:
-            on_done(result)
-            self.jobFinished.emit(jid, True, "")
-        except Exception as e:  # noqa: BLE001
-            import traceback
-
-            traceback.print_exc()
-            self.jobFinished.emit(jid, False, f"{job.title}: {e}")
-            self.error.emit(f"{job.title}: {e}")
-        QTimer.singleShot(0, self._start_next)
-
-    def _on_job_failed(self, jid: int, msg: str, cancelled: bool) -> None:
-        cur = self._finish(jid)
-        if cur is None:
-            return
-        job, _, _, on_fail, _ = cur
-        if on_fail is not None:
-            on_fail(msg, cancelled)
-        if cancelled:
-            self.message.emit(f"{job.title}: cancelled")
-        else:
-            self.error.emit(f"{job.title}: {msg}")
-        self.jobFinished.emit(jid, False, "cancelled" if cancelled else msg)
-        QTimer.singleShot(0, self._start_next)
+        self.jobs.cancel_all()
 
     # --- propagate ------------------------------------------------------------------------------
     def can_propagate(self, value: int | None = None) -> bool:
@@ -500,8 +354,6 @@ class Controller(QObject):
         was drawn on, through ``z_range`` (inclusive; default the whole volume), stopping a
         direction after ``early_stop`` slices where the object has ended (empty, a speck, or a blob
         off the object: ``engine.inference.propagate.object_ended``). One undo step; runs on the inference worker."""
-        from engine.inference.propagate import Box3D, propagate_box
-
         if value is None:
             value = self.doc.current or (self.doc.objects[-1].value if self.doc.objects else 0)
         obj = self.doc.object(value)
@@ -515,9 +367,8 @@ class Controller(QObject):
         keep_z, keep = obj.z, (self.doc.labels[obj.z] == value).copy()
 
         def fn(progress, should_stop):
-            vol, key = img.model_volume(window, should_stop=should_stop)
-            mask = propagate_box(infer.session, vol, box3d, label_value=value, window=key, early_stop=early_stop,
-                                 progress=progress, should_stop=should_stop, start=keep_z)
+            mask = propagate_object(infer.session, img, box3d, window=window, label_value=value,
+                                    early_stop=early_stop, start=keep_z, progress=progress, should_stop=should_stop)
             mask[keep_z] = keep  # the drawn (maybe refined) slice stays as the user made it
             return mask
 
@@ -535,14 +386,8 @@ class Controller(QObject):
         img = self.image
         if img is None or img.source is None:
             return "segmentation.nii.gz"
-        stem = img.source.name
-        for ext in (".nii.gz", ".nii", ".dcm", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npz"):
-            if stem.lower().endswith(ext):
-                stem = stem[: -len(ext)]
-                break
-        if img.depth == 1:
-            return f"{stem}_seg.png"
-        return f"{stem}_seg.dcm" if img.dicom else f"{stem}_seg.nii.gz"
+        fmt = "png" if img.depth == 1 else "dicom-seg" if img.dicom else "nifti"
+        return f"{stem(img.source.name)}_seg{LABELMAP_SUFFIXES[fmt][0]}"
 
     def save(self, path) -> int | None:
         """Write the label map (format by extension: .nii/.nii.gz, .dcm DICOM-SEG, .png) atomically."""
@@ -555,12 +400,12 @@ class Controller(QObject):
         z = self.z if img.depth > 1 else None
         entry = self.session.entry if self.session is not None else None
         name = entry.name if entry else "BoxSeg"
-        version = f"{entry.precision} sha256:{entry.model_id[:16]}" if entry else ""
+        version = entry.version if entry else ""
         gen = self.doc.undo_stack.index()
 
         def fn(progress, should_stop):
             progress(0, 1)
-            out = _atomic_labelmap(path, labels, img, segments, name, version, z)
+            out = write_labelmap(path, labels, img, segments=segments, model_name=name, model_version=version, z=z)
             progress(1, 1)
             return out
 
@@ -580,8 +425,6 @@ class Controller(QObject):
         img, path = self.image, Path(path)
 
         def fn(progress, should_stop):
-            from engine.data.labelmap import read_labelmap
-
             return read_labelmap(path, img)
 
         def done(lm):
@@ -625,18 +468,10 @@ class Controller(QObject):
             apply()
             return
         jid = self.open_path(snap.source, series=snap.series_uid)
-        self._after_job(jid, apply)
+        self.jobs.after(jid, apply)
 
     def discard_snapshot(self, snap: Snapshot) -> None:
         self.autosaver.remove(snap.key)
-
-    def _after_job(self, jid: int, fn) -> None:
-        def handler(done_id, ok, _msg):
-            if done_id == jid:
-                self.jobFinished.disconnect(handler)
-                if ok:
-                    fn()
-        self.jobFinished.connect(handler)
 
     # --- shutdown -------------------------------------------------------------------------------
     def shutdown(self, keep_autosave: bool | None = None) -> None:
@@ -645,7 +480,7 @@ class Controller(QObject):
         if self._shut:
             return
         self._shut = True
-        self.cancel_job()
+        self.jobs.close()
         self.precompute.stop()
         for t in (self.infer_thread, self.io_thread, self.autosave_thread):
             t.quit()
@@ -653,9 +488,7 @@ class Controller(QObject):
             t.wait(60_000)
         self.precompute.wait(60_000)
         if self.image is not None and (keep_autosave is False or (keep_autosave is None and self._autosaved and not self.doc.dirty)):
-            from app.autosave import remove_snapshot
-
             remove_snapshot(self._session_key())
 
 
-__all__ = ["Controller", "OpenResult", "Settings", "WINDOW_PRESETS", "display_defaults", "shared_session"]
+__all__ = ["Controller", "OpenResult", "WINDOW_PRESETS"]

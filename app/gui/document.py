@@ -21,7 +21,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.data.image import Image
-from engine.data.labelmap import PALETTE, LabelMap, Segment, default_color
+from engine.data.labelmap import LabelMap, Segment
+from engine.data.palette import PALETTE, default_color
 
 
 @dataclass

@@ -12,44 +12,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QColor, QIcon, QKeySequence, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDialog, QDialogButtonBox, QDockWidget,
-                               QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QMainWindow, QMenu, QMessageBox, QProgressBar, QProgressDialog,
-                               QPushButton, QSlider, QSpinBox, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
+from PySide6.QtWidgets import (QComboBox, QDialog, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow,
+                               QMenu, QMessageBox, QProgressBar, QProgressDialog, QPushButton, QSlider, QToolBar,
+                               QVBoxLayout, QWidget)
 
-from app.gui.controller import WINDOW_PRESETS, Controller, Settings
+from app.autosave import find_snapshot
+from app.gui.controller import WINDOW_PRESETS, Controller
+from app.gui.dialogs.about import about_text
+from app.gui.dialogs.settings import SettingsDialog
+from app.gui.panels.objects import ObjectsPanel
+from app.gui.samples import SAMPLES, sample_path
+from app.gui.settings import Settings
 from app.gui.views.slice_view import SliceView
-
-REPO_ASSETS = Path(__file__).resolve().parents[1] / "assets"
-
-
-def assets_dir() -> Path:
-    import sys
-
-    base = getattr(sys, "_MEIPASS", None)
-    return Path(base) / "assets" if base else REPO_ASSETS
-
-
-# the bundled samples (assets/sample/README.md): File > Open sample
-SAMPLES = {
-    "volume": ("mni_icbm152_t1_2009a.nii.gz", "Brain MR volume (MNI ICBM152)", "LICENSE-ICBM152.txt"),
-    "ct": ("CT_small.dcm", "CT slice (pydicom)", "LICENSE-pydicom.txt"),
-}
-
-
-def sample_path(which: str = "volume") -> Path:
-    """A bundled sample: ``"volume"`` (the MNI ICBM152 T1 brain template, a 3D MR volume; the default)
-    or ``"ct"`` (pydicom's one-slice CT)."""
-    return assets_dir() / "sample" / SAMPLES[which][0]
-
-
-class PropagateButton(QPushButton):
-    """The panel's Propagate button; ``trigger()`` is an alias of ``click()`` (tests use either)."""
-
-    def trigger(self):
-        self.click()
+from engine.base.folders import assets_dir
+from engine.io.formats import LABELMAP_SUFFIXES, labelmap_format, patterns
 
 
 class PropagateAction(QAction):
@@ -57,170 +35,6 @@ class PropagateAction(QAction):
 
     def click(self):
         self.trigger()
-
-
-def _swatch(color) -> QIcon:
-    pm = QPixmap(14, 14)
-    pm.fill(QColor(*color))
-    return QIcon(pm)
-
-
-class ObjectsPanel(QWidget):
-    """Objects of the document: colour, name (editable), visibility (check box), IoU; propagate, delete."""
-
-    def __init__(self, win: "MainWindow"):
-        super().__init__()
-        self.win, self.c = win, win.c
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(6, 6, 6, 6)
-        self.list = QListWidget()
-        self.list.setObjectName("objectList")
-        self.list.setIconSize(QSize(14, 14))
-        lay.addWidget(self.list, 1)
-        row = QHBoxLayout()
-        self.propagate = PropagateButton("Propagate ↕")
-        self.propagate.setObjectName("propagateButton")
-        self.propagate.setToolTip("Propagate the selected object up and down through the volume from the slice "
-                                  "where its box was drawn")
-        self.delete = QPushButton("Delete")
-        self.delete.setObjectName("deleteButton")
-        self.color = QPushButton("Colour…")
-        row.addWidget(self.propagate)
-        row.addWidget(self.color)
-        row.addWidget(self.delete)
-        lay.addLayout(row)
-        rng = QHBoxLayout()
-        self.whole = QCheckBox("until the object ends")
-        self.whole.setChecked(True)
-        self.z_from, self.z_to = QSpinBox(), QSpinBox()
-        for s in (self.z_from, self.z_to):
-            s.setEnabled(False)
-        self.whole.toggled.connect(lambda on: [s.setEnabled(not on) for s in (self.z_from, self.z_to)])
-        rng.addWidget(self.whole)
-        rng.addWidget(QLabel("or slices"))
-        rng.addWidget(self.z_from)
-        rng.addWidget(QLabel("–"))
-        rng.addWidget(self.z_to)
-        lay.addLayout(rng)
-        help_ = QLabel("Drag a box on the image to add an object. With + / − click inside/outside to refine "
-                       "the selected object. Right-drag: window/level; wheel: slices; Ctrl+wheel: zoom.")
-        help_.setWordWrap(True)
-        help_.setStyleSheet("color: gray")
-        lay.addWidget(help_)
-        self.propagate.clicked.connect(win.propagate)
-        self.delete.clicked.connect(win.delete_object)
-        self.color.clicked.connect(self._pick_color)
-        self.list.currentItemChanged.connect(self._on_select)
-        self.list.itemChanged.connect(self._on_item_changed)
-        self.c.doc.objectsChanged.connect(self.refresh)
-        self.c.doc.currentChanged.connect(self._select_value)
-        self.c.imageOpened.connect(self._on_image)
-        self._updating = False
-
-    def _on_image(self):
-        d = self.c.image.depth
-        for s in (self.z_from, self.z_to):
-            s.setRange(0, max(0, d - 1))
-        self.z_from.setValue(0)
-        self.z_to.setValue(max(0, d - 1))
-
-    def refresh(self):
-        self._updating = True
-        self.list.clear()
-        for o in self.c.doc.objects:
-            iou = f"   IoU {o.iou:.2f}" if o.iou is not None else ""
-            it = QListWidgetItem(_swatch(o.color), f"{o.name}{iou}{'   3D' if o.propagated else ''}")
-            it.setData(Qt.UserRole, o.value)
-            it.setFlags(it.flags() | Qt.ItemIsUserCheckable | Qt.ItemIsEditable)
-            it.setCheckState(Qt.Checked if o.visible else Qt.Unchecked)
-            it.setToolTip(f"label {o.value}; model IoU estimate {o.iou:.3f}" if o.iou is not None else
-                          f"label {o.value}")
-            self.list.addItem(it)
-        self._updating = False
-        self._select_value(self.c.doc.current)
-        self.win.update_actions()
-
-    def _select_value(self, value):
-        self._updating = True
-        for i in range(self.list.count()):
-            if self.list.item(i).data(Qt.UserRole) == value:
-                self.list.setCurrentRow(i)
-                break
-        else:
-            self.list.setCurrentRow(-1)
-        self._updating = False
-        self.win.update_actions()
-
-    def _on_select(self, cur, _prev):
-        if not self._updating and cur is not None:
-            self.c.doc.set_current(cur.data(Qt.UserRole))
-
-    def _on_item_changed(self, it):
-        if self._updating:
-            return
-        v = it.data(Qt.UserRole)
-        o = self.c.doc.object(v)
-        if o is None:
-            return
-        visible = it.checkState() == Qt.Checked
-        name = it.text().split("   IoU")[0].split("   3D")[0].strip() or o.name
-        changes = {}
-        if visible != o.visible:
-            changes["visible"] = visible
-        if name != o.name:
-            changes["name"] = name
-        if changes:
-            QTimer.singleShot(0, lambda: self.c.doc.update_object(v, **changes))
-
-    def _pick_color(self):
-        o = self.c.doc.object(self.c.doc.current)
-        if o is None:
-            return
-        col = QColorDialog.getColor(QColor(*o.color), self, f"Colour of {o.name}")
-        if col.isValid():
-            self.c.doc.update_object(o.value, color=(col.red(), col.green(), col.blue()))
-
-    def z_range(self):
-        return None if self.whole.isChecked() else (self.z_from.value(), self.z_to.value())
-
-
-class SettingsDialog(QDialog):
-    def __init__(self, parent, settings: Settings):
-        super().__init__(parent)
-        self.setWindowTitle("Settings")
-        from engine.inference.manifest import list_models
-
-        form = QFormLayout(self)
-        self.model = QComboBox()
-        self.model.addItem("default", "")
-        for m in list_models():
-            self.model.addItem(f"{m.name} ({m.family}, {m.precision})", m.name)
-        i = self.model.findData(settings.model)
-        self.model.setCurrentIndex(max(i, 0))
-        self.precision = QComboBox()
-        self.precision.addItems(["f32", "bf16"])
-        self.precision.setCurrentText(settings.precision)
-        self.threads = QSpinBox()
-        self.threads.setRange(0, 256)
-        self.threads.setSpecialValueText("automatic")
-        self.threads.setValue(settings.threads)
-        self.cache = QSpinBox()
-        self.cache.setRange(64, 65536)
-        self.cache.setSingleStep(256)
-        self.cache.setSuffix(" MiB")
-        self.cache.setValue(settings.cache_mb)
-        form.addRow("Model", self.model)
-        form.addRow("Precision", self.precision)
-        form.addRow("Inference threads", self.threads)
-        form.addRow("Embedding cache", self.cache)
-        bb = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        bb.accepted.connect(self.accept)
-        bb.rejected.connect(self.reject)
-        form.addRow(bb)
-
-    def result_settings(self) -> Settings:
-        return Settings(self.model.currentData(), self.precision.currentText(), self.threads.value(),
-                        self.cache.value())
 
 
 class MainWindow(QMainWindow):
@@ -532,7 +346,7 @@ class MainWindow(QMainWindow):
 
     def open_file_dialog(self):
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open image", "", "Images (*.nii *.nii.gz *.dcm *.ima *.png *.jpg *.jpeg *.bmp *.tif *.tiff *.npz);;"
+            self, "Open image", "", f"Images ({patterns()});;"
                                     "All files (*)")
         if path:
             self.open_path(path)
@@ -547,7 +361,7 @@ class MainWindow(QMainWindow):
 
     def open_labelmap_dialog(self):
         path, _ = QFileDialog.getOpenFileName(self, "Open label map", "",
-                                              "Label maps (*.nii *.nii.gz *.dcm *.png *.tif *.tiff);;All files (*)")
+                                              f"Label maps ({patterns(labelmaps=True)});;All files (*)")
         if path:
             self.c.open_labelmap(path)
 
@@ -580,9 +394,9 @@ class MainWindow(QMainWindow):
         path, flt = QFileDialog.getSaveFileName(self, "Save segmentation", start, self._save_filters())
         if not path:
             return None
-        low = path.lower()
-        if not low.endswith((".nii", ".nii.gz", ".dcm", ".png", ".tif", ".tiff")):
-            path += ".png" if flt.startswith("PNG") else ".dcm" if flt.startswith("DICOM") else ".nii.gz"
+        if labelmap_format(path) is None:  # the dialog's filter picks the format of a name without one
+            fmt = "png" if flt.startswith("PNG") else "dicom-seg" if flt.startswith("DICOM") else "nifti"
+            path += LABELMAP_SUFFIXES[fmt][0]
         return self.c.save(path)
 
     def set_tool(self, tool):
@@ -634,8 +448,6 @@ class MainWindow(QMainWindow):
         self.restore_bar.hide()
 
     def check_autosave_at_start(self):
-        from app.autosave import find_snapshot
-
         snap = find_snapshot()
         if snap is not None:
             self.offer_restore(snap)
@@ -665,33 +477,4 @@ class MainWindow(QMainWindow):
         self.c.shutdown()
 
 
-def about_text() -> str:
-    from engine import __version__
-
-    lic = assets_dir() / "models" / "LICENSE-litemedsam.txt"
-    sample_dir = assets_dir() / "sample"
-    try:
-        from engine.inference.manifest import list_models
-
-        models = ", ".join(f"{m.name} ({m.precision})" for m in list_models()) or "none installed"
-    except Exception:  # noqa: BLE001
-        models = "?"
-    return (f"<h3>BoxSeg {__version__}</h3>"
-            "<p>Box-prompted segmentation of CT/MR scans and 2D medical images on the CPU. "
-            "Not a medical device: for research and education.</p>"
-            f"<p><b>Models:</b> {models}</p>"
-            "<p><b>LiteMedSAM</b> (Bo Wang lab, MedSAM: <i>Segment anything in medical images</i>, Ma et al., "
-            "Nature Communications 2024; LiteMedSAM for the CVPR 2024 MedSAM on Laptop challenge), weights under "
-            f"the Apache License 2.0 — see <code>{lic}</code>. Inference with OpenVINO (Apache-2.0), INT8 by NNCF.</p>"
-            "<p><b>Sample images</b> (File ▸ Open sample, see <code>assets/sample/README.md</code>): "
-            "the brain MR volume is the MNI ICBM152 2009a T1 template (from the nilearn wheel), Copyright © "
-            "1993–2004 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological Institute, McGill "
-            "University, redistributed under its permissive licence (use, copy, modify and distribute with the "
-            "copyright notice; no warranty) — see "
-            f"<code>{sample_dir / SAMPLES['volume'][2]}</code>. The CT slice is <code>CT_small.dcm</code> from "
-            "pydicom's test files (MIT licence; downsized from the NEMA DICOM WG04 sample images) — see "
-            f"<code>{sample_dir / SAMPLES['ct'][2]}</code>.</p>"
-            "<p>BoxSeg is Apache-2.0. Qt for Python (PySide6) is LGPLv3.</p>")
-
-
-__all__ = ["MainWindow", "SAMPLES", "about_text", "sample_path"]
+__all__ = ["MainWindow", "PropagateAction"]

@@ -19,6 +19,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PySide6.QtCore import QCoreApplication, QEventLoop, QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from app.gui.launch import wait_open
+from app.gui.main_window import MainWindow
+from engine.inference.imgproc import label_components
+from engine.inference.transforms import Geometry, validate_box
+from engine.io.dispatch import read_labelmap
 
 
 class SmokeError(Exception):
@@ -37,8 +46,6 @@ def _blur5(g: np.ndarray) -> np.ndarray:
 
 def brightest_blob_box(slice_u8: np.ndarray, pad: int = 4) -> tuple[int, int, int, int]:
     """A box (x0, y0, x1, y1) around the largest bright connected blob of a uint8 slice."""
-    from engine.inference.imgproc import label_components
-
     g = slice_u8 if slice_u8.ndim == 2 else slice_u8.mean(axis=2).astype(np.uint8)
     h, w = g.shape
     blur = np.rint(_blur5(g))
@@ -67,8 +74,6 @@ def brightest_blob_box(slice_u8: np.ndarray, pad: int = 4) -> tuple[int, int, in
 
 
 def _wait(cond, timeout: float, what: str) -> None:
-    from PySide6.QtCore import QCoreApplication, QEventLoop
-
     t_end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > t_end:
@@ -83,8 +88,6 @@ def _pump(ms: float) -> None:
 
 def box_to_viewport(view, box):
     """Voxel box (x0,y0,x1,y1) -> the two viewport points (QPoint) of its corners."""
-    from PySide6.QtCore import QPointF
-
     c0, r0 = view.index_to_screen(box[0], box[1])
     c1, r1 = view.index_to_screen(box[2], box[3])
     pts = []
@@ -95,9 +98,6 @@ def box_to_viewport(view, box):
 
 def drag(view, p0, p1, steps: int = 10, step_ms: float = 60.0) -> None:
     """Press at p0, move to p1 in ``steps`` mouse moves (events processed between), release."""
-    from PySide6.QtCore import QPoint, Qt
-    from PySide6.QtTest import QTest
-
     vp = view.viewport()
     QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, p0)
     for i in range(1, steps + 1):
@@ -123,11 +123,6 @@ def _smoke(path: str, box, series) -> dict:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     tmp = tempfile.TemporaryDirectory(prefix="boxseg-smoke-")
     os.environ["BOXSEG_AUTOSAVE_DIR"] = str(Path(tmp.name) / "autosave")
-    from PySide6.QtWidgets import QApplication
-
-    from app import wait_open
-    from app.gui.main_window import MainWindow
-
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "boxseg"])  # noqa: F841
     win = MainWindow()
     win.resize(1100, 800)
@@ -143,8 +138,6 @@ def _smoke(path: str, box, series) -> dict:
         if box is None:
             box = brightest_blob_box(img.model_slice(z, c.model_window)[0])
         box = [int(round(v)) for v in box]
-        from engine.inference.transforms import Geometry, validate_box
-
         validate_box(box, Geometry(img.shape[1], img.shape[2]))
         p0, p1 = box_to_viewport(view, box)
         first = {}
@@ -178,8 +171,6 @@ def _smoke(path: str, box, series) -> dict:
         _wait(lambda: "ok" in done, 300, "saving")
         if not done["ok"]:
             raise SmokeError(f"saving failed: {done['msg']}")
-        from engine.data.labelmap import read_labelmap
-
         back = read_labelmap(out, img).labels
         saved = bool(np.array_equal(back > 0, c.doc.labels > 0) and int((back > 0).sum()) > 0)
         if not saved:

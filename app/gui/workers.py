@@ -11,7 +11,7 @@
   inference worker (``hold``) and pauses while the user drags or a propagation runs. The engine
   keeps one infer request per graph behind a lock and its cache is thread-safe, so the decoder
   runs while a background encode is in flight.
-* :class:`JobWorker` runs long I/O jobs (open, save, read a label map) on its thread.
+* long I/O jobs (open, save, read a label map) run on a :class:`~app.gui.jobs.JobWorker`.
 * :class:`Autosaver` writes autosave snapshots on its thread (newest only).
 
 All results reach the GUI thread through queued signals; long jobs take a ``should_stop``
@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from app.autosave import remove_snapshot, write_snapshot
+from app.gui.jobs import Job, JobRunner
 from engine.base.errors import BoxSegError, Cancelled
 
 
@@ -55,61 +57,7 @@ class DecodeResult:
     error: str | None = None
 
 
-@dataclass
-class Job:
-    """A long job: ``fn(progress, should_stop) -> result`` run on a worker thread."""
-
-    id: int
-    title: str
-    fn: object
-    cancel: threading.Event = field(default_factory=threading.Event)
-
-    def should_stop(self) -> bool:
-        return self.cancel.is_set()
-
-
-class _Runner(QObject):
-    """Runs :class:`Job` objects on its thread and reports through signals."""
-
-    jobProgress = Signal(int, int, int)       # job id, done, total
-    jobDone = Signal(int, object)             # job id, result
-    jobFailed = Signal(int, str, bool)        # job id, one-line message, cancelled
-
-    def _run_job(self, job: Job) -> None:
-        def progress(done, total):
-            self.jobProgress.emit(job.id, int(done), int(total))
-        try:
-            result = job.fn(progress, job.should_stop)
-        except Cancelled as e:
-            self.jobFailed.emit(job.id, str(e), True)
-        except BoxSegError as e:
-            self.jobFailed.emit(job.id, str(e), False)
-        except MemoryError:
-            self.jobFailed.emit(job.id, "not enough memory for this job", False)
-        except Exception as e:  # noqa: BLE001 - a worker must never die silently
-            traceback.print_exc()
-            self.jobFailed.emit(job.id, f"{type(e).__name__}: {e}", False)
-        else:
-            if job.should_stop():
-                self.jobFailed.emit(job.id, "cancelled", True)
-            else:
-                self.jobDone.emit(job.id, result)
-
-
-class JobWorker(_Runner):
-    """Long I/O jobs, one at a time, on its own thread (post with :meth:`submit`)."""
-
-    _submit = Signal(object)
-
-    def __init__(self):
-        super().__init__()
-        self._submit.connect(self._run_job)
-
-    def submit(self, job: Job) -> None:
-        self._submit.emit(job)  # queued: the job runs on the worker's thread
-
-
-class InferenceWorker(_Runner):
+class InferenceWorker(JobRunner):
     """Owns the session's predictor; see the module docstring for the mailbox rules."""
 
     decoded = Signal(object)                  # DecodeResult
@@ -329,8 +277,6 @@ class PrecomputeThread(QThread):
         return bool(self._stop or self._pause or self._holds or gen != self._gen)
 
     def run(self) -> None:  # noqa: D401 - QThread entry
-        from engine.base.errors import Cancelled
-
         while True:
             with self._cv:
                 while not self._stop and (not self._plan or self._session is None or self._pause or self._holds):
@@ -392,8 +338,6 @@ class Autosaver(QObject):
 
     @Slot(object)
     def _do_write(self, snap) -> None:
-        from app.autosave import write_snapshot
-
         with self._lock:
             if snap.gen < self._latest.get(snap.key, 0):
                 return  # a newer snapshot (or a removal) is queued
@@ -405,10 +349,7 @@ class Autosaver(QObject):
 
     @Slot(str)
     def _do_remove(self, key: str) -> None:
-        from app.autosave import remove_snapshot
-
         remove_snapshot(key)
 
 
-__all__ = ["Autosaver", "DecodeRequest", "DecodeResult", "InferenceWorker", "Job", "JobWorker",
-           "PrecomputeThread"]
+__all__ = ["Autosaver", "DecodeRequest", "DecodeResult", "InferenceWorker", "PrecomputeThread"]

@@ -1,10 +1,21 @@
-"""Describe the machine (CPU model and ISA flags matter for OpenVINO speed) for benchmarks and reports."""
+"""The machine: how many cores this process may use, and a description (CPU model and ISA flags matter
+for OpenVINO speed) for benchmarks and reports."""
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import os
 import platform
 import sys
+
+
+def available_cores() -> int:
+    """Logical CPUs this process may run on: the affinity mask where the OS has one (Linux; a container
+    or ``taskset`` may allow fewer than the machine has), else ``os.cpu_count()``; at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def describe() -> dict:
@@ -33,7 +44,6 @@ def describe() -> dict:
             info["ram_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
     except OSError:
         pass
-    import importlib.metadata as md
 
     for dist in ("openvino", "torch", "nncf", "numpy"):
         try:  # metadata only: the engine must not import torch or nncf

@@ -1,18 +1,19 @@
 """Running a batch's studies on Dask ``distributed`` (the optional ``cluster`` extra).
 
-:func:`run_on_dask` submits one task per study (:func:`engine.batch.run.process_study`) to an embedded
+:func:`run_on_dask` submits one task per study (:func:`engine.batch.worker.process_study`) to an embedded
 ``LocalCluster`` (worker processes with one task slot each; the model's OpenVINO threads are the
 batch's threads per worker) or to an existing scheduler (``tcp://HOST:8786``) whose workers see
 the inputs and the output folder at the same paths. :class:`ModelPlugin` loads the model once in
 every worker when it is registered or the worker (re)starts; tasks reuse it through
-:func:`engine.batch.run.get_session`.
+:func:`engine.inference.registry.shared_session`.
 
 Fault tolerance is the scheduler's: a task whose worker dies is run again on another worker (up
 to ``distributed.scheduler.allowed-failures`` times, then the study is reported failed); outputs
 are written atomically, so a killed attempt leaves no output, only a temporary file that
 :func:`engine.batch.run.run_batch` removes at the end.
 
-Importing this module does not need ``distributed``; calling :func:`run_on_dask` does.
+Importing this module does not need ``distributed`` (without it :class:`ModelPlugin` is never
+registered); calling :func:`run_on_dask` does.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from engine.batch.run import ModelSpec, Task, get_session, process_study
 from engine.base.errors import InputError
+from engine.batch.worker import Task, process_study
+from engine.inference.registry import shared_session
+from engine.inference.session import SessionConfig
 
 try:
     from distributed import WorkerPlugin as _PluginBase
@@ -38,12 +41,12 @@ class ModelPlugin(_PluginBase):
 
     idempotent = False  # a new batch with another model/threads replaces the previous plugin
 
-    def __init__(self, spec: ModelSpec):
-        self.spec = spec
+    def __init__(self, config: SessionConfig):
+        self.config = config
 
     async def setup(self, worker):
         # the load takes seconds: keep the worker's event loop (heartbeats) responsive meanwhile
-        await asyncio.get_running_loop().run_in_executor(None, get_session, self.spec)
+        await asyncio.get_running_loop().run_in_executor(None, shared_session, self.config)
 
 
 def _describe_failure(exc: BaseException) -> str:
@@ -76,7 +79,7 @@ def _connect(address: str | None, n_workers: int | None, log: Callable[[str], No
     return None, client
 
 
-def run_on_dask(tasks: list[tuple[int, Task]], outdir: str, spec: ModelSpec,
+def run_on_dask(tasks: list[tuple[int, Task]], outdir: str, config: SessionConfig,
                 on_result: Callable[[int, Task, dict], None], *, address: str | None = None,
                 n_workers: int | None = None, log: Callable[[str], None] = lambda s: None) -> str:
     """Run ``tasks`` (index, Task) on a local or existing cluster; ``on_result(index, task, result)``
@@ -88,15 +91,15 @@ def run_on_dask(tasks: list[tuple[int, Task]], outdir: str, spec: ModelSpec,
         info = client.nthreads()
         nthreads = sorted(set(info.values()))
         where = "local cluster" if address is None else f"cluster at {address}"
-        desc = (f"{where}, {len(info)} workers x {spec.threads or 'default'} OpenVINO threads"
+        desc = (f"{where}, {len(info)} workers x {config.threads or 'default'} OpenVINO threads"
                 + (f", {'/'.join(map(str, nthreads))} tasks per worker" if nthreads != [1] else ""))
         if address is not None:
             log(f"using {desc}")
-        client.register_plugin(ModelPlugin(spec), name=PLUGIN_NAME)
+        client.register_plugin(ModelPlugin(config), name=PLUGIN_NAME)
         batch = uuid.uuid4().hex[:8]
         futures = {}
         for i, task in tasks:
-            fut = client.submit(process_study, task.study, outdir, task.output, task.fingerprint, spec,
+            fut = client.submit(process_study, task.study, outdir, task.output, task.fingerprint, config,
                                 key=f"boxseg-study-{batch}-{i}-{task.study.study}", pure=False,
                                 priority=task.input_bytes)  # larger studies first: a shorter tail
             futures[fut] = (i, task)

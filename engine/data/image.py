@@ -22,152 +22,22 @@ DICOM positions are LPS+; :data:`LPS_TO_RAS` converts (negate the first two worl
 the affine dcm2niix, ITK and 3D Slicer derive for a series. ``Image.spacing`` is ``(sz, sy, sx)`` in
 mm, in array-axis order (the column norms of the affine).
 
-Display convention
-------------------
-A slice ``voxels[z]`` is shown the way ITK-SNAP and 3D Slicer show that anatomical plane by default
-(radiological convention): axial — patient Right on the screen's left, Anterior at the top; coronal
-— Right on the left, Superior at the top; sagittal — Anterior on the left, Superior at the top. The
-plane is the one the slice axis ``Z`` is closest to; slices are never resampled, so an oblique
-acquisition is shown as its closest plane. :class:`Display` holds the flips/transpose from a stored
-slice to the screen and back; it is derived from the affine only (``Image.display``). A raster image
-(PNG, ...) gets the affine of an LPS identity, so it is shown as stored.
+Slices are shown as described in :mod:`engine.data.display`; the affine helpers are in
+:mod:`engine.data.geometry`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from engine.base.errors import InputError, PromptError
-
-#: world-axis flip between DICOM LPS+ and NIfTI/nibabel RAS+ (its own inverse)
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-#: default geometry tolerance (mm) when a label map must match an image's affine
-AFFINE_TOL_MM = 1e-3
-
-ProgressFn = Callable[[int, int], None]
-StopFn = Callable[[], bool]
-
-
-def affine_from_dicom(row_cosine, col_cosine, pixel_spacing, origin_lps, slice_step_lps) -> np.ndarray:
-    """Voxel (x=column, y=row, z=slice) -> RAS mm affine from DICOM geometry.
-
-    row_cosine / col_cosine: the two triplets of ImageOrientationPatient (direction of increasing
-    column index / increasing row index, LPS); pixel_spacing: DICOM PixelSpacing = (row spacing,
-    column spacing) in mm, i.e. (spacing along Y, spacing along X); origin_lps: ImagePositionPatient
-    of slice z=0 (centre of its first voxel); slice_step_lps: vector from slice z to z+1 in mm (LPS).
-    """
-    rc = np.asarray(row_cosine, np.float64).reshape(3)
-    cc = np.asarray(col_cosine, np.float64).reshape(3)
-    dy, dx = (float(v) for v in pixel_spacing)
-    lps = np.eye(4)
-    lps[:3, 0] = rc * dx
-    lps[:3, 1] = cc * dy
-    lps[:3, 2] = np.asarray(slice_step_lps, np.float64).reshape(3)
-    lps[:3, 3] = np.asarray(origin_lps, np.float64).reshape(3)
-    return LPS_TO_RAS @ lps
-
-
-def raster_affine(spacing_yx=(1.0, 1.0)) -> np.ndarray:
-    """Affine of an image without patient geometry: an LPS identity (as ITK gives a PNG), in RAS."""
-    sy, sx = (float(v) for v in spacing_yx)
-    return LPS_TO_RAS @ np.diag([sx, sy, 1.0, 1.0])
-
-
-def orientation_codes(affine: np.ndarray) -> str:
-    """Closest RAS axis letters of the x, y, z voxel axes, e.g. ``'LPS'`` for a standard DICOM axial series."""
-    import nibabel as nib
-
-    return "".join(nib.aff2axcodes(affine))
-
-
-def geometry_mismatch(shape_a, affine_a, shape_b, affine_b, atol: float = AFFINE_TOL_MM) -> str | None:
-    """Why two grids differ (a one-line reason), or None when they match.
-
-    shape_*: (Z,Y,X) array shapes; affine_*: 4x4 voxel->RAS. The affines match when every element
-    agrees within ``atol`` mm (direction x spacing and origin), plus a 1e-5 relative slack for
-    float32 NIfTI headers.
-    """
-    if tuple(shape_a) != tuple(shape_b):
-        return f"shape (Z,Y,X) {tuple(shape_a)} does not match {tuple(shape_b)}"
-    a, b = np.asarray(affine_a, np.float64), np.asarray(affine_b, np.float64)
-    if not np.allclose(a, b, atol=atol, rtol=1e-5):
-        worst = float(np.abs(a - b).max())
-        return f"voxel-to-patient affine differs by up to {worst:.4g} mm (tolerance {atol:g} mm)"
-    return None
-
-
-@dataclass(frozen=True)
-class Display:
-    """How a stored slice ``(Y, X)`` is put on the screen (see the module docstring).
-
-    The screen array is ``s = a.T if transpose else a`` followed by ``flip_rows`` (reverse screen
-    rows) and ``flip_cols`` (reverse screen columns). ``plane`` is 'axial', 'coronal' or 'sagittal'.
-    """
-
-    plane: str
-    transpose: bool = False
-    flip_rows: bool = False
-    flip_cols: bool = False
-
-    def to_screen(self, slice_yx: np.ndarray) -> np.ndarray:
-        """A stored slice (Y,X[,C]) -> the screen view (a numpy view, no copy)."""
-        s = np.swapaxes(slice_yx, 0, 1) if self.transpose else slice_yx
-        if self.flip_rows:
-            s = s[::-1]
-        if self.flip_cols:
-            s = s[:, ::-1]
-        return s
-
-    def screen_to_index(self, row: float, col: float, shape_yx) -> tuple[float, float]:
-        """Screen pixel (row, col) -> stored voxel index (x, y) of a slice of shape (Y, X)."""
-        h, w = (shape_yx[1], shape_yx[0]) if self.transpose else (shape_yx[0], shape_yx[1])
-        r = h - 1 - row if self.flip_rows else row
-        c = w - 1 - col if self.flip_cols else col
-        return (r, c) if self.transpose else (c, r)  # transpose: screen rows are stored x
-
-    def index_to_screen(self, x: float, y: float, shape_yx) -> tuple[float, float]:
-        """Stored voxel index (x, y) of a slice of shape (Y, X) -> screen pixel (row, col).
-
-        The inverse of :meth:`screen_to_index` (pixel indices, not pixel centres).
-        """
-        r, c = (x, y) if self.transpose else (y, x)
-        h, w = (shape_yx[1], shape_yx[0]) if self.transpose else (shape_yx[0], shape_yx[1])
-        return (h - 1 - r if self.flip_rows else r), (w - 1 - c if self.flip_cols else c)
-
-    def box_to_screen(self, box, shape_yx) -> tuple[int, int, int, int]:
-        """A box [x_min, y_min, x_max, y_max] in stored voxel indices of a (Y, X) slice -> the same
-        pixels as an XYXY box (col_min, row_min, col_max, row_max) of the screen array
-        :meth:`to_screen` gives. Corners are rounded to pixel indices first, so a flip maps the
-        box's inclusive pixels exactly."""
-        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
-        (ra, ca), (rb, cb) = self.index_to_screen(x0, y0, shape_yx), self.index_to_screen(x1, y1, shape_yx)
-        return int(min(ca, cb)), int(min(ra, rb)), int(max(ca, cb)), int(max(ra, rb))
-
-
-# screen right / screen down targets in RAS for each plane (radiological display, as Slicer)
-_SCREEN = {
-    "axial": (np.array([-1.0, 0, 0]), np.array([0, -1.0, 0])),     # right -> patient Left, down -> Posterior
-    "coronal": (np.array([-1.0, 0, 0]), np.array([0, 0, -1.0])),   # right -> Left, down -> Inferior
-    "sagittal": (np.array([0, -1.0, 0]), np.array([0, 0, -1.0])),  # right -> Posterior, down -> Inferior
-}
-
-
-def display_for(affine: np.ndarray) -> Display:
-    """The :class:`Display` of slices along the affine's z axis (derived from directions only)."""
-    m = np.asarray(affine, np.float64)[:3, :3]
-    dirs = m / np.maximum(np.linalg.norm(m, axis=0), 1e-12)
-    normal = np.cross(dirs[:, 0], dirs[:, 1])
-    plane = ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(normal)))]
-    right, down = _SCREEN[plane]
-    dx, dy = dirs[:, 0], dirs[:, 1]
-    transpose = bool(abs(dy @ right) > abs(dx @ right))  # stored y runs left-right on screen
-    horiz, vert = (dy, dx) if transpose else (dx, dy)
-    return Display(plane, transpose, flip_rows=bool(vert @ down < 0), flip_cols=bool(horiz @ right < 0))
+from engine.base.callbacks import ProgressFn, StopFn
+from engine.base.errors import Cancelled, InputError, PromptError
+from engine.data.display import Display, display_for
+from engine.data.geometry import orientation_codes
+from engine.data.window import IntensityMap, default_window, fit_window, parse_window
 
 
 @dataclass(eq=False)
@@ -259,14 +129,12 @@ class Image:
         return int(z)
 
     # --- intensities -> model domain --------------------------------------------------------
-    def intensity_map(self, window: str | None = None):
-        """The :class:`engine.data.window.IntensityMap` for a window spec (None = this image's default).
+    def intensity_map(self, window: str | None = None) -> IntensityMap:
+        """The :class:`~engine.data.window.IntensityMap` for a window spec (None = this image's default).
 
         Statistics come from the whole image, so every slice maps the same way (as the challenge's
         3D preprocessing); the result is cached per window.
         """
-        from engine.data.window import default_window, fit_window, parse_window
-
         w = parse_window(window) if window is not None else default_window(self)
         if w.key not in self._maps:
             self._maps[w.key] = fit_window(w, self.voxels, what=self._what())
@@ -285,8 +153,6 @@ class Image:
         out = np.empty(self.voxels.shape, np.uint8)
         for z in range(self.depth):
             if should_stop is not None and should_stop():
-                from engine.base.errors import Cancelled
-
                 raise Cancelled(f"windowing stopped at slice {z}")
             out[z] = m.apply(self.voxels[z])
             if progress is not None:
@@ -317,5 +183,4 @@ class Image:
         return lines
 
 
-__all__ = ["AFFINE_TOL_MM", "Display", "Image", "LPS_TO_RAS", "affine_from_dicom", "display_for",
-           "geometry_mismatch", "orientation_codes", "raster_affine"]
+__all__ = ["Image"]

@@ -17,6 +17,9 @@ import numpy as np
 
 from engine.base.errors import InputError
 
+#: the window key of data already in the model's uint8 domain (challenge cases, 8-bit images kept as they are)
+WINDOW_U8 = "u8"
+
 #: CT presets (level, width) in HU
 CT_PRESETS = {
     "soft-tissue": (40.0, 400.0),
@@ -186,7 +189,7 @@ class IntensityMap:
     @property
     def key(self) -> str:
         """The window's cache key; an identity map is the engine's plain ``u8`` domain."""
-        return "u8" if self.identity else self.window.key
+        return WINDOW_U8 if self.identity else self.window.key
 
     def apply(self, values: np.ndarray) -> np.ndarray:
         """Any-shape array of the image's values -> uint8 of the same shape."""

@@ -23,7 +23,7 @@ Design rules (from the architecture):
 * All public methods are thread-safe: the app's worker thread and a background precompute thread
   may share one instance.
 
-This module is pure numpy + stdlib (``platformdirs`` only inside :func:`default_disk_dir`).
+This module is pure numpy + stdlib (and :mod:`engine.base` for durable writes and the user cache folder).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import logging
 import numbers
 import os
 import re
-import tempfile
 import threading
 import time
 import zipfile
@@ -44,6 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from engine.base.atomic import atomic_path, is_temp_name
+from engine.base.folders import user_cache_dir
 
 __all__ = [
     "DISK_FORMAT_VERSION",
@@ -67,8 +69,6 @@ DEFAULT_MAX_BYTES = 1 << 30
 _SIGNATURE_MEMBER = "__boxseg_signature__"
 _RESERVED_PREFIX = "__boxseg"
 _ENTRY_FILE_RE = re.compile(r"^[0-9a-f]{64}\.npz$")
-_TEMP_PREFIX = ".tmp-"
-_TEMP_SUFFIX = ".npz.part"
 # Temp files older than this are leftovers of a crashed writer; younger ones may belong to a
 # concurrent writer (another thread or another BoxSeg process) and must not be touched.
 _STALE_TEMP_AGE_S = 3600.0
@@ -193,9 +193,7 @@ def default_disk_dir() -> Path:
 
     The directory is not created here; :class:`EmbeddingCache` creates it on its first write.
     """
-    import platformdirs  # local import: only the disk tier needs it
-
-    return Path(platformdirs.user_cache_dir("BoxSeg")) / "embeddings"
+    return user_cache_dir() / "embeddings"
 
 
 def _entry_nbytes(arrays: Mapping[str, np.ndarray]) -> int:
@@ -488,7 +486,7 @@ class EmbeddingCache:
         try:
             with os.scandir(self._disk_dir) as it:
                 for de in it:
-                    if de.name.startswith(_TEMP_PREFIX) and de.name.endswith(_TEMP_SUFFIX):
+                    if is_temp_name(de.name):
                         try:
                             if now - de.stat().st_mtime > _STALE_TEMP_AGE_S:
                                 os.unlink(de.path)
@@ -563,22 +561,13 @@ def _atomic_write_npz(path: Path, arrays: Mapping[str, np.ndarray], signature: d
     ``np.savez`` does, because ``np.savez(file, **arrays)`` would misinterpret an output named
     ``file`` or ``allow_pickle`` as its own parameter.
     """
-    fd, tmp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                sig = np.array(json.dumps(signature, sort_keys=True))
-                for name, arr in [(_SIGNATURE_MEMBER, sig), *arrays.items()]:
-                    with zf.open(name + ".npy", mode="w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        # Readers see either the old complete file or the new complete file, never a prefix.
-        os.replace(tmp_name, path)
-    except BaseException:
-        _unlink_quietly(Path(tmp_name))
-        raise
-    _fsync_dir(path.parent)
+    # Readers see either the old complete file or the new complete file, never a prefix.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            sig = np.array(json.dumps(signature, sort_keys=True))
+            for name, arr in [(_SIGNATURE_MEMBER, sig), *arrays.items()]:
+                with zf.open(name + ".npy", mode="w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
 
 
 def _read_npz(path: Path, expected: dict[str, object]) -> dict[str, np.ndarray]:
@@ -626,19 +615,3 @@ def _unlink_quietly(path: Path) -> bool:
         return True
     except OSError:
         return False
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable on POSIX; Windows cannot open directories this way.
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

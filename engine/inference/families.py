@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.base.errors import ModelError
+from engine.inference.prompts import box_prompts
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,6 @@ class Family:
         feed = {k: outputs[k] for k in self.encoder_outputs}
         feed["box"] = np.asarray(box256, np.float32).reshape(1, 4)
         if self.box_prompts:
-            from engine.inference.prompts import box_prompts
-
             gen = box_prompts(network_input, feed["box"][0])
             gp, gl, scribble = gen.model_inputs()
             points256 = np.concatenate([gp, np.asarray(points256, np.float32).reshape(1, -1, 2)], axis=1)

@@ -21,7 +21,6 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from engine.inference.imgproc import label_components
 
@@ -181,6 +180,10 @@ def _stroke(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     idx = rng.choice(len(pts), size=k, replace=False)
     pts[idx] += rng.integers(-MAX_JITTER, MAX_JITTER, size=(k, 2))
     ipts = [(int(px), int(py)) for px, py in np.round(pts).astype(np.int64)]
+    # imported on first use: ImageDraw imports ImageFont (FreeType, HarfBuzz), which the installer leaves
+    # out, and only Swin-LiteMedSAM (whose weights users install themselves) draws scribbles
+    from PIL import Image, ImageDraw
+
     canvas = Image.new("L", (SIZE, SIZE), 0)
     draw = ImageDraw.Draw(canvas)
     draw.line(ipts, fill=1, width=width)

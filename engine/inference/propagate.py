@@ -9,13 +9,14 @@ are cleared (the challenge flow never stops early; ``early_stop=None`` is bit-id
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from engine.base.callbacks import ProgressFn, StopFn
 from engine.base.errors import Cancelled, PromptError
-from engine.inference.predictor import WINDOW_U8, Session
+from engine.data.window import WINDOW_U8
+from engine.inference.session import Session
 from engine.inference.transforms import Geometry, box_from_previous_mask, box_to_model
 
 
@@ -108,8 +109,8 @@ def _pass_start(mask: np.ndarray) -> tuple[int, np.ndarray | None]:
 
 def propagate_box(session: Session, volume: np.ndarray, box: Box3D, *, label_value: int = 1,
                   window: str = WINDOW_U8, early_stop: int | None = None,
-                  progress: Callable[[int, int], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None, start: int | None = None) -> np.ndarray:
+                  progress: ProgressFn | None = None, should_stop: StopFn | None = None,
+                  start: int | None = None) -> np.ndarray:
     """Segment one object through a (D,H,W) uint8 volume; returns a bool (D,H,W) mask.
 
     box: the middle-slice XY box in original pixels and the inclusive z range.

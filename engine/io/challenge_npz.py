@@ -1,25 +1,25 @@
-"""The CVPR 2024 "MedSAM on Laptop" challenge .npz format and its 2D/3D inference flows (SPEC A.6-A.8).
+"""The CVPR 2024 "MedSAM on Laptop" challenge .npz format: cases in, ``segs`` out (SPEC A.6).
 
 A case file holds ``imgs`` (uint8 (H,W,3) for 2D, (D,H,W) for 3D) and ``boxes`` ((N,4) XYXY or
 (N,6) [x_min, y_min, z_min, x_max, y_max, z_max], original pixels / slice indices); evaluation
 files also hold ``gts`` (labels 1..N) and, for 3D, ``spacing`` (x, y, z order, mm). A case is 3D
-iff its file name starts with ``3D``.
+iff its file name starts with ``3D``. Outputs hold ``segs`` (uint16, the case's spatial shape). The
+challenge's inference flows are :func:`engine.pipeline.segment_case`.
 """
 
 from __future__ import annotations
 
-import time
+import io
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from engine.base.atomic import write_bytes
 from engine.base.errors import InputError
-from engine.inference.predictor import Session
-from engine.inference.propagate import Box3D, propagate_box
-from engine.inference.transforms import Geometry, validate_box
+from engine.data.geometry import LPS_TO_RAS
+from engine.data.image import Image
 
 
 @dataclass
@@ -77,81 +77,29 @@ def load_case(path: Path, *, with_gt: bool = True) -> Case:
     return Case(name=name, imgs=imgs, boxes=boxes, is_3d=is_3d, gts=gts, spacing=spacing)
 
 
-def validate_case_boxes(case: Case) -> None:
-    """Every box must have positive area and overlap the image (3D: z range inside the volume)."""
-    h, w = case.imgs.shape[1:3] if case.is_3d else case.imgs.shape[:2]
-    geom = Geometry(h, w)
-    for k, b in enumerate(case.boxes, start=1):
-        try:
-            if case.is_3d:
-                b3 = Box3D.from_array(b)
-                validate_box(b3.box2d, geom)
-                if b3.z_max < b3.z_min or b3.z_mid < 0 or b3.z_mid >= case.imgs.shape[0]:
-                    raise InputError(f"z range {b3.z_min}..{b3.z_max} outside the volume's {case.imgs.shape[0]} slices")
-            else:
-                validate_box(b, geom)
-        except Exception as e:  # noqa: BLE001 - re-raised with the box number
-            raise InputError(f"{case.name}: box {k}: {e}") from e
+def read_challenge_npz(path: Path) -> Image:
+    """A challenge ``.npz`` -> :class:`Image` with ``units == 'u8'`` (its ``boxes`` are not used here).
 
-
-def segment_case(session: Session, case: Case, *, early_stop: int | None = None,
-                 progress: Callable[[int, int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> np.ndarray:
-    """Run the challenge flow of one case; returns ``segs`` uint16 with label k for box k.
-
-    Later boxes overwrite earlier ones where they overlap (as the reference does). uint16 avoids
-    the reference's uint8 overflow above 255 targets.
+    2D ``imgs`` (H,W,3) -> voxels (1,H,W,3); 3D ``imgs`` (D,H,W) -> voxels as they are, spacing from
+    ``spacing`` (x, y, z order in the file), affine of an LPS-aligned grid (no direction is stored).
     """
-    validate_case_boxes(case)
-    n = len(case.boxes)
-    if not case.is_3d:
-        segs = np.zeros(case.imgs.shape[:2], np.uint16)
-        pred = session.predictor()
-        pred.set_image(case.imgs)
-        for k, b in enumerate(case.boxes, start=1):
-            if should_stop is not None and should_stop():
-                from engine.base.errors import Cancelled
-                raise Cancelled(f"{case.name}: stopped after {k - 1} of {n} boxes")
-            segs[pred.predict(b).mask] = k
-            if progress is not None:
-                progress(k, n)
-        return segs
-    segs = np.zeros(case.imgs.shape, np.uint16)
-    for k, b in enumerate(case.boxes, start=1):
-        def sub_progress(done, total, k=k):
-            if progress is not None:
-                progress((k - 1) * total + done, n * total)
-        mask = propagate_box(session, case.imgs, Box3D.from_array(b), label_value=k, early_stop=early_stop,
-                             progress=sub_progress, should_stop=should_stop)
-        segs[mask] = k
-    return segs
+    case = load_case(Path(path), with_gt=False)
+    if case.is_3d:
+        sx, sy, sz = (float(v) for v in (case.spacing if case.spacing is not None else (1.0, 1.0, 1.0)))
+        voxels = case.imgs
+        affine = LPS_TO_RAS @ np.diag([sx, sy, sz, 1.0])
+    else:
+        voxels = case.imgs[None]
+        affine = LPS_TO_RAS.copy()
+    return Image(voxels=voxels, affine=affine, modality=case.modality, units="u8",
+                 description=f"challenge {'3D' if case.is_3d else '2D'} case ({case.modality})", source=Path(path))
 
 
-@dataclass
-class CaseResult:
-    case: str
-    modality: str
-    dim: str
-    dsc: float
-    nsd: float
-    seconds: float
-    n_objects: int
+def write_segs(path: Path, segs: np.ndarray) -> Path:
+    """Write a challenge output ``.npz`` holding ``segs`` (compressed, atomically); returns ``path``."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, segs=segs)
+    return write_bytes(path, buf.getvalue())
 
 
-def evaluate_case(session: Session, path: Path, *, early_stop: int | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> tuple[CaseResult, np.ndarray]:
-    """Segment one ground-truth case and score it with the challenge's DSC/NSD (SPEC C)."""
-    from engine.eval.metrics import compute_case_metrics
-
-    t0 = time.perf_counter()
-    case = load_case(path)
-    if case.gts is None:
-        raise InputError(f"{Path(path).name}: no 'gts' (ground truth) to evaluate against")
-    segs = segment_case(session, case, early_stop=early_stop, progress=progress)
-    seconds = time.perf_counter() - t0
-    spacing = case.spacing if case.is_3d else None
-    if case.is_3d and spacing is None:
-        raise InputError(f"{case.name}: a 3D ground-truth case needs 'spacing'")
-    dsc, nsd = compute_case_metrics(case.gts, segs, spacing=spacing, is_3d=case.is_3d)
-    return CaseResult(case.name, case.modality, "3D" if case.is_3d else "2D", dsc, nsd, seconds,
-                      len(case.boxes)), segs
+__all__ = ["Case", "load_case", "read_challenge_npz", "write_segs"]

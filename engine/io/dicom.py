@@ -29,8 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.base.callbacks import ProgressFn, StopFn
 from engine.base.errors import Cancelled, InputError
-from engine.data.image import Image, ProgressFn, StopFn, affine_from_dicom, raster_affine
+from engine.data.geometry import affine_from_dicom, raster_affine
+from engine.data.image import Image
+from engine.io.formats import SEG_SOP_CLASS
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,7 @@ def _dcmread(path: Path, **kw):
         return pydicom.dcmread(path, **kw)
 
 
-def _read_header(path: Path):
+def read_header(path: Path):
     from pydicom.errors import InvalidDicomError
 
     try:
@@ -131,7 +134,7 @@ def scan_folder(folder: Path, *, progress: ProgressFn | None = None, should_stop
     for i, f in enumerate(files):
         if should_stop is not None and should_stop():
             raise Cancelled(f"scan of {folder.name} stopped after {i} of {len(files)} files")
-        ds = _read_header(f)
+        ds = read_header(f)
         if _is_image_header(ds):
             uid = str(ds.SeriesInstanceUID)
             s = groups.get(uid)
@@ -482,7 +485,7 @@ def read_dicom_file(path: Path, *, progress: ProgressFn | None = None, should_st
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as e:
         raise InputError(f"{path.name}: cannot read as DICOM (not a DICOM file, or truncated/corrupt)") from e
     modality = str(ds.get("Modality", "OT") or "OT").upper()
-    if modality == "SEG" or str(ds.get("SOPClassUID", "")) == "1.2.840.10008.5.1.4.1.1.66.4":
+    if modality == "SEG" or str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS:
         raise InputError(f"{path.name}: a DICOM-SEG (a label map, not an image); use it with `boxseg convert` "
                          "or open its series")
     if "Rows" not in ds:

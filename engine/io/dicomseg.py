@@ -20,11 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import __version__
+from engine.base.atomic import atomic_path
 from engine.base.errors import InputError
-from engine.data.image import AFFINE_TOL_MM, LPS_TO_RAS, Image
-from engine.data.labelmap import LabelMap, Segment, check_onto, default_color
+from engine.data.geometry import AFFINE_TOL_MM, LPS_TO_RAS
+from engine.data.image import Image
+from engine.data.labelmap import LabelMap, Segment, check_onto
+from engine.data.palette import default_color
+from engine.io.dicom import quiet, read_header
+from engine.io.formats import SEG_SOP_CLASS, kind_of
 
-SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 def write_dicom_seg(path: Path, labels: np.ndarray, image: Image, segments: list[Segment], *,
@@ -37,8 +42,6 @@ def write_dicom_seg(path: Path, labels: np.ndarray, image: Image, segments: list
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
-
-    from engine import __version__
 
     path = Path(path)
     if not image.dicom:
@@ -91,7 +94,8 @@ def write_dicom_seg(path: Path, labels: np.ndarray, image: Image, segments: list
         raise InputError(f"{path.name}: cannot build a DICOM-SEG for this image ({str(e).splitlines()[0][:160]})") from e
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        seg.save_as(str(path))
+        with atomic_path(path) as tmp:
+            seg.save_as(str(tmp))
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from e
     return path
@@ -114,8 +118,6 @@ def _read(path: Path):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    from engine.io.dicom import quiet
-
     try:
         with quiet():
             ds = pydicom.dcmread(path)
@@ -263,4 +265,13 @@ def _onto_grid(labels: np.ndarray, affine: np.ndarray, image: Image, name: str, 
     return out, image.affine.copy()
 
 
-__all__ = ["read_dicom_seg", "write_dicom_seg"]
+def is_dicom_seg(path: Path) -> bool:
+    """Whether ``path`` is a DICOM file holding a Segmentation (read from its header only)."""
+    path = Path(path)
+    if not path.is_file() or kind_of(path) in ("nifti", "raster", "npz"):
+        return False
+    ds = read_header(path)
+    return ds is not None and str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS
+
+
+__all__ = ["is_dicom_seg", "read_dicom_seg", "write_dicom_seg"]

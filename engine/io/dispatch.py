@@ -1,10 +1,21 @@
-"""Open any supported image by its path: the one entry point for the CLI and the app.
+"""Files -> data and back by path: the one dispatch on file kinds (:mod:`engine.io.formats`).
+
+Images (:func:`open_image`):
 
 * a folder -> DICOM series (:mod:`engine.io.dicom`; ``series`` picks one);
 * ``.nii`` / ``.nii.gz`` -> NIfTI (:mod:`engine.io.nifti`);
 * ``.png .jpg .jpeg .bmp .tif .tiff`` -> raster (:mod:`engine.io.raster`);
-* ``.npz`` -> a challenge case (``imgs`` already in the model's uint8 domain, see ``shared/data/README.md``);
+* ``.npz`` -> a challenge case (``imgs`` already in the model's uint8 domain, :mod:`engine.io.challenge_npz`);
 * anything else -> a single DICOM file (``.dcm``, ``.ima``, no extension, ...).
+
+Label maps (:func:`read_labelmap`, :func:`write_labelmap`) on an image's grid:
+
+* ``.nii`` / ``.nii.gz`` — NIfTI in the image's exact geometry (:mod:`engine.io.nifti`);
+* ``.dcm`` — DICOM-SEG referencing the image's DICOM series (:mod:`engine.io.dicomseg`);
+* ``.png`` (``.tif``) — one 2D slice (:mod:`engine.io.raster`).
+
+Reading a label map back onto an open image refuses one whose geometry does not match (shape, and
+the voxel->RAS affine within :data:`~engine.data.geometry.AFFINE_TOL_MM`).
 """
 
 from __future__ import annotations
@@ -13,28 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.base.callbacks import ProgressFn, StopFn
 from engine.base.errors import InputError
-from engine.data.image import LPS_TO_RAS, Image, ProgressFn, StopFn
-
-
-def read_challenge_npz(path: Path) -> Image:
-    """A challenge ``.npz`` -> :class:`Image` with ``units == 'u8'`` (its ``boxes`` are not used here).
-
-    2D ``imgs`` (H,W,3) -> voxels (1,H,W,3); 3D ``imgs`` (D,H,W) -> voxels as they are, spacing from
-    ``spacing`` (x, y, z order in the file), affine of an LPS-aligned grid (no direction is stored).
-    """
-    from engine.io.challenge_npz import load_case
-
-    case = load_case(Path(path), with_gt=False)
-    if case.is_3d:
-        sx, sy, sz = (float(v) for v in (case.spacing if case.spacing is not None else (1.0, 1.0, 1.0)))
-        voxels = case.imgs
-        affine = LPS_TO_RAS @ np.diag([sx, sy, sz, 1.0])
-    else:
-        voxels = case.imgs[None]
-        affine = LPS_TO_RAS.copy()
-    return Image(voxels=voxels, affine=affine, modality=case.modality, units="u8",
-                 description=f"challenge {'3D' if case.is_3d else '2D'} case ({case.modality})", source=Path(path))
+from engine.data.geometry import AFFINE_TOL_MM
+from engine.data.image import Image
+from engine.data.labelmap import LabelMap, Segment, check_onto, segments_for
+from engine.io.challenge_npz import read_challenge_npz
+from engine.io.dicom import read_dicom
+from engine.io.dicomseg import read_dicom_seg, write_dicom_seg
+from engine.io.formats import kind_of, labelmap_format
+from engine.io.nifti import read_nifti, read_nifti_labels, write_nifti_labels
+from engine.io.raster import read_png_labels, read_raster, write_label_png
 
 
 def open_image(path: Path | str, *, series: str | None = None, progress: ProgressFn | None = None,
@@ -44,22 +44,71 @@ def open_image(path: Path | str, *, series: str | None = None, progress: Progres
     progress(done, total) / should_stop() are passed to the DICOM series reader (files scanned, then
     slices read); other formats are read in one step.
     """
-    from engine.io.dicom import read_dicom
-    from engine.io.nifti import is_nifti, read_nifti
-    from engine.io.raster import is_raster, read_raster
-
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file or folder")
     if p.is_dir():
         return read_dicom(p, series=series, progress=progress, should_stop=should_stop)
-    if is_nifti(p):
+    kind = kind_of(p)
+    if kind == "nifti":
         return read_nifti(p)
-    if is_raster(p):
+    if kind == "raster":
         return read_raster(p)
-    if p.suffix.lower() == ".npz":
+    if kind == "npz":
         return read_challenge_npz(p)
     return read_dicom(p, progress=progress, should_stop=should_stop)
 
 
-__all__ = ["open_image", "read_challenge_npz"]
+def read_labelmap(path: Path, image: Image | None = None, *, atol: float = AFFINE_TOL_MM) -> LabelMap:
+    """A label map file (NIfTI, DICOM-SEG, PNG) -> :class:`LabelMap`, on ``image``'s grid when given.
+
+    With ``image``, the label map must have the image's shape and affine (within ``atol`` mm), or
+    :class:`InputError` says why; a DICOM-SEG is placed by the SOP instances it references when the
+    image is their DICOM series.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    kind = kind_of(path)
+    if kind == "nifti":
+        labels, affine = read_nifti_labels(path)
+        if image is not None:
+            check_onto(image, labels.shape, affine, path.name, atol)
+        return LabelMap(labels, affine, segments_for(labels), source=path)
+    if kind == "raster":
+        labels = read_png_labels(path)
+        if image is not None and labels.shape != image.shape:
+            raise InputError(f"{path.name}: label map geometry does not match the image: shape (Z,Y,X) "
+                             f"{labels.shape} does not match {image.shape}")
+        return LabelMap(labels, image.affine if image is not None else np.eye(4), segments_for(labels), source=path)
+    return read_dicom_seg(path, image, atol=atol)
+
+
+def write_labelmap(path: Path, labels: np.ndarray, image: Image, *, segments: list[Segment] | None = None,
+                   model_name: str = "", model_version: str = "", z: int | None = None) -> Path:
+    """Write a (Z,Y,X) label map on ``image``'s grid; the format follows the extension.
+
+    ``.nii``/``.nii.gz``: NIfTI in the image's geometry. ``.dcm``: DICOM-SEG (the image must come
+    from DICOM), segments named and coloured by ``segments``, algorithm BoxSeg + model name/version.
+    ``.png``: one slice — the only one for a 2D image, else slice ``z``.
+    """
+    path = Path(path)
+    labels = np.asarray(labels)
+    if labels.shape != image.shape:
+        raise InputError(f"label map shape (Z,Y,X) {labels.shape} does not match the image {image.shape}")
+    fmt = labelmap_format(path)
+    if fmt == "nifti":
+        return write_nifti_labels(path, labels, image)
+    if fmt == "dicom-seg":
+        return write_dicom_seg(path, labels, image, segments or segments_for(labels), model_name=model_name,
+                               model_version=model_version)
+    if fmt == "png":
+        if image.depth > 1 and z is None:
+            raise InputError(f"{path.name}: a PNG holds one slice; this image has {image.depth} - write .nii.gz or "
+                             ".dcm, or segment one --slice")
+        return write_label_png(path, labels[0 if z is None else image.check_slice(z)])
+    raise InputError(f"{path.name}: unknown label map format {path.suffix.lower() or '(no extension)'!r}; "
+                     "use .nii/.nii.gz (NIfTI), .dcm (DICOM-SEG) or .png (2D)")
+
+
+__all__ = ["open_image", "read_labelmap", "write_labelmap"]

@@ -18,16 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.base.atomic import atomic_path
 from engine.base.errors import InputError
 from engine.data.image import Image
-
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-
-
-def is_nifti(path: Path) -> bool:
-    n = Path(path).name.lower()
-    return n.endswith(".nii") or n.endswith(".nii.gz")
-
 
 def _load(path: Path):
     import nibabel as nib
@@ -157,7 +150,8 @@ def _save(out, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        nib.save(out, str(path))
+        with atomic_path(path) as tmp:
+            nib.save(out, str(tmp))
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from e
     return path
@@ -196,5 +190,5 @@ def read_nifti_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.astype(label_dtype(data)), np.asarray(img.affine, np.float64)
 
 
-__all__ = ["NIFTI_SUFFIXES", "is_nifti", "label_dtype", "read_nifti", "read_nifti_labels", "write_nifti_image",
+__all__ = ["label_dtype", "read_nifti", "read_nifti_labels", "write_nifti_image",
            "write_nifti_labels"]

@@ -15,17 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.base.atomic import write_bytes
 from engine.base.errors import InputError
-from engine.data.image import Image, raster_affine
+from engine.data.geometry import raster_affine
+from engine.data.image import Image
+from engine.data.outline import mask_outline
 
-RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 # Pillow modes whose pixels numpy gives as (H,W) values as stored
 _GREY_MODES = ("L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;32", "I;32L", "I;32B", "I;32S")
-
-
-def is_raster(path: Path) -> bool:
-    return Path(path).suffix.lower() in RASTER_SUFFIXES
 
 
 def _pil_to_array(im) -> np.ndarray:
@@ -108,7 +106,7 @@ def _imwrite(path: Path, arr: np.ndarray) -> Path:
         raise InputError(f"cannot encode {path.name} as {suffix} ({e})") from e
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        path.write_bytes(buf.getvalue())
+        write_bytes(path, buf.getvalue())
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from e
     return path
@@ -153,13 +151,6 @@ def read_png_labels(path: Path) -> np.ndarray:
     return img[None]
 
 
-def _outline(mask: np.ndarray) -> np.ndarray:
-    """bool (H,W): mask pixels with a 4-neighbour outside the mask (or on the image border)."""
-    p = np.pad(mask, 1, constant_values=False)
-    inner = p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
-    return mask & ~inner
-
-
 def _draw_rectangle(rgb: np.ndarray, box, color) -> None:
     """A 1-pixel rectangle through the corners (x0, y0), (x1, y1) (rounded), clipped to the image."""
     h, w = rgb.shape[:2]
@@ -184,10 +175,10 @@ def write_overlay_png(path: Path, image: np.ndarray, mask: np.ndarray, box) -> P
     m = np.asarray(mask) > 0
     out[m] = 0.6 * out[m] + 0.4 * np.array([255, 80, 40], np.float32)
     out = out.astype(np.uint8)
-    out[_outline(m)] = (255, 80, 40)
+    out[mask_outline(m)] = (255, 80, 40)
     _draw_rectangle(out, box, (0, 220, 0))
     return _imwrite(Path(path), out)
 
 
-__all__ = ["RASTER_SUFFIXES", "is_raster", "read_png_labels", "read_raster", "write_label_png", "write_mask_png",
+__all__ = ["read_png_labels", "read_raster", "write_label_png", "write_mask_png",
            "write_overlay_png"]

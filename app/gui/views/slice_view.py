@@ -19,6 +19,9 @@ from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QGraphicsEllipseItem, QGraphicsPixmapItem, QGraphicsRectItem, \
     QGraphicsScene, QGraphicsView
 
+from engine.data.outline import outline
+from engine.data.palette import default_color
+
 _SIDES = {  # plane -> (left, right, top, bottom) patient directions on screen
     "axial": ("R", "L", "A", "P"),
     "coronal": ("R", "L", "S", "I"),
@@ -37,17 +40,6 @@ def _qimage(arr: np.ndarray) -> QImage:
     else:
         fmt, bpl = QImage.Format_RGBA8888, 4 * w
     return QImage(a.data, w, h, bpl, fmt).copy()
-
-
-def outline(mask2d: np.ndarray) -> np.ndarray:
-    """Boundary pixels of a label image (a pixel whose 4-neighbour has another label)."""
-    m = mask2d
-    b = np.zeros(m.shape, bool)
-    b[1:, :] |= m[1:, :] != m[:-1, :]
-    b[:-1, :] |= m[:-1, :] != m[1:, :]
-    b[:, 1:] |= m[:, 1:] != m[:, :-1]
-    b[:, :-1] |= m[:, :-1] != m[:, 1:]
-    return b & (m != 0)
 
 
 class SliceView(QGraphicsView):
@@ -239,8 +231,6 @@ class SliceView(QGraphicsView):
         if res.request.purpose == "refine" and doc.object(res.request.value) is not None:
             color = doc.object(res.request.value).color
         else:
-            from engine.data.labelmap import default_color
-
             try:
                 color = default_color(doc.next_value())
             except ValueError:

@@ -1,0 +1,2 @@
+"""Modal dialogs of the main window.
+"""

@@ -1,0 +1,2 @@
+"""Dock panels of the main window.
+"""

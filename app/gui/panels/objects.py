@@ -1,0 +1,147 @@
+"""The objects panel (dock): the document's objects with colour, name, visibility and IoU; propagate, delete.
+
+objectNames: ``objectList``, ``propagateButton``, ``deleteButton``.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QColorDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+
+class PropagateButton(QPushButton):
+    """The panel's Propagate button; ``trigger()`` is an alias of ``click()`` (tests use either)."""
+
+    def trigger(self):
+        self.click()
+
+
+def _swatch(color) -> QIcon:
+    pm = QPixmap(14, 14)
+    pm.fill(QColor(*color))
+    return QIcon(pm)
+
+
+class ObjectsPanel(QWidget):
+    """Objects of the document: colour, name (editable), visibility (check box), IoU; propagate, delete."""
+
+    def __init__(self, win):
+        """win: the main window (its controller ``c``, ``propagate``, ``delete_object``, ``update_actions``)."""
+        super().__init__()
+        self.win, self.c = win, win.c
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        self.list = QListWidget()
+        self.list.setObjectName("objectList")
+        self.list.setIconSize(QSize(14, 14))
+        lay.addWidget(self.list, 1)
+        row = QHBoxLayout()
+        self.propagate = PropagateButton("Propagate ↕")
+        self.propagate.setObjectName("propagateButton")
+        self.propagate.setToolTip("Propagate the selected object up and down through the volume from the slice "
+                                  "where its box was drawn")
+        self.delete = QPushButton("Delete")
+        self.delete.setObjectName("deleteButton")
+        self.color = QPushButton("Colour…")
+        row.addWidget(self.propagate)
+        row.addWidget(self.color)
+        row.addWidget(self.delete)
+        lay.addLayout(row)
+        rng = QHBoxLayout()
+        self.whole = QCheckBox("until the object ends")
+        self.whole.setChecked(True)
+        self.z_from, self.z_to = QSpinBox(), QSpinBox()
+        for s in (self.z_from, self.z_to):
+            s.setEnabled(False)
+        self.whole.toggled.connect(lambda on: [s.setEnabled(not on) for s in (self.z_from, self.z_to)])
+        rng.addWidget(self.whole)
+        rng.addWidget(QLabel("or slices"))
+        rng.addWidget(self.z_from)
+        rng.addWidget(QLabel("–"))
+        rng.addWidget(self.z_to)
+        lay.addLayout(rng)
+        help_ = QLabel("Drag a box on the image to add an object. With + / − click inside/outside to refine "
+                       "the selected object. Right-drag: window/level; wheel: slices; Ctrl+wheel: zoom.")
+        help_.setWordWrap(True)
+        help_.setStyleSheet("color: gray")
+        lay.addWidget(help_)
+        self.propagate.clicked.connect(win.propagate)
+        self.delete.clicked.connect(win.delete_object)
+        self.color.clicked.connect(self._pick_color)
+        self.list.currentItemChanged.connect(self._on_select)
+        self.list.itemChanged.connect(self._on_item_changed)
+        self.c.doc.objectsChanged.connect(self.refresh)
+        self.c.doc.currentChanged.connect(self._select_value)
+        self.c.imageOpened.connect(self._on_image)
+        self._updating = False
+
+    def _on_image(self):
+        d = self.c.image.depth
+        for s in (self.z_from, self.z_to):
+            s.setRange(0, max(0, d - 1))
+        self.z_from.setValue(0)
+        self.z_to.setValue(max(0, d - 1))
+
+    def refresh(self):
+        self._updating = True
+        self.list.clear()
+        for o in self.c.doc.objects:
+            iou = f"   IoU {o.iou:.2f}" if o.iou is not None else ""
+            it = QListWidgetItem(_swatch(o.color), f"{o.name}{iou}{'   3D' if o.propagated else ''}")
+            it.setData(Qt.UserRole, o.value)
+            it.setFlags(it.flags() | Qt.ItemIsUserCheckable | Qt.ItemIsEditable)
+            it.setCheckState(Qt.Checked if o.visible else Qt.Unchecked)
+            it.setToolTip(f"label {o.value}; model IoU estimate {o.iou:.3f}" if o.iou is not None else
+                          f"label {o.value}")
+            self.list.addItem(it)
+        self._updating = False
+        self._select_value(self.c.doc.current)
+        self.win.update_actions()
+
+    def _select_value(self, value):
+        self._updating = True
+        for i in range(self.list.count()):
+            if self.list.item(i).data(Qt.UserRole) == value:
+                self.list.setCurrentRow(i)
+                break
+        else:
+            self.list.setCurrentRow(-1)
+        self._updating = False
+        self.win.update_actions()
+
+    def _on_select(self, cur, _prev):
+        if not self._updating and cur is not None:
+            self.c.doc.set_current(cur.data(Qt.UserRole))
+
+    def _on_item_changed(self, it):
+        if self._updating:
+            return
+        v = it.data(Qt.UserRole)
+        o = self.c.doc.object(v)
+        if o is None:
+            return
+        visible = it.checkState() == Qt.Checked
+        name = it.text().split("   IoU")[0].split("   3D")[0].strip() or o.name
+        changes = {}
+        if visible != o.visible:
+            changes["visible"] = visible
+        if name != o.name:
+            changes["name"] = name
+        if changes:
+            QTimer.singleShot(0, lambda: self.c.doc.update_object(v, **changes))
+
+    def _pick_color(self):
+        o = self.c.doc.object(self.c.doc.current)
+        if o is None:
+            return
+        col = QColorDialog.getColor(QColor(*o.color), self, f"Colour of {o.name}")
+        if col.isValid():
+            self.c.doc.update_object(o.value, color=(col.red(), col.green(), col.blue()))
+
+    def z_range(self):
+        return None if self.whole.isChecked() else (self.z_from.value(), self.z_to.value())
+
+
+__all__ = ["ObjectsPanel", "PropagateButton"]

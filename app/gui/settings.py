@@ -1,0 +1,43 @@
+"""The app's persistent settings (QSettings "BoxSeg"): which model runs and how, as the engine's SessionConfig."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QSettings
+
+from engine.inference.session import SessionConfig
+
+
+@dataclass
+class Settings:
+    """model name ('' = the default model), precision, threads (0 = OpenVINO's choice), embedding cache
+    size in MiB. :meth:`session_config` is what the app loads."""
+
+    model: str = ""
+    precision: str = "f32"
+    threads: int = 0
+    cache_mb: int = 1024
+
+    @classmethod
+    def load(cls) -> "Settings":
+        q = QSettings("BoxSeg", "BoxSeg")
+        d = cls()
+        try:
+            return cls(model=str(q.value("model", d.model) or ""), precision=str(q.value("precision", d.precision)),
+                       threads=int(q.value("threads", d.threads)), cache_mb=int(q.value("cache_mb", d.cache_mb)))
+        except (TypeError, ValueError):
+            return d
+
+    def save(self) -> None:
+        q = QSettings("BoxSeg", "BoxSeg")
+        for k in ("model", "precision", "threads", "cache_mb"):
+            q.setValue(k, getattr(self, k))
+        q.sync()
+
+    def session_config(self) -> SessionConfig:
+        return SessionConfig(model=self.model or None, threads=self.threads or None, precision=self.precision,
+                             cache_bytes=self.cache_mb << 20)
+
+
+__all__ = ["Settings"]

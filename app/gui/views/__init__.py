@@ -1,0 +1,2 @@
+"""Widgets that show an image: the slice view.
+"""

@@ -1,0 +1,127 @@
+"""What a batch knows about its outputs: their names, the input fingerprint of each study, and the
+records that make a batch resumable.
+
+Each finished study has a record ``OUTDIR/.boxseg/<output>.json`` holding the study's input
+fingerprint (:func:`fingerprint`: its parameters plus name, size and modification time of every
+input file) and the model's sha256. A later run skips a study whose record matches
+(:func:`up_to_date`), so a batch is resumable and a rerun is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+from engine.base.atomic import write_text
+from engine.base.errors import InputError
+from engine.batch.manifest import Study
+from engine.io.formats import LABELMAP_SUFFIXES, kind_of
+
+RECORD_DIR = ".boxseg"
+RECORD_FORMAT = 1
+FORMATS = ("auto", "nifti", "dicom-seg", "png")
+
+
+def output_name(study: Study, fmt: str = "auto") -> str:
+    """The study's output file name: ``<case>.npz`` for challenge cases, else ``<study>`` plus
+    ``.nii.gz`` / ``.dcm`` (DICOM-SEG) / ``.png``; ``auto`` follows the input (DICOM -> DICOM-SEG,
+    NIfTI -> NIfTI, 2D raster -> PNG)."""
+    if fmt not in FORMATS:
+        raise InputError(f"output format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if study.kind == "npz":
+        return f"{study.study}.npz"
+    if fmt == "auto":
+        p = Path(study.image)
+        kind = None if p.is_dir() else kind_of(p)
+        fmt = "nifti" if kind in ("nifti", "npz") else "png" if kind == "raster" else "dicom-seg"
+    return study.study + LABELMAP_SUFFIXES[fmt][0]
+
+
+def input_files(path: Path) -> list[tuple[str, int, int]]:
+    """(relative name, size, mtime_ns) of the input: the file, or every file under a DICOM folder."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or folder")
+    if p.is_file():
+        s = p.stat()
+        return [(p.name, s.st_size, s.st_mtime_ns)]
+    out = []
+    for root, dirs, files in os.walk(p):
+        dirs.sort()
+        for f in sorted(files):
+            fp = Path(root) / f
+            try:
+                s = fp.stat()
+            except OSError:
+                continue
+            out.append((fp.relative_to(p).as_posix(), s.st_size, s.st_mtime_ns))
+    if not out:
+        raise InputError(f"{p}: the folder is empty")
+    return out
+
+
+def fingerprint(study: Study, output: str) -> tuple[str, int]:
+    """sha256 of the study's parameters (kind, series, objects, output name) and of its input files'
+    names, sizes and modification times; returns (hex digest, input bytes)."""
+    files = input_files(Path(study.image))
+    params = {"kind": study.kind, "series": study.series, "output": output,
+              "objects": [[o.name, list(o.box), o.slice, o.window] for o in study.objects], "files": files}
+    blob = json.dumps(params, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest(), sum(f[1] for f in files)
+
+
+def record_path(outdir: Path, output: str) -> Path:
+    return Path(outdir) / RECORD_DIR / f"{output}.json"
+
+
+def read_record(outdir: Path, output: str) -> dict | None:
+    try:
+        return json.loads(record_path(outdir, output).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def up_to_date(outdir: Path, output: str, fp: str, model_sha256: str) -> dict | None:
+    """The study's record when its output exists with this input fingerprint and model, else None."""
+    rec = read_record(outdir, output)
+    if not rec or rec.get("fingerprint") != fp or rec.get("model_sha256") != model_sha256:
+        return None
+    out = Path(outdir) / output
+    try:
+        if out.stat().st_size != rec.get("bytes"):
+            return None
+    except OSError:
+        return None
+    return rec
+
+
+def remove_temp_files(outdir: Path, outputs: list[str]) -> int:
+    """Remove temporary files that attempts at these outputs left behind (a worker killed mid-write)."""
+    n = 0
+    for output in outputs:
+        for folder in (Path(outdir), Path(outdir) / RECORD_DIR):
+            for f in folder.glob(f".{glob_escape(output)}*.part*"):
+                try:
+                    f.unlink()
+                    n += 1
+                except OSError:
+                    pass
+    return n
+
+
+def glob_escape(s: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", s)
+
+
+def write_record(outdir: Path, output: str, data: dict) -> Path:
+    """Write the study's record (atomically: a record exists only complete)."""
+    path = record_path(outdir, output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_text(path, json.dumps(data, indent=1))
+
+
+__all__ = ["FORMATS", "RECORD_DIR", "RECORD_FORMAT", "fingerprint", "input_files", "output_name", "read_record",
+           "record_path", "remove_temp_files", "up_to_date", "write_record"]

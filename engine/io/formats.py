@@ -1,0 +1,83 @@
+"""The one table of file kinds BoxSeg reads and writes, recognised by suffix (case-insensitive).
+
+| kind     | suffixes                              | image                     | label map                     |
+|----------|---------------------------------------|---------------------------|-------------------------------|
+| nifti    | .nii.gz .nii                          | NIfTI volume              | NIfTI label map (``nifti``)   |
+| dicom    | .dcm .ima (or none: any other file)   | DICOM file / series folder| DICOM-SEG .dcm (``dicom-seg``)|
+| raster   | .png .jpg .jpeg .bmp .tif .tiff       | 2D picture                | PNG/TIFF slice (``png``)      |
+| npz      | .npz                                  | challenge case            | ``segs`` of challenge outputs |
+
+A folder is a DICOM series. New formats add a row here and a reader/writer module beside this one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: kind -> suffixes, longest first where one ends another (".nii.gz" before ".nii")
+SUFFIXES: dict[str, tuple[str, ...]] = {
+    "nifti": (".nii.gz", ".nii"),
+    "dicom": (".dcm", ".ima"),
+    "raster": (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"),
+    "npz": (".npz",),
+}
+
+#: label map formats -> the suffixes that select them on writing (the first is the default)
+LABELMAP_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "nifti": (".nii.gz", ".nii"),
+    "dicom-seg": (".dcm",),
+    "png": (".png", ".tif", ".tiff"),
+}
+
+#: SOP Class UID of a DICOM Segmentation object (DICOM PS3.4, "Segmentation Storage")
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def known_suffix(name: str | Path) -> str:
+    """The suffix of the table that ``name`` ends with (lowercase, e.g. ``.nii.gz``), or ``''``."""
+    low = Path(name).name.lower()
+    best = ""
+    for suffixes in SUFFIXES.values():
+        for s in suffixes:
+            if low.endswith(s) and len(s) > len(best):
+                best = s
+    return best
+
+
+def stem(name: str | Path) -> str:
+    """A file name without its known suffix (``scan.nii.gz`` -> ``scan``; unknown suffixes are kept)."""
+    n = Path(name).name
+    return n[: len(n) - len(known_suffix(n))]
+
+
+def kind_of(path: str | Path) -> str | None:
+    """'nifti', 'dicom', 'raster' or 'npz' by suffix; None for a name the table does not know."""
+    s = known_suffix(path)
+    return next((k for k, suffixes in SUFFIXES.items() if s and s in suffixes), None)
+
+
+def is_nifti(path: str | Path) -> bool:
+    return kind_of(path) == "nifti"
+
+
+def is_raster(path: str | Path) -> bool:
+    return kind_of(path) == "raster"
+
+
+def labelmap_format(path: str | Path) -> str | None:
+    """The label map format a file name asks for: 'nifti', 'dicom-seg', 'png', or None (not a label map suffix)."""
+    low = Path(path).name.lower()
+    return next((fmt for fmt, suffixes in LABELMAP_SUFFIXES.items() if low.endswith(suffixes)), None)
+
+
+def patterns(*kinds: str, labelmaps: bool = False) -> str:
+    """Glob patterns for a file dialog, e.g. ``*.nii *.nii.gz *.dcm`` (``labelmaps``: the label map suffixes)."""
+    table = LABELMAP_SUFFIXES if labelmaps else SUFFIXES
+    out = []
+    for k in kinds or table:
+        out += sorted(table[k], key=len)
+    return " ".join(f"*{s}" for s in out)
+
+
+__all__ = ["LABELMAP_SUFFIXES", "SEG_SOP_CLASS", "SUFFIXES", "is_nifti", "is_raster", "kind_of", "known_suffix",
+           "labelmap_format", "patterns", "stem"]

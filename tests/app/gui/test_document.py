@@ -1,0 +1,78 @@
+"""The document model (no widgets, no model): undo/redo of every mask change, label maps, autosave files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.data.geometry import raster_affine
+from engine.data.image import Image
+from engine.data.labelmap import LabelMap, Segment
+
+
+@pytest.fixture
+def doc(qapp):
+    from app.gui.document import Document
+
+    d = Document()
+    d.set_image(Image(voxels=np.zeros((4, 20, 30), np.int16), affine=raster_affine()))
+    return d
+
+
+def _mask(y0, y1, x0, x1, shape=(20, 30)):
+    m = np.zeros(shape, bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_every_change_is_one_undo_step(doc):
+    a = doc.add_object(1, _mask(2, 8, 2, 8), iou=0.9, box=(2, 2, 7, 7))
+    b = doc.add_object(1, _mask(5, 12, 5, 12), iou=0.8, box=(5, 5, 11, 11))
+    assert (a, b) == (1, 2) and doc.current == 2 and doc.dirty
+    assert (doc.labels[1] == 2).sum() == 49 and (doc.labels[1] == 1).sum() == 36 - 9
+    vol = np.zeros(doc.image.shape, bool)
+    vol[0:3, 2:8, 2:8] = True
+    doc.set_object_volume(1, vol)
+    assert (doc.labels[0] == 1).sum() == 36 and (doc.labels[1] == 2).sum() == 49  # other objects kept
+    doc.set_object_slice(2, 1, _mask(0, 3, 0, 3), iou=0.5, points=[(1.0, 1.0, 1)])
+    doc.delete_object(1)
+    doc.update_object(2, name="liver", visible=False)
+    states = []
+    while doc.undo_stack.canUndo():
+        states.append((doc.labels.copy(), [(o.value, o.name, o.visible) for o in doc.objects]))
+        doc.undo_stack.undo()
+    assert not doc.labels.any() and doc.objects == [] and not doc.dirty
+    for labels, objs in reversed(states):
+        doc.undo_stack.redo()
+        np.testing.assert_array_equal(doc.labels, labels)
+        assert [(o.value, o.name, o.visible) for o in doc.objects] == objs
+
+
+def test_load_labelmap_makes_objects(doc):
+    labels = np.zeros(doc.image.shape, np.uint16)
+    labels[1, 2:5, 2:5] = 3
+    labels[2, 6:9, 6:9] = 7
+    doc.load_labelmap(LabelMap(labels, doc.image.affine, [Segment(3, "spleen", (1, 2, 3))]))
+    assert [(o.value, o.name) for o in doc.objects] == [(3, "spleen"), (7, "Object 7")]
+    assert doc.objects[0].color == (1, 2, 3)
+    doc.undo_stack.undo()
+    assert not doc.labels.any()
+
+
+def test_autosave_is_atomic_and_round_trips(tmp_path, autosave_dir):
+    from app.autosave import Snapshot, find_snapshot, list_snapshots, read_snapshot, session_key, write_snapshot
+
+    src = tmp_path / "scan.nii.gz"
+    src.write_bytes(b"x")
+    labels = np.zeros((3, 5, 6), np.uint8)
+    labels[1, 1:3, 1:3] = 2
+    snap = Snapshot(session_key(src), str(src), None, labels, [{"value": 2, "name": "a", "color": [1, 2, 3]}], 1,
+                    time=123.0)
+    p = write_snapshot(snap)
+    assert p.parent == autosave_dir and [f.name for f in autosave_dir.iterdir()] == [p.name]
+    back = read_snapshot(p)
+    np.testing.assert_array_equal(back.labels, labels)
+    assert back.objects[0]["name"] == "a" and back.z == 1
+    assert find_snapshot(src).key == snap.key and find_snapshot().key == snap.key
+    (autosave_dir / "damaged.npz").write_bytes(b"garbage")
+    assert [s.key for s in list_snapshots()] == [snap.key]
