@@ -12,14 +12,14 @@ import logging
 import sys
 import warnings
 
-from app.cli import batch, challenge, desktop, files, models, segment
+from app.cli import batch, challenge, desktop, files, models, segment, stats
 from engine import __version__
 from engine.base.errors import BoxSegError
 
 EXIT_BAD_INPUT = 2
 
 #: subcommand modules in the order `boxseg --help` lists them
-COMMANDS = (models, challenge, segment, files, desktop, batch)
+COMMANDS = (models, challenge, segment, files, stats, desktop, batch)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,6 +56,8 @@ class Image:
     dicom: source DICOM headers (pixel data dropped) in Z order, used to write DICOM-SEG; for a
         multi-frame file a single dataset and ``dicom_frames[z]`` = its 0-based frame of slice z.
     nifti_header: the source NIfTI header, so label maps are written with the identical geometry.
+    spacing_known: False when the file gives no pixel spacing (PNG/JPEG, DICOM without PixelSpacing, a 2D
+        challenge case): the affine then assumes 1 mm pixels, and lengths are really in pixels.
     """
 
     voxels: np.ndarray
@@ -70,6 +72,7 @@ class Image:
     dicom: list | None = None
     dicom_frames: np.ndarray | None = None
     nifti_header: object | None = None
+    spacing_known: bool = True
     _maps: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):

@@ -92,6 +92,7 @@ def read_challenge_npz(path: Path) -> Image:
         voxels = case.imgs[None]
         affine = LPS_TO_RAS.copy()
     return Image(voxels=voxels, affine=affine, modality=case.modality, units="u8",
+                 spacing_known=case.is_3d and case.spacing is not None,
                  description=f"challenge {'3D' if case.is_3d else '2D'} case ({case.modality})", source=Path(path))
 
 

@@ -393,7 +393,7 @@ def read_series(info: SeriesInfo, *, progress: ProgressFn | None = None, should_
         raise InputError(f"series {info.uid}: mixes grey and colour slices; not one volume")
     iops = [_orientation(h) for h in headers]
     poss = [_position(h) for h in headers]
-    ps, _ = _pixel_spacing(headers[0])
+    ps, spacing_known = _pixel_spacing(headers[0])
     warnings: list[str] = []
     if len(headers) > 1 and all(o is not None for o in iops) and all(p is not None for p in poss):
         iop0 = iops[0]
@@ -441,6 +441,7 @@ def read_series(info: SeriesInfo, *, progress: ProgressFn | None = None, should_
     return Image(voxels=voxels, affine=affine, modality=modality, units=_units(modality, color), description=desc,
                  source=Path(info.files[0]).parent, series_uid=info.uid,
                  frame_of_reference_uid=str(h0.get("FrameOfReferenceUID", "")) or None, warnings=warnings,
+                 spacing_known=spacing_known,
                  dicom=kept)
 
 
@@ -498,7 +499,7 @@ def read_dicom_file(path: Path, *, progress: ProgressFn | None = None, should_st
     frame_groups = [pfg[i] for i in range(nframes)] if pfg is not None and len(pfg) == nframes else [None] * nframes
     resc = [_rescale_of(ds, g) for g in frame_groups]
     dtype = np.dtype(np.uint8) if color else _value_dtype([ds] * nframes, resc)
-    ps, _ = _pixel_spacing(ds, frame_groups[0])
+    ps, spacing_known = _pixel_spacing(ds, frame_groups[0])
     iop = _orientation(ds, frame_groups[0])
     warnings: list[str] = []
     positions = None
@@ -537,6 +538,7 @@ def read_dicom_file(path: Path, *, progress: ProgressFn | None = None, should_st
     return Image(voxels=voxels, affine=affine, modality=modality, units=_units(modality, color), description=desc,
                  source=path, series_uid=str(ds.get("SeriesInstanceUID", "")) or None,
                  frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")) or None, warnings=warnings,
+                 spacing_known=spacing_known,
                  dicom=[_strip_pixels(ds)], dicom_frames=np.asarray(order) if nframes > 1 else None)
 
 

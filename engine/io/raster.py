@@ -84,7 +84,7 @@ def read_raster(path: Path) -> Image:
         img = img[:, :, 0]  # grey stored as RGB(A)
     kind = "RGB" if img.ndim == 3 else "grey"
     h, w = img.shape[:2]
-    return Image(voxels=np.ascontiguousarray(img[None]), affine=raster_affine(), modality="OT",
+    return Image(voxels=np.ascontiguousarray(img[None]), affine=raster_affine(), modality="OT", spacing_known=False,
                  units="u8" if img.dtype == np.uint8 else "",
                  description=f"{path.suffix[1:].upper()} {w}x{h} {kind} {img.dtype}", source=path)
 

@@ -1,0 +1,71 @@
+"""``boxseg stats IMAGE LABELMAP``: one row of measurements per label (engine.data.measure), as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from app.cli.common import open_arg, warn
+from engine.base.atomic import write_text
+from engine.data.measure import COLUMNS, measure
+from engine.io.dispatch import read_labelmap
+
+#: columns of the terminal table (all of COLUMNS go to --csv / --json)
+SHOWN = ("label", "name", "voxels", "volume_ml", "mean", "sd", "min", "max", "feret_mm", "recist_long_mm",
+         "recist_short_mm", "recist_slice")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+def cmd_stats(args) -> int:
+    img = open_arg(args.image, args.series)
+    warn(img.warnings)
+    lm = read_labelmap(Path(args.labelmap), img)
+    warn(lm.warnings)
+    rows = [m.row() for m in measure(lm.labels, img, lm.segments)]
+    if args.csv:
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(COLUMNS)
+        for r in rows:
+            w.writerow([_fmt(r[c]) for c in COLUMNS])
+        write_text(Path(args.csv), buf.getvalue())
+    if args.json:
+        print(json.dumps([{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                          for r in rows], indent=1))
+        return 0
+    unit = rows[0]["length_unit"] if rows else "mm"
+    print(f"{Path(args.labelmap).name} on {img.description}: {len(rows)} label(s); lengths in {unit}, "
+          f"intensities in {img.units or 'image units'}" + ("" if img.spacing_known else
+                                                            " (the image has no pixel spacing: pixel units)"))
+    table = [SHOWN] + [tuple(_fmt(r[c]) for c in SHOWN) for r in rows]
+    widths = [max(len(t[i]) for t in table) for i in range(len(SHOWN))]
+    for t in table:
+        print("  ".join(v.rjust(w) if i != 1 else v.ljust(w) for i, (v, w) in enumerate(zip(t, widths))))
+    if args.csv:
+        print(f"csv: {args.csv}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    s = sub.add_parser("stats", help="measurements per label: volume, intensity statistics, extents, Feret, RECIST",
+                       description="One row per label of LABELMAP (NIfTI, DICOM-SEG or PNG, on IMAGE's grid): "
+                                   "voxels, volume_ml, mean/sd (n-1)/min/max/median/p5/p95 in the image's units, "
+                                   "extent along R/A/S, maximum 3D diameter (Feret) and the RECIST long/short axes "
+                                   "on the slice of largest area, in mm. See docs/measurements.md.")
+    s.add_argument("image", help="the image the label map was drawn on (DICOM folder or file, NIfTI, PNG, ...)")
+    s.add_argument("labelmap", help="NIfTI / DICOM-SEG / PNG label map on that image")
+    s.add_argument("--series", default=None, help="DICOM folder: series UID or its number in `boxseg info`")
+    s.add_argument("--csv", default=None, metavar="OUT", help="also write every column to OUT (CSV)")
+    s.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    s.set_defaults(func=cmd_stats)
+
+
+__all__ = ["add_parser", "cmd_stats"]
