@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.io.challenge_npz import Case, load_case
-from engine.pipeline import segment_case, validate_case_boxes
+from engine.pipeline import validate_case_boxes
 from engine.base.errors import Cancelled, InputError
 from engine.inference.propagate import Box3D, propagate_box, propagation_order
 from tests.conftest import EVAL, REPO, SHARED, needs_shared
@@ -191,8 +191,6 @@ def test_early_stop_ends_the_pons_of_the_mni_sample(session):
     "propagate until the object ends"). The model never returns an empty mask here (specks past
     the pons, a constant blob on the black slices 155..188), so stopping on empty slices alone
     walked the whole volume."""
-    from pathlib import Path
-
     from engine.io.dispatch import open_image
 
     img = open_image(REPO / "assets" / "sample" / "mni_icbm152_t1_2009a.nii.gz")
