@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from app.cli.common import Progress, add_model_args, load_session, open_arg, warn
+from app.cli.stats import print_rows
 from engine.base.errors import InputError, PromptError
 from engine.data.labelmap import Segment
+from engine.data.measure import measure
 from engine.data.palette import default_color
 from engine.data.window import parse_window
 from engine.io.dispatch import write_labelmap
@@ -107,6 +109,8 @@ def cmd_segment(args) -> int:
     print(f"model {entry.name}: load {t_load * 1000:.0f} ms, encoder {session.timings.encoder_ms:.0f} ms "
           f"(x{session.timings.encoder_runs}), decoder {session.timings.decoder_ms:.1f} ms "
           f"({session.runtime.precision}, {session.runtime.threads} threads)")
+    if args.stats:
+        print_rows(measure(labels, img, [Segment(1, args.name, default_color(1))]), img)
     return 0
 
 
@@ -134,6 +138,8 @@ def add_parser(sub) -> None:
     s.add_argument("--overlay", default=None,
                    help="also write an overlay PNG of the box slice (image + mask + box), oriented as the app shows it")
     s.add_argument("--name", default="BoxSeg object", help="object name stored in a DICOM-SEG segment")
+    s.add_argument("--stats", action="store_true",
+                   help="also print the object's measurements (the row `boxseg stats` gives: mL, HU, Feret, RECIST)")
     add_model_args(s)
     s.set_defaults(func=cmd_segment)
 

@@ -24,12 +24,25 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def print_rows(measurements, img) -> None:
+    """The measurements as a table on stdout (the :data:`SHOWN` columns), with their units."""
+    rows = [m.row() for m in measurements]
+    unit = rows[0]["length_unit"] if rows else "mm"
+    print(f"lengths in {unit}, intensities in {img.units or 'image units'}"
+          + ("" if img.spacing_known else " (the image has no pixel spacing: pixel units)"))
+    table = [SHOWN] + [tuple(_fmt(r[c]) for c in SHOWN) for r in rows]
+    widths = [max(len(t[i]) for t in table) for i in range(len(SHOWN))]
+    for t in table:
+        print("  ".join(v.rjust(w) if i != 1 else v.ljust(w) for i, (v, w) in enumerate(zip(t, widths))))
+
+
 def cmd_stats(args) -> int:
     img = open_arg(args.image, args.series)
     warn(img.warnings)
     lm = read_labelmap(Path(args.labelmap), img)
     warn(lm.warnings)
-    rows = [m.row() for m in measure(lm.labels, img, lm.segments)]
+    measurements = measure(lm.labels, img, lm.segments)
+    rows = [m.row() for m in measurements]
     if args.csv:
         buf = io.StringIO(newline="")
         w = csv.writer(buf)
@@ -41,14 +54,8 @@ def cmd_stats(args) -> int:
         print(json.dumps([{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                           for r in rows], indent=1))
         return 0
-    unit = rows[0]["length_unit"] if rows else "mm"
-    print(f"{Path(args.labelmap).name} on {img.description}: {len(rows)} label(s); lengths in {unit}, "
-          f"intensities in {img.units or 'image units'}" + ("" if img.spacing_known else
-                                                            " (the image has no pixel spacing: pixel units)"))
-    table = [SHOWN] + [tuple(_fmt(r[c]) for c in SHOWN) for r in rows]
-    widths = [max(len(t[i]) for t in table) for i in range(len(SHOWN))]
-    for t in table:
-        print("  ".join(v.rjust(w) if i != 1 else v.ljust(w) for i, (v, w) in enumerate(zip(t, widths))))
+    print(f"{Path(args.labelmap).name} on {img.description}: {len(rows)} label(s)")
+    print_rows(measurements, img)
     if args.csv:
         print(f"csv: {args.csv}")
     return 0
@@ -68,4 +75,4 @@ def add_parser(sub) -> None:
     s.set_defaults(func=cmd_stats)
 
 
-__all__ = ["add_parser", "cmd_stats"]
+__all__ = ["add_parser", "cmd_stats", "print_rows"]

@@ -53,3 +53,16 @@ def test_usage_errors(args):
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == 2
+
+
+def test_segment_stats_is_the_stats_row_of_its_output(tmp_path, capsys):
+    ct = str(REPO / "assets" / "sample" / "CT_small.dcm")
+    out = tmp_path / "m.nii.gz"
+    assert main(["segment", ct, "--box", "72,0,110,28", "-o", str(out), "--stats", "--name", "bone"]) == 0
+    seg_lines = capsys.readouterr().out.strip().splitlines()
+    assert main(["stats", ct, str(out)]) == 0
+    stats_lines = capsys.readouterr().out.strip().splitlines()
+    # same header and figures; only the name differs (a NIfTI label map stores none)
+    assert seg_lines[-2].split() == stats_lines[-2].split()
+    assert seg_lines[-1].replace("bone", "label 1").split() == stats_lines[-1].split()
+    assert int(seg_lines[-1].split()[2]) > 100
