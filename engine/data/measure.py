@@ -35,6 +35,7 @@ import numpy as np
 
 from engine.data.image import Image
 from engine.data.labelmap import Segment
+from engine.data.outline import mask_outline
 
 #: CSV columns of ``boxseg stats``, in this order (a testing contract); more may follow
 COLUMNS = ("label", "name", "voxels", "volume_ml", "mean", "sd", "min", "max", "median", "p5", "p95",
@@ -116,23 +117,13 @@ def _farthest_pair(points: np.ndarray, directions: np.ndarray, slack: float) -> 
     return math.sqrt(best), int(cand[ia]), int(cand[ib])
 
 
-def _surface(mask: np.ndarray) -> np.ndarray:
-    """bool, same shape: voxels of ``mask`` with a face neighbour (6 in 3D, 4 in 2D) outside it or outside the array."""
-    p = np.pad(mask, 1)
-    inner = np.ones(mask.shape, bool)
-    for ax in range(mask.ndim):
-        for sh in (-1, 1):
-            inner &= np.roll(p, sh, axis=ax)[tuple(slice(1, -1) for _ in range(mask.ndim))]
-    return mask & ~inner
-
-
 def _recist(mask2d: np.ndarray, m2: np.ndarray, spacing_min: float):
     """(long, short, long ends, short ends) of a 2D mask (Y,X); m2: (3,2) index (x, y) -> RAS mm columns."""
     m2 = np.linalg.qr(m2)[0].T @ m2  # the same lengths in 2D coordinates of the slice's plane
     ys, xs = np.nonzero(mask2d)
     idx = np.stack([xs, ys], axis=1).astype(np.float64)
     pts = idx @ m2.T
-    surf = _surface(mask2d)
+    surf = mask_outline(mask2d)
     sy, sx = np.nonzero(surf)
     sidx = np.stack([sx, sy], axis=1).astype(np.float64)
     spts = sidx @ m2.T
@@ -203,7 +194,7 @@ def measure_object(labels: np.ndarray, value: int, image: Image, name: str = "",
         stats = [float(vals.mean()), sd, float(vals.min()), float(vals.max()), float(med), float(p5), float(p95)]
     # surface voxels (a face neighbour outside the object): the extremes of any linear function of the
     # voxel centres, hence the extents and the Feret diameter, lie among them
-    sz, sy, sx = np.nonzero(_surface(mask))
+    sz, sy, sx = np.nonzero(mask_outline(mask))
     spts = np.stack([sx, sy, sz], axis=1).astype(np.float64) @ a3.T  # RAS mm, box origin dropped: lengths only
     # extents along R, A, S: the span of the centres plus one voxel's footprint along that axis
     extent = spts.max(axis=0) - spts.min(axis=0) + np.abs(a3).sum(axis=1)
