@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,16 +73,23 @@ def fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(final: Path | str) -> Iterator[Path]:
+def atomic_path(final: Path | str, private: bool = False) -> Iterator[Path]:
     """``with atomic_path(dest) as tmp: write(tmp)`` — ``dest`` appears complete or not at all.
 
     The folder must exist. The body writes (and closes) ``tmp``; on normal exit it is fsynced and
-    renamed over ``dest``; on an exception it is removed and the exception propagates.
+    renamed over ``dest``; on an exception it is removed and the exception propagates. ``private``:
+    the file is readable by its owner only (0600; autosave and caches hold patient data) from the
+    moment it exists — ``tmp`` is created empty with that mode before the body runs, and writers that
+    open it with "wb" keep the mode.
     """
     final = Path(final)
     tmp = temp_name(final)
     try:
+        if private:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         yield tmp
+        if private:
+            os.chmod(tmp, 0o600)  # in case a writer replaced the file instead of truncating it
         fsync_path(tmp)
         os.replace(tmp, final)
     finally:
@@ -90,10 +98,29 @@ def atomic_path(final: Path | str) -> Iterator[Path]:
     fsync_dir(final.parent)
 
 
-def write_bytes(final: Path | str, data: bytes) -> Path:
-    """Write ``data`` to ``final`` atomically and durably; returns ``final``."""
+def remove_stale_temps(folder: Path | str, max_age_s: float = 86400.0, recursive: bool = False) -> int:
+    """Remove :func:`temp_name` files older than ``max_age_s`` (left by a killed process) from ``folder``;
+    returns how many. Younger ones may belong to a write in progress in another BoxSeg process, so they
+    stay. Never follows links; errors (a file removed meanwhile, no permission) are skipped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    now = time.time()
+    for p in folder.rglob(".*") if recursive else folder.glob(".*"):
+        try:
+            if is_temp_name(p.name) and not p.is_symlink() and p.is_file() and now - p.stat().st_mtime > max_age_s:
+                p.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def write_bytes(final: Path | str, data: bytes, private: bool = False) -> Path:
+    """Write ``data`` to ``final`` atomically and durably (``private``: mode 0600); returns ``final``."""
     final = Path(final)
-    with atomic_path(final) as tmp:
+    with atomic_path(final, private) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
     return final
@@ -104,5 +131,5 @@ def write_text(final: Path | str, text: str, encoding: str = "utf-8") -> Path:
     return write_bytes(final, text.encode(encoding))
 
 
-__all__ = ["atomic_path", "fsync_dir", "fsync_path", "full_suffix", "is_temp_name", "temp_name", "write_bytes",
-           "write_text"]
+__all__ = ["atomic_path", "fsync_dir", "fsync_path", "full_suffix", "is_temp_name", "remove_stale_temps", "temp_name",
+           "write_bytes", "write_text"]

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.base.atomic import atomic_path, is_temp_name
+from engine.base.atomic import atomic_path, remove_stale_temps
 from engine.base.folders import user_cache_dir
 
 __all__ = [
@@ -415,7 +415,7 @@ class EmbeddingCache:
         signature = _signature(key, arrays)
         with self._disk_lock:
             try:
-                self._disk_dir.mkdir(parents=True, exist_ok=True)
+                self._disk_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 _atomic_write_npz(self._path_for(key), arrays, signature)  # type: ignore[arg-type]
             except OSError as exc:
                 # The disk tier is an optimisation; a full or read-only disk must not break
@@ -482,18 +482,7 @@ class EmbeddingCache:
 
     def _remove_stale_temp_files(self) -> None:
         assert self._disk_dir is not None
-        now = time.time()
-        try:
-            with os.scandir(self._disk_dir) as it:
-                for de in it:
-                    if is_temp_name(de.name):
-                        try:
-                            if now - de.stat().st_mtime > _STALE_TEMP_AGE_S:
-                                os.unlink(de.path)
-                        except OSError:
-                            pass
-        except OSError:
-            pass  # missing or unreadable dir: nothing to clean
+        remove_stale_temps(self._disk_dir, _STALE_TEMP_AGE_S)
 
     # ------------------------------------------------------------------ helpers
 
@@ -562,7 +551,7 @@ def _atomic_write_npz(path: Path, arrays: Mapping[str, np.ndarray], signature: d
     ``file`` or ``allow_pickle`` as its own parameter.
     """
     # Readers see either the old complete file or the new complete file, never a prefix.
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path, private=True) as tmp, open(tmp, "wb") as f:  # embeddings derive from patient images
         with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             sig = np.array(json.dumps(signature, sort_keys=True))
             for name, arr in [(_SIGNATURE_MEMBER, sig), *arrays.items()]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
+import time
 
 import pytest
 
-from engine.base.atomic import atomic_path, full_suffix, is_temp_name, temp_name, write_bytes, write_text
+from engine.base.atomic import (atomic_path, full_suffix, is_temp_name, remove_stale_temps, temp_name, write_bytes,
+                                write_text)
 
 
 def test_temp_names_keep_the_extension_and_are_recognised(tmp_path):
@@ -42,3 +45,36 @@ def test_the_writer_sees_a_path_with_the_real_extension(tmp_path):
         assert tmp.name.endswith(".nii.gz") and not tmp.exists()
         tmp.write_bytes(b"data")
     assert (tmp_path / "x.nii.gz").read_bytes() == b"data"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_private_files_are_never_readable_by_others(tmp_path):
+    os.umask(0o022)
+    seen = []
+
+    def writer(tmp):
+        seen.append(stat.S_IMODE(tmp.stat().st_mode))  # already private while being written
+        with open(tmp, "wb") as f:
+            f.write(b"patient data")
+
+    final = tmp_path / "snap.npz"
+    with atomic_path(final, private=True) as tmp:
+        writer(tmp)
+    assert seen == [0o600] and stat.S_IMODE(final.stat().st_mode) == 0o600
+    write_bytes(tmp_path / "plain.bin", b"x")
+    assert stat.S_IMODE((tmp_path / "plain.bin").stat().st_mode) == 0o644  # ordinary outputs follow the umask
+
+
+def test_stale_temp_files_are_removed_young_ones_and_others_kept(tmp_path):
+    old = temp_name(tmp_path / "a.npz")
+    young = temp_name(tmp_path / "b.npz")
+    hidden_user_file = tmp_path / ".notes.txt"
+    ordinary = tmp_path / "scan_seg.nii.gz"
+    for p in (old, young, hidden_user_file, ordinary):
+        p.write_bytes(b"x")
+    two_days_ago = time.time() - 2 * 86400
+    for p in (old, hidden_user_file, ordinary):
+        os.utime(p, (two_days_ago, two_days_ago))
+    assert remove_stale_temps(tmp_path) == 1
+    assert not old.exists() and young.exists() and hidden_user_file.exists() and ordinary.exists()
+    assert remove_stale_temps(tmp_path / "missing") == 0
