@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import sys
 import time
@@ -10,9 +11,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from app.cli.common import Progress, add_model_args, load_session
+from engine.base.atomic import write_text
 from engine.base.errors import BoxSegError, InputError
 from engine.eval.challenge import evaluate_case
 from engine.io.challenge_npz import load_case, write_segs
+from engine.io.outputs import check_output
 from engine.pipeline import segment_case
 
 
@@ -35,32 +38,32 @@ def cmd_eval(args) -> int:
           f"{session.runtime.threads} threads, {len(files)} cases", file=sys.stderr)
     rows, failures = [], []
     bar = Progress(len(files), "eval")
-    writer = None
-    out = open(args.csv, "w", newline="") if args.csv else None
     try:
         for i, f in enumerate(files, start=1):
             try:
                 res, _ = evaluate_case(session, f, early_stop=args.early_stop)
                 rows.append(res)
-                if out is not None:
-                    if writer is None:
-                        writer = csv.writer(out)
-                        writer.writerow(["case", "modality", "dim", "dsc", "nsd", "seconds", "objects"])
-                    writer.writerow([res.case, res.modality, res.dim, f"{res.dsc:.4f}", f"{res.nsd:.4f}",
-                                     f"{res.seconds:.3f}", res.n_objects])
-                    out.flush()
             except BoxSegError as e:
                 failures.append((f.name, str(e)))
                 print(f"\nboxseg: {f.name}: {e}", file=sys.stderr)
             bar.update(i, f.name[:40])
     finally:
-        if out is not None:
-            out.close()
+        if args.csv:  # the cases done so far, also after Ctrl+C; one atomic write
+            write_text(Path(args.csv), _results_csv(rows))
     print_summary(rows)
     if failures:
         print(f"{len(failures)} case(s) failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _results_csv(rows) -> str:
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["case", "modality", "dim", "dsc", "nsd", "seconds", "objects"])
+    for r in rows:
+        w.writerow([r.case, r.modality, r.dim, f"{r.dsc:.4f}", f"{r.nsd:.4f}", f"{r.seconds:.3f}", r.n_objects])
+    return buf.getvalue()
 
 
 def _mean(xs):
@@ -95,7 +98,7 @@ def cmd_infer(args) -> int:
             t0 = time.perf_counter()
             case = load_case(f, with_gt=False)
             segs = segment_case(session, case, early_stop=args.early_stop)
-            write_segs(outdir / f.name, segs)
+            write_segs(check_output(outdir / f.name, None, f), segs)
             bar.update(i, f"{f.name[:40]} {time.perf_counter() - t0:.1f}s")
         except BoxSegError as e:
             failures += 1

@@ -13,6 +13,7 @@ from engine.io.dicomseg import is_dicom_seg
 from engine.io.dispatch import read_labelmap, write_labelmap
 from engine.io.formats import is_nifti, is_raster
 from engine.io.nifti import write_nifti_image
+from engine.io.outputs import check_output
 
 
 def cmd_info(args) -> int:
@@ -38,9 +39,11 @@ def cmd_convert(args) -> int:
     kind = out_format(out)
     if not src.exists():
         raise InputError(f"{src}: no such file or folder")
+    check_output(out, None, src)
     ref = open_arg(args.reference, args.series) if args.reference else None
     if ref is not None:
         warn(ref.warnings)
+        check_output(out, ref)
     if is_dicom_seg(src) or ((is_nifti(src) or is_raster(src)) and ref is not None):
         lm = read_labelmap(src, ref)
         warn(lm.warnings)
@@ -59,7 +62,7 @@ def cmd_convert(args) -> int:
     if kind != "nifti":
         raise InputError(f"{src.name} is an image; it converts to NIfTI only (-o NAME.nii.gz)")
     warn(img.warnings)
-    write_nifti_image(out, img)
+    write_nifti_image(check_output(out, img), img)
     print(f"{src.name} -> {out}: {img.description}; {img.shape[2]}x{img.shape[1]}x{img.shape[0]}, "
           f"orientation {img.orientation}")
     return 0

@@ -16,6 +16,7 @@ from engine.data.palette import default_color
 from engine.data.window import parse_window
 from engine.io.dispatch import write_labelmap
 from engine.io.formats import labelmap_format
+from engine.io.outputs import check_output
 from engine.io.raster import write_overlay_png
 from engine.pipeline import StudyObject, check_object, parse_box, segment_object
 
@@ -51,6 +52,9 @@ def cmd_segment(args) -> int:
     if args.window is not None:
         parse_window(args.window)  # a bad spec is refused before any reading
     img = open_arg(args.image, args.series)
+    check_output(out, img)  # before the model runs: -o must not replace the image
+    if args.overlay:
+        check_output(args.overlay, img, out)
     z_range = None
     if args.z_range is not None:
         z0, z1 = args.z_range

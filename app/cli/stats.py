@@ -12,6 +12,7 @@ from app.cli.common import open_arg, warn
 from engine.base.atomic import write_text
 from engine.data.measure import COLUMNS, measure
 from engine.io.dispatch import read_labelmap
+from engine.io.outputs import check_output
 
 #: columns of the terminal table (all of COLUMNS go to --csv / --json)
 SHOWN = ("label", "name", "voxels", "volume_ml", "mean", "sd", "min", "max", "feret_mm", "recist_long_mm",
@@ -49,7 +50,7 @@ def cmd_stats(args) -> int:
         w.writerow(COLUMNS)
         for r in rows:
             w.writerow([_fmt(r[c]) for c in COLUMNS])
-        write_text(Path(args.csv), buf.getvalue())
+        write_text(check_output(args.csv, img, args.labelmap), buf.getvalue())
     if args.json:
         print(json.dumps([{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                           for r in rows], indent=1))

@@ -58,6 +58,8 @@ class Image:
     nifti_header: the source NIfTI header, so label maps are written with the identical geometry.
     spacing_known: False when the file gives no pixel spacing (PNG/JPEG, DICOM without PixelSpacing, a 2D
         challenge case): the affine then assumes 1 mm pixels, and lengths are really in pixels.
+    files: the files the voxels came from (a DICOM series' slice files in Z order; empty when ``source``
+        is that file) — outputs must never replace them (engine.io.outputs).
     """
 
     voxels: np.ndarray
@@ -73,6 +75,7 @@ class Image:
     dicom_frames: np.ndarray | None = None
     nifti_header: object | None = None
     spacing_known: bool = True
+    files: list[Path] = field(default_factory=list)
     _maps: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):

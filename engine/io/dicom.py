@@ -441,7 +441,7 @@ def read_series(info: SeriesInfo, *, progress: ProgressFn | None = None, should_
     return Image(voxels=voxels, affine=affine, modality=modality, units=_units(modality, color), description=desc,
                  source=Path(info.files[0]).parent, series_uid=info.uid,
                  frame_of_reference_uid=str(h0.get("FrameOfReferenceUID", "")) or None, warnings=warnings,
-                 spacing_known=spacing_known,
+                 spacing_known=spacing_known, files=[Path(info.files[i]) for i in order],
                  dicom=kept)
 
 

@@ -34,6 +34,7 @@ from engine.io.dicom import read_dicom
 from engine.io.dicomseg import read_dicom_seg, write_dicom_seg
 from engine.io.formats import kind_of, labelmap_format
 from engine.io.nifti import read_nifti, read_nifti_labels, write_nifti_labels
+from engine.io.outputs import check_output
 from engine.io.raster import read_png_labels, read_raster, write_label_png
 
 
@@ -90,9 +91,10 @@ def write_labelmap(path: Path, labels: np.ndarray, image: Image, *, segments: li
 
     ``.nii``/``.nii.gz``: NIfTI in the image's geometry. ``.dcm``: DICOM-SEG (the image must come
     from DICOM), segments named and coloured by ``segments``, algorithm BoxSeg + model name/version.
-    ``.png``: one slice — the only one for a 2D image, else slice ``z``.
+    ``.png``: one slice — the only one for a 2D image, else slice ``z``. Never over one of the image's
+    own files (:func:`engine.io.outputs.check_output`).
     """
-    path = Path(path)
+    path = check_output(path, image)
     labels = np.asarray(labels)
     if labels.shape != image.shape:
         raise InputError(f"label map shape (Z,Y,X) {labels.shape} does not match the image {image.shape}")
