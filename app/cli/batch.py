@@ -22,6 +22,11 @@ def cmd_batch(args) -> int:
     if args.scheduler and args.workers is not None:
         raise InputError("--workers sizes the embedded cluster; with --scheduler the cluster's own workers run the "
                          "studies (start them with `dask worker ADDRESS --nthreads 1`)")
+    tls_args = (args.tls_ca_file, args.tls_cert, args.tls_key)
+    if any(tls_args) and not all(tls_args):
+        raise InputError("TLS needs all three of --tls-ca-file, --tls-cert and --tls-key")
+    if any(tls_args) and not args.scheduler:
+        raise InputError("--tls-* options are for --scheduler tls://HOST:PORT (the embedded cluster is local only)")
     state = {"bar": None, "skip": 0}
 
     def progress(done: int, total: int, extra: str) -> None:
@@ -37,7 +42,7 @@ def cmd_batch(args) -> int:
     config = replace(BatchOptions().config, model=args.model, threads=args.threads_per_worker,
                      precision=args.precision)
     options = BatchOptions(config=config, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
-                           fmt=args.format)
+                           fmt=args.format, tls=tls_args if all(tls_args) else None)
     res = run_batch(args.manifest, args.out, options, progress=progress,
                     log=lambda s: print(f"boxseg: {s}", file=sys.stderr))
     for r in res.rows:
@@ -68,6 +73,12 @@ def add_parser(sub) -> None:
     b.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (workers started with "
                         "`dask worker ADDRESS --nthreads 1` on machines that see the inputs and OUTDIR at the same paths)")
+    b.add_argument("--tls-ca-file", default=None, metavar="PEM",
+                   help="with --scheduler tls://HOST:PORT: the CA certificate the cluster's certificates are signed "
+                        "with (use TLS whenever the scheduler is reachable from other machines: Dask's RPC is "
+                        "otherwise unauthenticated; docs/batch.md)")
+    b.add_argument("--tls-cert", default=None, metavar="PEM", help="this client's TLS certificate")
+    b.add_argument("--tls-key", default=None, metavar="PEM", help="this client's TLS private key")
     b.add_argument("--model", default=None, help="model name (default: the manifest's default model)")
     b.add_argument("--precision", choices=("f32", "bf16"), default="f32",
                    help="inference precision for non-INT8 layers (default f32: identical results on every CPU)")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from pathlib import Path
 from collections.abc import Callable
 
 from engine.base.errors import InputError
@@ -58,15 +59,39 @@ def _describe_failure(exc: BaseException) -> str:
     return f"{name}: {msg}"[:300]
 
 
-def _connect(address: str | None, n_workers: int | None, log: Callable[[str], None]):
+def _security(address: str, tls: tuple[str, str, str] | None, log: Callable[[str], None]):
+    """Dask's Security for ``address``: TLS with the given files, or None (plain TCP) with a warning when
+    the scheduler is not on this machine (anyone who can reach it can run code on the workers)."""
+    from distributed.security import Security
+
+    if tls is None:
+        if address.startswith("tls://"):
+            raise InputError(f"{address}: a tls:// scheduler needs --tls-ca-file, --tls-cert and --tls-key")
+        host = address.split("://", 1)[-1].rsplit(":", 1)[0]
+        if host not in ("127.0.0.1", "localhost", "[::1]"):
+            log(f"warning: {address} is plain TCP: Dask's RPC is unauthenticated; off a single machine use a tls:// "
+                "scheduler with --tls-ca-file/--tls-cert/--tls-key (docs/batch.md)")
+        return None
+    if not address.startswith("tls://"):
+        raise InputError(f"{address}: TLS certificates were given; the scheduler address must start with tls://")
+    for f in tls:
+        if not Path(f).is_file():
+            raise InputError(f"{f}: no such certificate or key file")
+    ca, cert, key = (str(f) for f in tls)
+    return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True)
+
+
+def _connect(address: str | None, n_workers: int | None, log: Callable[[str], None],
+             tls: tuple[str, str, str] | None = None):
     from distributed import Client, LocalCluster
 
     if address is None:
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, silence_logs=logging.ERROR)
         return cluster, Client(cluster)
+    security = _security(address, tls, log)
     try:
-        client = Client(address, timeout="30s")
+        client = Client(address, timeout="30s", security=security)
     except (OSError, TimeoutError) as e:
         raise InputError(f"cannot connect to the Dask scheduler at {address} ({type(e).__name__}); "
                          "start it with `dask scheduler` and workers with `dask worker ADDRESS`") from e
@@ -81,12 +106,14 @@ def _connect(address: str | None, n_workers: int | None, log: Callable[[str], No
 
 def run_on_dask(tasks: list[tuple[int, Task]], outdir: str, config: SessionConfig,
                 on_result: Callable[[int, Task, dict], None], *, address: str | None = None,
-                n_workers: int | None = None, log: Callable[[str], None] = lambda s: None) -> str:
+                n_workers: int | None = None, tls: tuple[str, str, str] | None = None,
+                log: Callable[[str], None] = lambda s: None) -> str:
     """Run ``tasks`` (index, Task) on a local or existing cluster; ``on_result(index, task, result)``
-    is called in this thread as each study finishes. Returns a description of the cluster."""
+    is called in this thread as each study finishes; ``tls``: (CA, certificate, key) PEM files for a
+    ``tls://`` address. Returns a description of the cluster."""
     from distributed import as_completed
 
-    cluster, client = _connect(address, n_workers, log)
+    cluster, client = _connect(address, n_workers, log, tls)
     try:
         info = client.nthreads()
         nthreads = sorted(set(info.values()))

@@ -3,8 +3,11 @@ records that make a batch resumable.
 
 Each finished study has a record ``OUTDIR/.boxseg/<output>.json`` holding the study's input
 fingerprint (:func:`fingerprint`: its parameters plus name, size and modification time of every
-input file) and the model's sha256. A later run skips a study whose record matches
-(:func:`up_to_date`), so a batch is resumable and a rerun is a no-op.
+input file), the model's sha256 and the output's size and sha256. A later run skips a study whose
+record matches and whose output is byte for byte the one recorded (:func:`up_to_date`), so a batch is
+resumable and a rerun is a no-op; an output changed, truncated or replaced since is redone. A record
+always describes a complete output: the new record replaces the old one only after the new output is
+in place, and a study that fails keeps its previous output and record (both of the earlier run).
 """
 
 from __future__ import annotations
@@ -12,16 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 
-from engine.base.atomic import write_text
+from engine.base.atomic import remove_stale_temps, write_text
 from engine.base.errors import InputError
 from engine.batch.manifest import Study
+from engine.inference.manifest import sha256_file
 from engine.io.formats import LABELMAP_SUFFIXES, kind_of
 
 RECORD_DIR = ".boxseg"
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # 2: the output's sha256 (1 had its size only: such outputs are redone)
 FORMATS = ("auto", "nifti", "dicom-seg", "png")
 
 
@@ -91,29 +94,18 @@ def up_to_date(outdir: Path, output: str, fp: str, model_sha256: str) -> dict | 
         return None
     out = Path(outdir) / output
     try:
-        if out.stat().st_size != rec.get("bytes"):
+        if rec.get("sha256") is None or out.stat().st_size != rec.get("bytes") or sha256_file(out) != rec["sha256"]:
             return None
     except OSError:
         return None
     return rec
 
 
-def remove_temp_files(outdir: Path, outputs: list[str]) -> int:
-    """Remove temporary files that attempts at these outputs left behind (a worker killed mid-write)."""
-    n = 0
-    for output in outputs:
-        for folder in (Path(outdir), Path(outdir) / RECORD_DIR):
-            for f in folder.glob(f".{glob_escape(output)}*.part*"):
-                try:
-                    f.unlink()
-                    n += 1
-                except OSError:
-                    pass
-    return n
-
-
-def glob_escape(s: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", s)
+def remove_stale_temp_files(outdir: Path) -> int:
+    """Remove temporary files of killed writers older than a day from the output folder and its records
+    (:func:`engine.base.atomic.remove_stale_temps`). Younger ones may be another batch's write in
+    progress on the same folder, so they stay; every writer removes its own temporary file itself."""
+    return remove_stale_temps(outdir) + remove_stale_temps(Path(outdir) / RECORD_DIR)
 
 
 def write_record(outdir: Path, output: str, data: dict) -> Path:
@@ -124,4 +116,4 @@ def write_record(outdir: Path, output: str, data: dict) -> Path:
 
 
 __all__ = ["FORMATS", "RECORD_DIR", "RECORD_FORMAT", "fingerprint", "input_files", "output_name", "read_record",
-           "record_path", "remove_temp_files", "up_to_date", "write_record"]
+           "record_path", "remove_stale_temp_files", "up_to_date", "write_record"]

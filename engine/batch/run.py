@@ -24,7 +24,7 @@ from engine.base.atomic import write_text
 from engine.base.errors import BoxSegError, InputError
 from engine.base.sysinfo import available_cores
 from engine.batch.manifest import read_manifest
-from engine.batch.records import fingerprint, output_name, remove_temp_files, up_to_date
+from engine.batch.records import fingerprint, output_name, remove_stale_temp_files, up_to_date
 from engine.batch.worker import Task, process_study
 from engine.inference.manifest import find_model
 from engine.inference.session import SessionConfig
@@ -108,7 +108,9 @@ class BatchOptions:
     (0 = sequentially in this process; None = sized to the machine); scheduler: ``tcp://HOST:PORT``
     of an existing Dask cluster (its workers must see the output folder and the inputs at the same
     paths); resume: skip studies whose output is up to date; fmt: label map format of manifest
-    studies (:data:`~engine.batch.records.FORMATS`).
+    studies (:data:`~engine.batch.records.FORMATS`); tls: (CA certificate, client certificate, client
+    key) PEM files for a ``tls://`` scheduler — Dask's RPC is unauthenticated pickle, so a scheduler
+    reachable from other machines must use TLS (docs/batch.md).
     """
 
     config: SessionConfig = SessionConfig(cache_bytes=512 << 20)
@@ -116,6 +118,7 @@ class BatchOptions:
     scheduler: str | None = None
     resume: bool = True
     fmt: str = "auto"
+    tls: tuple[str, str, str] | None = None
 
 
 def run_batch(manifest: Path | str, outdir: Path | str, options: BatchOptions = BatchOptions(), *,
@@ -134,6 +137,7 @@ def run_batch(manifest: Path | str, outdir: Path | str, options: BatchOptions = 
         raise InputError(f"{out}: the output must be a folder")
     studies = read_manifest(manifest, exclude=out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out)
     entry = find_model(options.config.model)
     config = replace(options.config, model=entry.name, model_id=entry.model_id)
     workers, threads, scheduler, fmt = options.workers, options.config.threads, options.scheduler, options.fmt
@@ -209,9 +213,9 @@ def run_batch(manifest: Path | str, outdir: Path | str, options: BatchOptions = 
                     log(f"starting {mode}")
                     mode = run_on_dask(tasks, str(out), config, on_result, n_workers=n, log=log) or mode
                 else:
-                    mode = run_on_dask(tasks, str(out), config, on_result, address=scheduler, log=log)
+                    mode = run_on_dask(tasks, str(out), config, on_result, address=scheduler, tls=options.tls,
+                                       log=log)
         finally:
-            remove_temp_files(out, [t.output for _, t in tasks])
             for r in rows:
                 if r["status"] == "pending":
                     r.update(status="failed", error="not run (batch interrupted)")

@@ -3,7 +3,8 @@
 The model is loaded once per worker process (:func:`engine.inference.registry.shared_session`
 with the batch's :class:`~engine.inference.session.SessionConfig`, which pins the model's sha256),
 and reused by every study that worker runs. Outputs and records are written atomically, so a worker
-killed mid-study leaves no output, only a temporary file that the run removes.
+killed mid-study leaves the previous output and record as they were (and at most a temporary file, which
+a run removes once it is a day old: a younger one may be another batch's write on the same folder).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 from engine import __version__
 from engine.base.errors import BoxSegError
 from engine.batch.manifest import Study
-from engine.batch.records import RECORD_FORMAT, record_path, write_record
+from engine.batch.records import RECORD_FORMAT, write_record
+from engine.inference.manifest import sha256_file
 from engine.inference.registry import shared_session
 from engine.inference.session import SessionConfig
 from engine.io.challenge_npz import load_case, write_segs
@@ -50,7 +52,6 @@ def process_study(study: Study, outdir: str, output: str, fp: str, config: Sessi
     final = out_dir / output
     try:
         session = shared_session(config)
-        record_path(out_dir, output).unlink(missing_ok=True)  # until the new record, the study is not done
         try:
             if study.kind == "npz":
                 case = load_case(Path(study.image), with_gt=False)
@@ -66,6 +67,7 @@ def process_study(study: Study, outdir: str, output: str, fp: str, config: Sessi
         seconds = time.perf_counter() - t0
         write_record(out_dir, output, {
             "format": RECORD_FORMAT, "study": study.study, "output": output, "bytes": final.stat().st_size,
+            "sha256": sha256_file(final),
             "fingerprint": fp, "model": config.model, "model_sha256": config.model_id, "objects": res["objects"],
             "seconds": round(seconds, 3), "worker": worker, "boxseg": __version__,
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
