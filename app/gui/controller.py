@@ -2,10 +2,15 @@
 
 Data flow of one drag (see docs/ARCHITECTURE.md): the slice view reports the box in voxel indices
 (:meth:`Controller.drag_box`) -> a :class:`~app.gui.workers.DecodeRequest` with the next sequence
-number goes to the inference worker's mailbox (an older request still waiting is dropped) ->
+number goes to the inference worker's mailbox (an older live request still waiting is dropped) ->
 the worker decodes (the embedding is cached) -> :meth:`_on_decoded` on the GUI thread draws the
 result only if it is newer than the last one drawn for this drag (stale results are dropped) ->
 on release the result of the release box becomes an object (one undo step) and is autosaved.
+
+Commits (releases) and refinements (clicks) are never dropped: each is queued with the image it was
+drawn on and tracked in ``_pending`` until its result is applied, so a new drag may start at once; an
+open of another image waits (on its worker) until they are applied, and a result whose image is no
+longer open is never applied to the new one.
 
 Long jobs (open, propagate, save, read a label map) go through one :class:`~app.gui.jobs.JobQueue`:
 one runs at a time, the next starts when it ends, so "propagate, then save" saves the propagated
@@ -15,6 +20,7 @@ which needs the predictor's session) on the inference worker.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +28,13 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
-from app.autosave import Snapshot, find_snapshot, remove_snapshot, session_key
+from app.autosave import (Snapshot, autosave_dir, find_snapshot, image_fingerprint, mismatch, remove_snapshot,
+                          session_key)
 from app.gui.document import Document, SegObject
 from app.gui.jobs import JobQueue, JobWorker, Place
 from app.gui.settings import Settings
 from app.gui.workers import Autosaver, DecodeRequest, DecodeResult, InferenceWorker, PrecomputeThread
+from engine.base.atomic import remove_stale_temps
 from engine.base.errors import InputError
 from engine.data.display import display_level_width
 from engine.inference.propagate import Box3D
@@ -44,8 +52,7 @@ WINDOW_PRESETS = [("Auto (modality default)", None), ("CT soft tissue (W400 L40)
 class OpenResult:
     image: object
     display_wl: tuple[float, float]
-    labels: np.ndarray | None = None
-    objects: list | None = None
+    fingerprint: str | None = None   # app.autosave.image_fingerprint of the image
 
 
 class Controller(QObject):
@@ -82,9 +89,13 @@ class Controller(QObject):
         self._seq = 0
         self._drag_seq0 = 0
         self._drawn_seq = 0
-        self._commit_seq = None
-        self._release_t = 0.0
+        self._doc_gen = 0                       # images opened so far: what a request was drawn on
+        self._pending: dict[int, float] = {}    # commit/refine seq -> perf_counter at release
+        self._pending_prompt: dict[int, tuple] = {}  # object value -> (z, box, points) of its newest refine
+        self._commits_idle = threading.Event()  # set while nothing is pending (an open waits on it)
+        self._commits_idle.set()
         self._dragging = False
+        self.fingerprint: str | None = None     # content hash of the open image (autosave matches on it)
         self._snapshot_restored = None
         self._shut = False
         self._autosaved = False
@@ -125,6 +136,7 @@ class Controller(QObject):
         self.io_thread.start()
         self.autosave_thread.start()
         self.precompute.start(QThread.LowPriority)
+        remove_stale_temps(autosave_dir())  # left by a killed BoxSeg; younger ones may be another's
         self.load_model()
 
     # --- model ----------------------------------------------------------------------------------
@@ -162,13 +174,22 @@ class Controller(QObject):
         def fn(progress, should_stop):
             img = open_image(path, series=series, progress=progress, should_stop=should_stop)
             img.intensity_map(window)  # fit the model window once, off the GUI thread
-            return OpenResult(img, display_level_width(img, window))
+            res = OpenResult(img, display_level_width(img, window), image_fingerprint(img))
+            # boxes released on the open image are applied to it before it is replaced (see the module
+            # docstring); bounded so that a stuck decoder cannot block opening for ever
+            deadline = time.monotonic() + 60
+            while not self._commits_idle.wait(0.05) and not should_stop() and time.monotonic() < deadline:
+                pass
+            return res
 
         return self._submit(f"Opening {path.name}", "io", fn, self._on_opened)
 
     def _on_opened(self, res: OpenResult) -> None:
         img = res.image
         self.display_wl = res.display_wl
+        self._doc_gen += 1
+        self._pending_prompt.clear()
+        self.fingerprint = res.fingerprint
         self.doc.set_image(img)
         self.ready_slices.clear()
         self.z = img.depth // 2
@@ -180,8 +201,12 @@ class Controller(QObject):
             self.message.emit(f"note: {w}")
         if self._snapshot_restored is None:
             snap = find_snapshot(img.source, img.series_uid)
-            if snap is not None and tuple(snap.labels.shape) == img.shape:
-                self.restoreAvailable.emit(snap)
+            if snap is not None:
+                why = mismatch(snap, img, self.fingerprint)
+                if why is None:
+                    self.restoreAvailable.emit(snap)
+                else:  # kept on disk, never applied: it belongs to another image
+                    self.message.emit(f"autosaved work for this path is not offered: {why} (kept in {snap.path})")
 
     def set_slice(self, z: int) -> None:
         if self.image is None:
@@ -246,35 +271,44 @@ class Controller(QObject):
                                  f"cache {st.hits} hits / {st.misses} misses")
 
     # --- drag / refine --------------------------------------------------------------------------
+    def _request(self, z, box, points=(), purpose="live", value=0) -> DecodeRequest:
+        self._seq += 1
+        return DecodeRequest(self._seq, int(z), tuple(float(v) for v in box), list(points), purpose, value,
+                             image=self.image, window=self.model_window, doc_gen=self._doc_gen)
+
+    def _post_commit(self, req: DecodeRequest) -> None:
+        self._pending[req.seq] = time.perf_counter()
+        self._commits_idle.clear()
+        self.infer.post_decode(req)
+
+    @property
+    def pending_commits(self) -> int:
+        """Releases/refinements whose result has not been applied yet."""
+        return len(self._pending)
+
     def begin_drag(self) -> None:
         self._dragging = True
         self._drag_seq0 = self._seq + 1
         self.live_updates = 0
-        self._commit_seq = None
         self.precompute.pause("drag")
 
     def drag_box(self, box) -> None:
         """A live box (x0, y0, x1, y1 voxel indices) during a drag."""
         if self.image is None or not self._dragging:
             return
-        self._seq += 1
-        self.infer.post_decode(DecodeRequest(self._seq, self.z, tuple(float(v) for v in box), purpose="live"))
+        self.infer.post_decode(self._request(self.z, box))
 
     def end_drag(self, box) -> None:
-        """Release: the mask of this box becomes a new object."""
+        """Release: the mask of this box becomes a new object (never dropped, see the module docstring)."""
         self._dragging = False
         self.precompute.resume("drag")
         if self.image is None or box is None:
             self.liveMask.emit(None)
             return
-        self._seq += 1
-        self._commit_seq = self._seq
-        self._release_t = time.perf_counter()
-        self.infer.post_decode(DecodeRequest(self._seq, self.z, tuple(float(v) for v in box), purpose="commit"))
+        self._post_commit(self._request(self.z, box, purpose="commit"))
 
     def cancel_drag(self) -> None:
         self._dragging = False
-        self._commit_seq = None
         self.precompute.resume("drag")
         self.liveMask.emit(None)
 
@@ -284,7 +318,11 @@ class Controller(QObject):
         if obj is None or self.image is None:
             self.message.emit("select an object to refine first (or draw a box)")
             return False
-        if obj.z == self.z and obj.box is not None:
+        queued = self._pending_prompt.get(obj.value)
+        if queued is not None and queued[0] == self.z:
+            _, box, points = queued  # an earlier click is still decoding: build on its prompt
+            points = list(points)
+        elif obj.z == self.z and obj.box is not None:
             box, points = obj.box, list(obj.points)
         else:
             ys, xs = np.nonzero(self.doc.labels[self.z] == obj.value)
@@ -293,33 +331,38 @@ class Controller(QObject):
                 return False
             box, points = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())), []
         points.append((float(x), float(y), 1 if positive else 0))
-        self._seq += 1
-        self._commit_seq = self._seq
-        self._release_t = time.perf_counter()
-        self.infer.post_decode(DecodeRequest(self._seq, self.z, box, points, purpose="refine", value=obj.value))
+        self._pending_prompt[obj.value] = (self.z, box, list(points))
+        self._post_commit(self._request(self.z, box, points, purpose="refine", value=obj.value))
         return True
 
     def _on_decoded(self, res: DecodeResult) -> None:
         req = res.request
         self._emit_timings()
-        if res.error:
-            if req.seq == self._commit_seq:
-                self._commit_seq = None
-                self.liveMask.emit(None)
-            self.error.emit(res.error)
-            return
         if req.purpose == "live":
-            if self._dragging and req.seq >= self._drag_seq0 and req.seq > self._drawn_seq:
+            if res.error:
+                self.error.emit(res.error)
+            elif self._dragging and req.seq >= self._drag_seq0 and req.seq > self._drawn_seq:
                 self._drawn_seq = req.seq
                 self.live_updates += 1
                 self.liveMask.emit(res)
             return
-        if req.seq != self._commit_seq:
-            return  # superseded
-        self._commit_seq = None
-        self._drawn_seq = req.seq
-        self.liveMask.emit(None)
-        if self.image is None or req.z >= self.image.depth:
+        t_release = self._pending.pop(req.seq, None)
+        if not self._pending:
+            self._commits_idle.set()
+        if t_release is None:
+            return
+        if not self._dragging:
+            self.liveMask.emit(None)
+        if req.purpose == "refine":
+            queued = self._pending_prompt.get(req.value)
+            if queued is not None and queued[2] == req.points:
+                del self._pending_prompt[req.value]  # the newest click has landed
+        if res.error:
+            self.error.emit(res.error)
+            return
+        if req.doc_gen != self._doc_gen or self.image is None or req.z >= self.image.depth:
+            # the image it was drawn on is closed (an open finished within milliseconds of the release)
+            self.error.emit("a box finished after another image was opened; it was not added to this one")
             return
         if req.purpose == "commit":
             if not res.mask.any():
@@ -327,8 +370,11 @@ class Controller(QObject):
             value = self.doc.add_object(req.z, res.mask, iou=res.iou, box=req.box)
         else:
             value = req.value
+            if self.doc.object(value) is None:
+                self.message.emit("the object was deleted before its refinement arrived")
+                return
             self.doc.set_object_slice(value, req.z, res.mask, iou=res.iou, box=req.box, points=req.points)
-        self.last_commit_ms = (time.perf_counter() - self._release_t) * 1000
+        self.last_commit_ms = (time.perf_counter() - t_release) * 1000
         self.maskCommitted.emit(value, self.last_commit_ms)
 
     # --- long jobs ------------------------------------------------------------------------------
@@ -446,7 +492,7 @@ class Controller(QObject):
             return
         snap = Snapshot(key=self._session_key(), source=str(Path(img.source).resolve()), series_uid=img.series_uid,
                         labels=self.doc.labels.copy(), objects=[o.to_json() for o in self.doc.objects], z=self.z,
-                        time=time.time())
+                        time=time.time(), fingerprint=self.fingerprint, affine=img.affine.tolist())
         self._autosaved = True
         self.autosaver.write(snap)
 
@@ -456,8 +502,9 @@ class Controller(QObject):
 
         def apply():
             img = self.image
-            if img is None or tuple(snap.labels.shape) != img.shape:
-                self.error.emit("the autosaved segmentation does not fit this image")
+            why = "no image is open" if img is None else mismatch(snap, img, self.fingerprint)
+            if why is not None:
+                self.error.emit(f"the autosaved segmentation was not restored: {why}; it is kept in {snap.path}")
                 return
             objs = [SegObject.from_json(d) for d in snap.objects]
             self.doc._push("Restore autosave", snap.labels.astype(np.uint8), objs, objs[-1].value if objs else 0)

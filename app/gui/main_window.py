@@ -389,15 +389,23 @@ class MainWindow(QMainWindow):
         if self.c.image is None:
             return None
         src = self.c.image.source
-        start = str((src.parent if src and src.is_file() else src or Path.cwd()) / self.c.default_save_name()) \
-            if src else self.c.default_save_name()
+        # beside the image; a DICOM series' folder is the series itself, so its parent
+        start = str(src.parent / self.c.default_save_name()) if src else self.c.default_save_name()
         path, flt = QFileDialog.getSaveFileName(self, "Save segmentation", start, self._save_filters())
         if not path:
             return None
         if labelmap_format(path) is None:  # the dialog's filter picks the format of a name without one
             fmt = "png" if flt.startswith("PNG") else "dicom-seg" if flt.startswith("DICOM") else "nifti"
             path += LABELMAP_SUFFIXES[fmt][0]
-        return self.c.save(path)
+            # the dialog asked about replacing the name without the suffix, not this one
+            if Path(path).exists() and not self.confirm_replace(path):
+                return None
+        return self.c.save(path)  # the image's own files are refused there (engine.io.outputs)
+
+    def confirm_replace(self, path) -> bool:
+        r = QMessageBox.question(self, "BoxSeg", f"{Path(path).name} already exists in {Path(path).parent}.\n"
+                                 "Replace it?", QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        return r == QMessageBox.Yes
 
     def set_tool(self, tool):
         self.view.tool = tool

@@ -2,10 +2,13 @@
 
 * :class:`InferenceWorker` (a QObject moved to its own QThread) owns the engine
   :class:`~engine.inference.predictor.Predictor` of the window. Requests go into a mailbox guarded by a lock
-  and a queued ``wake`` signal starts the loop on the worker thread: only the **newest** decode
-  request is kept (older ones are dropped before they run), every result carries its request's
-  sequence number so that the controller draws only the newest. Order of service: model (re)load,
-  decode, encode of the current slice, long jobs (propagation).
+  and a queued ``wake`` signal starts the loop on the worker thread. Live requests (during a drag) are
+  a mailbox: only the **newest** is kept (older ones are dropped before they run). Commits (release of a
+  box) and refinements (a click) are a queue: never dropped, served in order, each on the image and
+  window it was drawn on (the request carries them), so a box released just before another image
+  opens is decoded on its own image. Every result carries its request's sequence number so that the
+  controller draws only the newest live one. Order of service: model (re)load, commits/refinements,
+  the live request, encode of the current slice, long jobs (propagation).
 * :class:`PrecomputeThread` encodes the slices around the current one into the session's
   embedding cache, outward from it (z+1, z-1, z+2, ...), one slice at a time; it yields to the
   inference worker (``hold``) and pauses while the user drags or a propagation runs. The engine
@@ -37,7 +40,9 @@ from engine.base.errors import BoxSegError, Cancelled
 @dataclass
 class DecodeRequest:
     """A box (and points) on slice z; ``purpose`` is 'live' (during a drag), 'commit' (release)
-    or 'refine' (points added to object ``value``)."""
+    or 'refine' (points added to object ``value``). ``image``/``window``: what it was drawn on (None: the
+    worker's current image and window); ``doc_gen``: the controller's count of opened images at the
+    time, so that a result is never applied to another image."""
 
     seq: int
     z: int
@@ -45,6 +50,9 @@ class DecodeRequest:
     points: list = field(default_factory=list)  # [(x, y, 1|0)]
     purpose: str = "live"
     value: int = 0
+    image: object = None
+    window: object = None
+    doc_gen: int = 0
 
 
 @dataclass
@@ -71,16 +79,16 @@ class InferenceWorker(JobRunner):
         self.precompute = precompute
         self._lock = threading.Lock()
         self._session_factory = None
-        self._decode: DecodeRequest | None = None
+        self._live: DecodeRequest | None = None
+        self._commits: deque[DecodeRequest] = deque()
         self._encode: int | None = None
         self._jobs: deque[Job] = deque()
         self._image = None
         self._window = None
-        self._image_gen = 0
         self.session = None
         self.predictor = None
-        self._current = None  # (image gen, z, key) the predictor holds
-        self.dropped = 0      # decode requests replaced before they ran
+        self._current = None  # (image, window key, z) the predictor holds
+        self.dropped = 0      # live decode requests replaced before they ran
         self._wake.connect(self._loop)
 
     # --- posting (any thread) -----------------------------------------------------------------
@@ -92,15 +100,17 @@ class InferenceWorker(JobRunner):
     def post_image(self, image, window) -> None:
         with self._lock:
             self._image, self._window = image, window
-            self._image_gen += 1
-            self._decode, self._encode = None, None
+            self._live, self._encode = None, None  # commits stay: each carries its own image
         self._wake.emit()
 
     def post_decode(self, req: DecodeRequest) -> None:
         with self._lock:
-            if self._decode is not None:
-                self.dropped += 1
-            self._decode = req
+            if req.purpose != "live":
+                self._commits.append(req)
+            else:
+                if self._live is not None:
+                    self.dropped += 1
+                self._live = req
         self._wake.emit()
 
     def post_encode(self, z: int) -> None:
@@ -124,21 +134,23 @@ class InferenceWorker(JobRunner):
                 item = None
                 if factory is not None:
                     kind = "session"
-                elif self._decode is not None:
-                    kind, item, self._decode = "decode", self._decode, None
+                elif self._commits:
+                    kind, item = "decode", self._commits.popleft()
+                elif self._live is not None:
+                    kind, item, self._live = "decode", self._live, None
                 elif self._encode is not None:
                     kind, item, self._encode = "encode", self._encode, None
                 elif self._jobs:
                     kind, item = "job", self._jobs.popleft()
                 else:
                     return
-                image, window, gen = self._image, self._window, self._image_gen
+                image, window = self._image, self._window
             if kind == "session":
                 self._load_session(factory)
             elif kind == "decode":
-                self._run_decode(item, image, window, gen)
+                self._run_decode(item, image, window)
             elif kind == "encode":
-                self._run_encode(item, image, window, gen)
+                self._run_encode(item, image, window)
             else:
                 self._run_job(item)
 
@@ -159,10 +171,11 @@ class InferenceWorker(JobRunner):
             return
         self.sessionReady.emit(self.session)
 
-    def _set_slice(self, image, window, gen, z) -> tuple[bool, float | None, str]:
-        """Make the predictor hold slice z; returns (cache hit, encoder ms or None, window key)."""
+    def _set_slice(self, image, window, z) -> tuple[bool, float | None, str]:
+        """Make the predictor hold slice z of ``image``; returns (cache hit, encoder ms or None, window key)."""
         slice_u8, key = image.model_slice(z, window)
-        if self._current == (gen, z, key):
+        cur = self._current
+        if cur is not None and cur[0] is image and cur[1:] == (key, z):
             return True, None, key
         self.precompute.hold()
         try:
@@ -171,23 +184,26 @@ class InferenceWorker(JobRunner):
             ms = (time.perf_counter() - t0) * 1000
         finally:
             self.precompute.release()
-        self._current = (gen, z, key)
-        self.encoded.emit(z, key, hit, ms)
+        self._current = (image, key, z)
+        if image is self._image:
+            self.encoded.emit(z, key, hit, ms)
         return hit, (None if hit else ms), key
 
-    def _run_encode(self, z, image, window, gen) -> None:
+    def _run_encode(self, z, image, window) -> None:
         if image is None:
             return
         try:
-            self._set_slice(image, window, gen, z)
+            self._set_slice(image, window, z)
         except BoxSegError:
             pass
 
-    def _run_decode(self, req: DecodeRequest, image, window, gen) -> None:
+    def _run_decode(self, req: DecodeRequest, image, window) -> None:
+        if req.image is not None:
+            image, window = req.image, req.window
         if image is None:
             return
         try:
-            _, enc_ms, _ = self._set_slice(image, window, gen, req.z)
+            _, enc_ms, _ = self._set_slice(image, window, req.z)
             pts = lab = None
             if req.points:
                 pts = np.asarray([(p[0], p[1]) for p in req.points], np.float32)
