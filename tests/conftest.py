@@ -23,8 +23,14 @@ needs_shared = pytest.mark.skipif(
     not SHARED.is_dir(), reason=f"shared reference data not found at {SHARED} (only CI and developers have it)")
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
-needs_torch = pytest.mark.skipif(
-    not HAS_TORCH, reason="torch not installed (install the 'quantize' extra: pip install -e '.[quantize]')")
+#: a real marker (``pytest -m needs_torch`` selects these tests); :func:`pytest_runtest_setup` skips them
+#: without torch
+needs_torch = pytest.mark.needs_torch
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("needs_torch") is not None and not HAS_TORCH:
+        pytest.skip("torch not installed (install the 'quantize' extra: pip install -e '.[quantize]')")
 
 
 def _has_checkpoint() -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 from tests.conftest import REPO
 
@@ -41,3 +42,14 @@ def test_bundled_samples_carry_their_licences():
     assert hashlib.sha256(vol.read_bytes()).hexdigest() in lic
     readme = (d / "README.md").read_text()
     assert "LICENSE-ICBM152.txt" in readme and "LICENSE-pydicom.txt" in readme
+
+
+def test_every_declared_marker_selects_tests():
+    """``pytest -m needs_torch`` (and the other markers pyproject declares) must select something: a
+    marker that is really a skipif object named like one selects nothing (the audit's finding)."""
+    for marker in ("needs_torch", "slow", "gui"):
+        r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", marker, "-p", "no:cacheprovider",
+                            "tests/engine/inference", "tests/quantization", "tests/app/gui"],
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+        selected = [ln for ln in r.stdout.splitlines() if "::" in ln]
+        assert selected, (marker, r.stdout[-2000:], r.stderr[-2000:])
