@@ -3,7 +3,8 @@
 A snapshot is ``<user data dir>/BoxSeg/autosave/<key>.npz`` (``key``: a hash of the image's
 source path and series UID) holding the label map (compressed) and a JSON header: source path,
 series UID, shape, the image's affine and content fingerprint (:func:`image_fingerprint`), objects
-(name, colour, IoU, prompt), current slice and time. It is written with
+(name, colour, IoU, prompt, per-slice IoU of a propagation), the rulers and ROIs (kind, slice, end points),
+current slice and time. It is written with
 :func:`engine.base.atomic.atomic_path` (a temporary file in the same folder, fsynced and renamed over
 the old one, readable by the user only), so a crash mid-write leaves the previous snapshot intact. It
 is removed when the user saves the segmentation or discards the session; a snapshot that is still
@@ -26,8 +27,8 @@ import numpy as np
 from engine.base.atomic import atomic_path
 from engine.base.folders import user_data_dir
 
-FORMAT = 2            # 2: image fingerprint and affine in the header (1 had neither)
-READABLE = (1, 2)
+FORMAT = 3            # 3: rulers/ROIs ("annotations"); 2: image fingerprint and affine (1 had neither)
+READABLE = (1, 2, 3)
 
 
 def autosave_dir() -> Path:
@@ -55,6 +56,7 @@ class Snapshot:
     time: float = 0.0
     fingerprint: str | None = None   # image_fingerprint() of the image it was made on (None: format 1)
     affine: list | None = None       # that image's 4x4 voxel -> RAS affine
+    annotations: list | None = None  # rulers and ROIs: [{"id", "kind", "z", "points"}] (None: format 1-2)
 
     @property
     def path(self) -> Path:
@@ -96,7 +98,7 @@ def write_snapshot(snap: Snapshot) -> Path:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     header = {"format": FORMAT, "source": snap.source, "series_uid": snap.series_uid, "objects": snap.objects,
               "z": int(snap.z), "time": snap.time or time.time(), "shape": list(snap.labels.shape),
-              "fingerprint": snap.fingerprint, "affine": snap.affine}
+              "fingerprint": snap.fingerprint, "affine": snap.affine, "annotations": snap.annotations or []}
     final = folder / f"{snap.key}.npz"
     with atomic_path(final, private=True) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, labels=snap.labels, header=np.frombuffer(json.dumps(header).encode(), np.uint8))
@@ -111,7 +113,8 @@ def read_snapshot(path: Path) -> Snapshot:
         raise ValueError(f"{path.name}: unknown autosave format")
     return Snapshot(key=path.stem, source=header["source"], series_uid=header.get("series_uid"), labels=labels,
                     objects=header["objects"], z=int(header.get("z", 0)), time=float(header.get("time", 0)),
-                    fingerprint=header.get("fingerprint"), affine=header.get("affine"))
+                    fingerprint=header.get("fingerprint"), affine=header.get("affine"),
+                    annotations=header.get("annotations"))
 
 
 def remove_snapshot(key: str) -> None:

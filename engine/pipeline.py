@@ -106,18 +106,19 @@ def check_object(image: Image, obj: StudyObject) -> None:
 def propagate_object(session: Session, image: Image, box: Box3D, *, window: str | None = None,
                      volume: tuple[np.ndarray, str] | None = None, label_value: int = 1,
                      early_stop: int | None = None, start: int | None = None, progress: ProgressFn | None = None,
-                     should_stop: StopFn | None = None) -> np.ndarray:
+                     should_stop: StopFn | None = None, start_mask: np.ndarray | None = None,
+                     ious: dict | None = None) -> np.ndarray:
     """One box through the slices of ``box``'s z range; returns bool (Z,Y,X).
 
     volume: the image already in the model's domain (``image.model_volume(window)``: uint8 (Z,Y,X),
     window key), when the caller has it; otherwise it is computed here (cancellable). label_value,
-    early_stop, start: as :func:`~engine.inference.propagate.propagate_box`.
+    early_stop, start, start_mask, ious: as :func:`~engine.inference.propagate.propagate_box`.
     """
     if volume is None:
         volume = image.model_volume(window, should_stop=should_stop)
     vol, key = volume
     return propagate_box(session, vol, box, label_value=label_value, window=key, early_stop=early_stop,
-                         progress=progress, should_stop=should_stop, start=start)
+                         progress=progress, should_stop=should_stop, start=start, start_mask=start_mask, ious=ious)
 
 
 def segment_object(session: Session, image: Image, obj: StudyObject, *, label_value: int = 1,

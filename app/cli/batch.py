@@ -42,7 +42,7 @@ def cmd_batch(args) -> int:
     config = replace(BatchOptions().config, model=args.model, threads=args.threads_per_worker,
                      precision=args.precision)
     options = BatchOptions(config=config, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
-                           fmt=args.format, tls=tls_args if all(tls_args) else None)
+                           fmt=args.format, tls=tls_args if all(tls_args) else None, stats=args.stats)
     res = run_batch(args.manifest, args.out, options, progress=progress,
                     log=lambda s: print(f"boxseg: {s}", file=sys.stderr))
     for r in res.rows:
@@ -50,6 +50,8 @@ def cmd_batch(args) -> int:
             print(f"boxseg: {r['study']}: {r['error']}", file=sys.stderr)
     print(res.summary())
     print(f"report: {Path(args.out) / 'report.csv'}")
+    if args.stats:
+        print(f"measurements: {Path(args.out) / 'stats.csv'}")
     return 1 if res.failed else 0
 
 
@@ -87,6 +89,9 @@ def add_parser(sub) -> None:
     b.add_argument("--format", choices=FORMATS, default="auto",
                    help="label map format for manifest studies (default auto: DICOM -> DICOM-SEG .dcm, NIfTI -> "
                         ".nii.gz, 2D raster -> .png); challenge cases always give .npz")
+    b.add_argument("--stats", action="store_true",
+                   help="also measure every object (the rows `boxseg stats` gives: mL, HU, Feret, RECIST) into "
+                        "OUTDIR/stats.csv, one row per object with its study")
     b.set_defaults(func=cmd_batch)
 
 

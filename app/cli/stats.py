@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 from pathlib import Path
 
 from app.cli.common import open_arg, warn
 from engine.base.atomic import write_text
-from engine.data.measure import COLUMNS, measure
+from engine.data.measure import format_value, json_row, measure, to_csv
 from engine.io.dispatch import read_labelmap
 from engine.io.outputs import check_output
 
@@ -19,10 +16,7 @@ SHOWN = ("label", "name", "voxels", "volume_ml", "mean", "sd", "min", "max", "fe
          "recist_short_mm", "recist_slice")
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.6g}"
-    return str(v)
+_fmt = format_value
 
 
 def print_rows(measurements, img) -> None:
@@ -45,15 +39,9 @@ def cmd_stats(args) -> int:
     measurements = measure(lm.labels, img, lm.segments)
     rows = [m.row() for m in measurements]
     if args.csv:
-        buf = io.StringIO(newline="")
-        w = csv.writer(buf)
-        w.writerow(COLUMNS)
-        for r in rows:
-            w.writerow([_fmt(r[c]) for c in COLUMNS])
-        write_text(check_output(args.csv, img, args.labelmap), buf.getvalue())
+        write_text(check_output(args.csv, img, args.labelmap), to_csv(rows))
     if args.json:
-        print(json.dumps([{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                          for r in rows], indent=1))
+        print(json.dumps([json_row(m) for m in measurements], indent=1))
         return 0
     print(f"{Path(args.labelmap).name} on {img.description}: {len(rows)} label(s)")
     print_rows(measurements, img)

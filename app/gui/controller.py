@@ -20,28 +20,49 @@ which needs the predictor's session) on the inference worker.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 from app.autosave import (Snapshot, autosave_dir, find_snapshot, image_fingerprint, mismatch, remove_snapshot,
                           session_key)
-from app.gui.document import Document, SegObject
+from app.gui.document import Annotation, Document, SegObject
 from app.gui.jobs import JobQueue, JobWorker, Place
 from app.gui.settings import Settings
-from app.gui.workers import Autosaver, DecodeRequest, DecodeResult, InferenceWorker, PrecomputeThread
-from engine.base.atomic import remove_stale_temps
+from app.gui.workers import Autosaver, DecodeRequest, DecodeResult, InferenceWorker, LatestWorker, PrecomputeThread
+from engine.base.atomic import remove_stale_temps, write_text
 from engine.base.errors import InputError
 from engine.data.display import display_level_width
+from engine.data.measure import measure, to_csv
+from engine.inference.confidence import slice_confidence
 from engine.inference.propagate import Box3D
 from engine.inference.registry import shared_session
 from engine.io.dispatch import open_image, read_labelmap, write_labelmap
 from engine.io.formats import LABELMAP_SUFFIXES, stem
+from engine.io.outputs import check_output
 from engine.pipeline import propagate_object
+
+#: format of the ``<label map>.confidence.json`` sidecar written next to a saved label map
+CONFIDENCE_FORMAT = 1
+
+
+def confidence_path(labelmap: Path) -> Path:
+    """``<folder>/<label map name without its suffix>.confidence.json``."""
+    labelmap = Path(labelmap)
+    return labelmap.with_name(f"{stem(labelmap.name)}.confidence.json")
+
+
+def compute_figures(image, labels, segments, propagated) -> tuple[dict, dict]:
+    """What the panels show of a label map (runs on the measure worker): ({value: Measurement},
+    {value: SliceConfidence} of the propagated objects). propagated: [(value, slice_iou dict, start z)]."""
+    ms = {m.label: m for m in measure(labels, image, segments)}
+    conf = {v: slice_confidence(labels == v, ious, start) for v, ious, start in propagated}
+    return ms, conf
 
 #: model-window choices offered in the View menu: (label, engine window spec)
 WINDOW_PRESETS = [("Auto (modality default)", None), ("CT soft tissue (W400 L40)", "soft-tissue"),
@@ -73,6 +94,7 @@ class Controller(QObject):
     modelReady = Signal(str)
     windowChanged = Signal()
     restoreAvailable = Signal(object)         # Snapshot
+    measurementsChanged = Signal()            # self.measurements / self.confidence were recomputed
 
     def __init__(self, parent=None, settings: Settings | None = None):
         super().__init__(parent)
@@ -100,6 +122,12 @@ class Controller(QObject):
         self._shut = False
         self._autosaved = False
         self.last_propagate_s = None
+        self.measurements: dict = {}            # object value -> engine.data.measure.Measurement
+        self.confidence: dict = {}              # object value -> engine.inference.confidence.SliceConfidence
+        self._measure_gen = 0                   # requests posted to the measure worker
+        self._measured_gen = 0                  # the request whose results are shown
+        self._measure_key = None
+        self._labels_version = 0
 
         self.precompute = PrecomputeThread()
         self.precompute.setObjectName("boxseg-precompute")
@@ -115,6 +143,16 @@ class Controller(QObject):
         self.autosave_thread = QThread()
         self.autosave_thread.setObjectName("boxseg-autosave")
         self.autosaver.moveToThread(self.autosave_thread)
+        self.measurer = LatestWorker()
+        self.measure_thread = QThread()
+        self.measure_thread.setObjectName("boxseg-measure")
+        self.measurer.moveToThread(self.measure_thread)
+        self.measurer.done.connect(self._on_measured)
+        self.measurer.failed.connect(lambda _g, m: self.error.emit(f"measurements: {m}"))
+        self._measure_timer = QTimer(self)
+        self._measure_timer.setSingleShot(True)
+        self._measure_timer.setInterval(0)  # several signals of one edit make one request
+        self._measure_timer.timeout.connect(self._post_measure)
 
         self.infer.decoded.connect(self._on_decoded)
         self.infer.encoded.connect(self._on_encoded)
@@ -131,10 +169,14 @@ class Controller(QObject):
         self.precompute.progress.connect(self.precomputeProgress)
         self.autosaver.failed.connect(self.error)
         self.doc.committed.connect(self._autosave)
+        self.doc.labelsChanged.connect(self._labels_changed)
+        self.doc.imageChanged.connect(self._labels_changed)
+        self.doc.objectsChanged.connect(self._measure_timer.start)
 
         self.infer_thread.start()
         self.io_thread.start()
         self.autosave_thread.start()
+        self.measure_thread.start()
         self.precompute.start(QThread.LowPriority)
         remove_stale_temps(autosave_dir())  # left by a killed BoxSeg; younger ones may be another's
         self.load_model()
@@ -413,19 +455,116 @@ class Controller(QObject):
         keep_z, keep = obj.z, (self.doc.labels[obj.z] == value).copy()
 
         def fn(progress, should_stop):
+            ious: dict = {}
             mask = propagate_object(infer.session, img, box3d, window=window, label_value=value,
-                                    early_stop=early_stop, start=keep_z, progress=progress, should_stop=should_stop)
+                                    early_stop=early_stop, start=keep_z, progress=progress, should_stop=should_stop,
+                                    ious=ious)
             mask[keep_z] = keep  # the drawn (maybe refined) slice stays as the user made it
-            return mask
+            if obj.iou is not None:
+                ious[keep_z] = float(obj.iou)  # the estimate of the mask kept there
+            return mask, ious
 
         t0 = time.perf_counter()
 
-        def done(mask):
+        def done(res):
+            mask, ious = res
             self.last_propagate_s = time.perf_counter() - t0
-            self.doc.set_object_volume(value, mask)
+            self.doc.set_object_volume(value, mask, slice_iou=ious)
             self._emit_timings()
 
         return self._submit(f"Propagating {obj.name}", "infer", fn, done)
+
+    def can_repropagate(self, value: int | None = None) -> bool:
+        obj = self.doc.object(self.doc.current if value is None else value)
+        return (self.image is not None and self.image.is_volume and not self.image.is_rgb and obj is not None
+                and bool((self.doc.labels[self.z] == obj.value).any()))
+
+    def repropagate_from_slice(self, value: int | None = None, early_stop: int | None = 2) -> int | None:
+        """Re-box object ``value`` (default: the selected one) on the current slice from its mask there (as
+        the user left it) and propagate it again from this slice outward: upward when this slice is
+        above the slice its box was drawn on, downward when below, both ways on that slice. The
+        object is replaced from this slice on in that direction (one undo step); the rest stays."""
+        value = value or self.doc.current
+        obj = self.doc.object(value)
+        if obj is None or not self.can_repropagate(value):
+            self.message.emit("re-propagation needs a volume and the selected object's mask on this slice")
+            return None
+        img, window, infer, z = self.image, self.model_window, self.infer, self.z
+        keep = (self.doc.labels[z] == value).copy()
+        ys, xs = np.nonzero(keep)
+        ref = obj.z if obj.z is not None else z
+        lo, hi = (z, img.depth - 1) if z > ref else (0, z) if z < ref else (0, img.depth - 1)
+        box3d = Box3D(float(xs.min()), float(ys.min()), lo, float(xs.max()), float(ys.max()), hi)
+
+        def fn(progress, should_stop):
+            ious: dict = {}
+            mask = propagate_object(infer.session, img, box3d, window=window, label_value=value,
+                                    early_stop=early_stop, start=z, start_mask=keep, progress=progress,
+                                    should_stop=should_stop, ious=ious)
+            ious.pop(z, None)  # the user's mask: no model estimate of it
+            return mask, ious
+
+        def done(res):
+            mask, ious = res
+            self.doc.set_object_volume(value, mask, text="Re-propagate", slice_iou=ious, z_range=(lo, hi))
+            self._emit_timings()
+
+        return self._submit(f"Re-propagating {obj.name} from slice {z}", "infer", fn, done)
+
+    # --- measurements ---------------------------------------------------------------------------
+    def add_annotation(self, kind: str, points) -> None:
+        """A ruler ('ruler': a line) or ROI ('roi': the ellipse in the box) on the current slice; points
+        (x0, y0, x1, y1) continuous stored voxel indices (engine.data.roi). One undo step."""
+        if self.image is not None:
+            self.doc.add_annotation(kind, self.z, points)
+
+    def _labels_changed(self, *_):
+        self._labels_version += 1
+        self._measure_timer.start()
+
+    def _post_measure(self) -> None:
+        """Ask the measure worker for the figures of the label map as it is now (a copy: the GUI thread
+        goes on editing); skipped when neither the labels nor the objects' names/prompts changed."""
+        doc = self.doc
+        if self.image is None or doc.labels is None:
+            return
+        key = (self._doc_gen, self._labels_version,
+               tuple((o.value, o.name, o.z, o.slice_iou) for o in doc.objects))
+        if key == self._measure_key:
+            return
+        self._measure_key = key
+        self._measure_gen += 1
+        img, labels, segments = self.image, doc.labels.copy(), doc.segments()
+        propagated = [(o.value, dict(o.slice_iou), o.z) for o in doc.objects if o.slice_iou is not None]
+        self.measurer.post(self._measure_gen, lambda: compute_figures(img, labels, segments, propagated))
+
+    def _on_measured(self, gen: int, result) -> None:
+        if gen < self._measure_gen:
+            return  # a newer request is on its way
+        self._measured_gen = gen
+        self.measurements, self.confidence = result
+        self.measurementsChanged.emit()
+
+    @property
+    def measurements_current(self) -> bool:
+        """The figures shown are those of the label map as it is now."""
+        return not self._measure_timer.isActive() and self._measured_gen == self._measure_gen
+
+    def export_measurements(self, path) -> int | None:
+        """Write every object's ``boxseg stats`` row to ``path`` (CSV, atomically, on the I/O worker);
+        computed afresh from the label map as it is now, so the file equals what ``boxseg stats --csv``
+        gives for the saved label map."""
+        if self.image is None:
+            return None
+        path, img = Path(path), self.image
+        labels, segments = self.doc.labels.copy(), self.doc.segments()
+
+        def fn(progress, should_stop):
+            out = check_output(path, img)
+            return write_text(out, to_csv([m.row() for m in measure(labels, img, segments)]))
+
+        return self._submit(f"Exporting {path.name}", "io", fn, lambda out: self.message.emit(f"measurements: {out}"),
+                            cancellable=False)
 
     # --- save / label maps ----------------------------------------------------------------------
     def default_save_name(self) -> str:
@@ -448,10 +587,19 @@ class Controller(QObject):
         name = entry.name if entry else "BoxSeg"
         version = entry.version if entry else ""
         gen = self.doc.undo_stack.index()
+        propagated = [(o.value, o.name, dict(o.slice_iou), o.z) for o in self.doc.objects if o.slice_iou is not None]
 
         def fn(progress, should_stop):
             progress(0, 1)
             out = write_labelmap(path, labels, img, segments=segments, model_name=name, model_version=version, z=z)
+            side = confidence_path(out)
+            if propagated:
+                objs = [{"label": v, "name": n, **slice_confidence(labels == v, ious, start).to_json()}
+                        for v, n, ious, start in propagated]
+                write_text(side, json.dumps({"format": CONFIDENCE_FORMAT, "labelmap": out.name, "model": name,
+                                             "model_version": version, "objects": objs}, indent=1))
+            else:
+                side.unlink(missing_ok=True)  # an older sidecar would describe other masks
             progress(1, 1)
             return out
 
@@ -492,7 +640,8 @@ class Controller(QObject):
             return
         snap = Snapshot(key=self._session_key(), source=str(Path(img.source).resolve()), series_uid=img.series_uid,
                         labels=self.doc.labels.copy(), objects=[o.to_json() for o in self.doc.objects], z=self.z,
-                        time=time.time(), fingerprint=self.fingerprint, affine=img.affine.tolist())
+                        time=time.time(), fingerprint=self.fingerprint, affine=img.affine.tolist(),
+                        annotations=[a.to_json() for a in self.doc.annotations])
         self._autosaved = True
         self.autosaver.write(snap)
 
@@ -507,7 +656,9 @@ class Controller(QObject):
                 self.error.emit(f"the autosaved segmentation was not restored: {why}; it is kept in {snap.path}")
                 return
             objs = [SegObject.from_json(d) for d in snap.objects]
-            self.doc._push("Restore autosave", snap.labels.astype(np.uint8), objs, objs[-1].value if objs else 0)
+            anns = [Annotation.from_json(d) for d in snap.annotations or []]
+            self.doc._push("Restore autosave", snap.labels.astype(np.uint8), objs, objs[-1].value if objs else 0,
+                           anns)
             self.set_slice(snap.z)
             self.message.emit(f"restored {snap.describe()}")
 
@@ -529,13 +680,15 @@ class Controller(QObject):
         self._shut = True
         self.jobs.close()
         self.precompute.stop()
-        for t in (self.infer_thread, self.io_thread, self.autosave_thread):
+        self._measure_timer.stop()
+        threads = (self.infer_thread, self.io_thread, self.autosave_thread, self.measure_thread)
+        for t in threads:
             t.quit()
-        for t in (self.infer_thread, self.io_thread, self.autosave_thread):
+        for t in threads:
             t.wait(60_000)
         self.precompute.wait(60_000)
         if self.image is not None and (keep_autosave is False or (keep_autosave is None and self._autosaved and not self.doc.dirty)):
             remove_snapshot(self._session_key())
 
 
-__all__ = ["Controller", "OpenResult", "WINDOW_PRESETS"]
+__all__ = ["CONFIDENCE_FORMAT", "Controller", "OpenResult", "WINDOW_PRESETS", "compute_figures", "confidence_path"]

@@ -40,12 +40,15 @@ class SegObject:
     box: tuple[float, float, float, float] | None = None
     points: list[tuple[float, float, int]] = field(default_factory=list)
     propagated: bool = False
+    #: per-slice model IoU estimates of its last propagation: ((z, iou), ...) (None: not propagated)
+    slice_iou: tuple[tuple[int, float], ...] | None = None
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["color"] = list(self.color)
         d["box"] = list(self.box) if self.box is not None else None
         d["points"] = [list(p) for p in self.points]
+        d["slice_iou"] = [[int(z), float(v)] for z, v in self.slice_iou] if self.slice_iou is not None else None
         return d
 
     @classmethod
@@ -54,7 +57,32 @@ class SegObject:
                    visible=bool(d.get("visible", True)), iou=d.get("iou"), z=d.get("z"),
                    box=tuple(d["box"]) if d.get("box") is not None else None,
                    points=[(float(p[0]), float(p[1]), int(p[2])) for p in d.get("points", [])],
-                   propagated=bool(d.get("propagated", False)))
+                   propagated=bool(d.get("propagated", False)),
+                   slice_iou=(tuple((int(z), float(v)) for z, v in d["slice_iou"])
+                              if d.get("slice_iou") is not None else None))
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """A ruler or an ROI the user drew on slice ``z``: ``kind`` 'ruler' (a line p0 -> p1) or 'roi' (the
+    ellipse inscribed in the box with corners p0, p1); ``points`` (x0, y0, x1, y1) continuous stored
+    voxel indices of that slice (integers at pixel centres, :mod:`engine.data.roi`); ``id`` unique
+    within the document."""
+
+    id: int
+    kind: str
+    z: int
+    points: tuple[float, float, float, float]
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "z": self.z, "points": list(self.points)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Annotation":
+        kind = str(d["kind"])
+        if kind not in ("ruler", "roi"):
+            raise ValueError(f"unknown annotation kind {kind!r}")
+        return cls(int(d["id"]), kind, int(d["z"]), tuple(float(v) for v in d["points"]))
 
 
 def _copy_objects(objs: list[SegObject]) -> list[SegObject]:
@@ -64,8 +92,11 @@ def _copy_objects(objs: list[SegObject]) -> list[SegObject]:
 class _LabelEdit(QUndoCommand):
     """One change of the label map (a crop of changed voxels before/after) and of the objects."""
 
-    def __init__(self, doc: "Document", text: str, new_labels_crop, where, objs_before, objs_after, select):
+    def __init__(self, doc: "Document", text: str, new_labels_crop, where, objs_before, objs_after, select,
+                 annotations_after=None):
         super().__init__(text)
+        self.ann_before = tuple(doc.annotations)
+        self.ann_after = self.ann_before if annotations_after is None else tuple(annotations_after)
         self.doc = doc
         self.where = where  # (z0, z1, y0, y1, x0, x1) or None when only objects change
         self.before = doc.labels[self._slices()].copy() if where is not None else None
@@ -78,17 +109,21 @@ class _LabelEdit(QUndoCommand):
         z0, z1, y0, y1, x0, x1 = self.where
         return (slice(z0, z1), slice(y0, y1), slice(x0, x1))
 
-    def _apply(self, crop, objs, select):
+    def _apply(self, crop, objs, select, annotations):
         if self.where is not None:
             self.doc.labels[self._slices()] = crop
         self.doc._objects = _copy_objects(objs)
+        changed = tuple(self.doc.annotations) != annotations
+        self.doc.annotations = list(annotations)
         self.doc._after_edit(self.where, select)
+        if changed:
+            self.doc.annotationsChanged.emit()
 
     def redo(self):
-        self._apply(self.after, self.objs_after, self.select_after)
+        self._apply(self.after, self.objs_after, self.select_after, self.ann_after)
 
     def undo(self):
-        self._apply(self.before, self.objs_before, self.select_before)
+        self._apply(self.before, self.objs_before, self.select_before, self.ann_before)
 
 
 def _changed_box(a: np.ndarray, b: np.ndarray):
@@ -113,12 +148,14 @@ class Document(QObject):
     currentChanged = Signal(int)         # selected object value (0 = none)
     committed = Signal()                 # a change the user made is complete (autosave point)
     dirtyChanged = Signal(bool)
+    annotationsChanged = Signal()        # rulers / ROIs were added or removed
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.image: Image | None = None
         self.labels: np.ndarray | None = None
         self._objects: list[SegObject] = []
+        self.annotations: list[Annotation] = []
         self.current = 0
         self.saved_path: Path | None = None
         self.undo_stack = QUndoStack(self)
@@ -144,6 +181,7 @@ class Document(QObject):
         self.image = image
         self.labels = np.zeros(image.shape, np.uint8) if labels is None else np.asarray(labels, np.uint8).copy()
         self._objects = _copy_objects(objects or [])
+        self.annotations = []
         self.current = self._objects[-1].value if self._objects else 0
         self.saved_path = None
         self.undo_stack.clear()
@@ -152,6 +190,7 @@ class Document(QObject):
         self.objectsChanged.emit()
         self.currentChanged.emit(self.current)
         self.dirtyChanged.emit(False)
+        self.annotationsChanged.emit()
 
     def set_current(self, value: int) -> None:
         value = int(value) if self.object(int(value)) is not None else 0
@@ -172,7 +211,8 @@ class Document(QObject):
         return [Segment(o.value, o.name, tuple(o.color)) for o in self._objects]
 
     # --- edits (each one undo step) -----------------------------------------------------------
-    def _push(self, text: str, new_labels: np.ndarray | None, objs_after: list[SegObject], select: int):
+    def _push(self, text: str, new_labels: np.ndarray | None, objs_after: list[SegObject], select: int,
+              annotations: list[Annotation] | None = None):
         where = None
         crop = None
         if new_labels is not None:
@@ -181,7 +221,7 @@ class Document(QObject):
                 z0, z1, y0, y1, x0, x1 = where
                 crop = new_labels[z0:z1, y0:y1, x0:x1].copy()
         self.undo_stack.push(_LabelEdit(self, text, crop, where, _copy_objects(self._objects),
-                                        _copy_objects(objs_after), select))
+                                        _copy_objects(objs_after), select, annotations))
         self.committed.emit()
 
     def _after_edit(self, where, select: int) -> None:
@@ -221,17 +261,42 @@ class Document(QObject):
             o.points = list(points)
         self._push(f"{text} {obj.name}", new, objs, value)
 
-    def set_object_volume(self, value: int, mask: np.ndarray, *, text: str = "Propagate") -> None:
-        """Replace object ``value`` everywhere with a (Z,Y,X) mask; other objects' voxels are kept."""
+    def set_object_volume(self, value: int, mask: np.ndarray, *, text: str = "Propagate",
+                          slice_iou: dict[int, float] | None = None, z_range: tuple[int, int] | None = None) -> None:
+        """Replace object ``value`` with a (Z,Y,X) mask on slices ``z_range`` (inclusive; default all);
+        other objects' voxels are kept. slice_iou: the model's IoU estimate of each slice it
+        predicted (z -> iou); it replaces the object's estimates on those slices."""
         obj = self.object(value)
         if obj is None:
             return
+        z0, z1 = (0, self.labels.shape[0] - 1) if z_range is None else z_range
         new = self.labels.copy()
-        new[new == value] = 0
-        new[mask & (new == 0)] = value
+        part = new[z0:z1 + 1]
+        part[part == value] = 0
+        part[mask[z0:z1 + 1] & (part == 0)] = value
         objs = _copy_objects(self._objects)
-        next(o for o in objs if o.value == value).propagated = True
+        o = next(o for o in objs if o.value == value)
+        o.propagated = True
+        if slice_iou is not None:
+            old = {z: v for z, v in (o.slice_iou or ()) if not (z0 <= z <= z1)}
+            old.update({int(z): float(v) for z, v in slice_iou.items() if z0 <= z <= z1})
+            o.slice_iou = tuple(sorted(old.items()))
         self._push(f"{text} {obj.name}", new, objs, value)
+
+    # --- rulers and ROIs (each add/delete one undo step) --------------------------------------
+    def add_annotation(self, kind: str, z: int, points) -> Annotation:
+        a = Annotation(max((a.id for a in self.annotations), default=0) + 1, kind, int(z),
+                       tuple(float(v) for v in points))
+        self._push(f"Add {'ruler' if kind == 'ruler' else 'ROI'}", None, self._objects, self.current,
+                   self.annotations + [a])
+        return a
+
+    def delete_annotation(self, ann_id: int) -> None:
+        a = next((a for a in self.annotations if a.id == ann_id), None)
+        if a is None:
+            return
+        self._push(f"Delete {'ruler' if a.kind == 'ruler' else 'ROI'}", None, self._objects, self.current,
+                   [b for b in self.annotations if b.id != ann_id])
 
     def delete_object(self, value: int) -> None:
         obj = self.object(value)
@@ -281,4 +346,4 @@ class Document(QObject):
         self.undo_stack.setClean()
 
 
-__all__ = ["Document", "PALETTE", "SegObject"]
+__all__ = ["Annotation", "Document", "PALETTE", "SegObject"]

@@ -6,6 +6,9 @@ and the workers. objectNames used by tests: ``mainWindow``, ``sliceView``, ``obj
 actions ``actionOpenFile``, ``actionOpenFolder``, ``actionOpenSample`` (the bundled brain MR volume, first
 in File ▸ Open sample and the tool bar's Sample button), ``actionOpenSampleCT`` (the bundled CT slice),
 ``actionOpenLabelMap``, ``actionSave``, ``actionSaveAs``; ``restoreBar`` (offer to restore autosaved work).
+Measuring: tools ``toolRuler`` and ``toolRoi`` (Segment menu, tool bar), ``actionDeleteMeasurement`` (Edit),
+``actionShowRecist`` and ``actionShowMeasurements`` (View; the dock ``measurementsDock`` with
+``measurementsTable``), ``confidenceStrip`` under the slice slider, ``actionRepropagateFromSlice`` (Segment).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from app.autosave import find_snapshot
 from app.gui.controller import WINDOW_PRESETS, Controller
 from app.gui.dialogs.about import about_text
 from app.gui.dialogs.settings import SettingsDialog
+from app.gui.panels.measurements import MeasurementsPanel
 from app.gui.panels.objects import ObjectsPanel
 from app.gui.samples import SAMPLES, sample_path
 from app.gui.settings import Settings
+from app.gui.views.confidence_strip import ConfidenceStrip
 from app.gui.views.slice_view import SliceView
 from engine.base.folders import assets_dir
 from engine.io.formats import LABELMAP_SUFFIXES, labelmap_format, patterns
@@ -69,6 +74,8 @@ class MainWindow(QMainWindow):
         c.restoreAvailable.connect(self.offer_restore)
         c.doc.dirtyChanged.connect(lambda _d: self._update_title())
         c.doc.currentChanged.connect(lambda _v: self.update_actions())
+        c.doc.labelsChanged.connect(lambda *_: self.update_actions())
+        c.sliceChanged.connect(lambda _z: self.update_actions())
         self.view.cursorInfo.connect(self.cursor_label.setText)
         self.update_actions()
 
@@ -103,8 +110,13 @@ class MainWindow(QMainWindow):
         self.slider.setPageStep(5)
         self.slice_label = QLabel("no image")
         self.slice_label.setMinimumWidth(110)
+        self.strip = ConfidenceStrip(self.c)
+        col = QVBoxLayout()  # the strip right under the slider, over the same width
+        col.setSpacing(1)
+        col.addWidget(self.slider)
+        col.addWidget(self.strip)
         row.addWidget(QLabel("Slice"))
-        row.addWidget(self.slider, 1)
+        row.addLayout(col, 1)
         row.addWidget(self.slice_label)
         lay.addLayout(row)
         self.slider.valueChanged.connect(self.c.set_slice)
@@ -150,7 +162,11 @@ class MainWindow(QMainWindow):
         self.a_redo.setObjectName("actionRedo")
         self.a_delete = self._act("&Delete object", self.delete_object, QKeySequence.Delete, "actionDelete")
         self.a_settings = self._act("Se&ttings…", self.open_settings, None, "actionSettings")
-        for a in (self.a_undo, self.a_redo, None, self.a_delete, None, self.a_settings):
+        self.a_delete_meas = self._act("Delete ruler/&ROI", self.delete_measurement, "Ctrl+Backspace",
+                                       "actionDeleteMeasurement")
+        self.a_delete_meas.setToolTip("Delete the selected ruler/ROI (click it with the ruler or ROI tool), "
+                                      "else the last one drawn on this slice")
+        for a in (self.a_undo, self.a_redo, None, self.a_delete, self.a_delete_meas, None, self.a_settings):
             e.addSeparator() if a is None else e.addAction(a)
         s = mb.addMenu("&Segment")
         tools = QActionGroup(self)
@@ -158,7 +174,9 @@ class MainWindow(QMainWindow):
         self.a_add = self._act("Add (+) point", lambda: self.set_tool("add"), "A", "actionAddPoint", True)
         self.a_remove = self._act("Remove (−) point", lambda: self.set_tool("remove"), "R", "actionRemovePoint", True)
         self.a_pan = self._act("&Pan", lambda: self.set_tool("pan"), "H", "actionPan", True)
-        for a in (self.a_box, self.a_add, self.a_remove, self.a_pan):
+        self.a_ruler = self._act("R&uler", lambda: self.set_tool("ruler"), "U", "toolRuler", True)
+        self.a_roi = self._act("R&OI (ellipse)", lambda: self.set_tool("roi"), "E", "toolRoi", True)
+        for a in (self.a_box, self.a_add, self.a_remove, self.a_pan, self.a_ruler, self.a_roi):
             tools.addAction(a)
             s.addAction(a)
         self.a_box.setChecked(True)
@@ -166,14 +184,21 @@ class MainWindow(QMainWindow):
         self.a_propagate = self._act("&Propagate through volume", self.propagate, "Ctrl+P", "propagateButton",
                                      cls=PropagateAction)
         s.addAction(self.a_propagate)
+        self.a_repropagate = self._act("&Re-propagate from this slice", self.repropagate, "Ctrl+Shift+P",
+                                       "actionRepropagateFromSlice")
+        self.a_repropagate.setToolTip("Re-box the selected object on this slice (its mask as it is now) and "
+                                      "propagate it again from here outward, replacing it from this slice on")
+        s.addAction(self.a_repropagate)
         v = mb.addMenu("&View")
         self.a_fit = self._act("&Fit to window", self.view.fit, "F", "actionFit")
         self.a_zoom_in = self._act("Zoom &in", lambda: self.view.zoom(1.25), QKeySequence.ZoomIn)
         self.a_zoom_out = self._act("Zoom &out", lambda: self.view.zoom(0.8), QKeySequence.ZoomOut)
         self.a_outline = self._act("&Outline only", lambda on: self.view.set_fill(not on), "O", "actionOutline",
                                    True)
-        for a in (self.a_fit, self.a_zoom_in, self.a_zoom_out, self.a_outline):
-            v.addAction(a)
+        self.a_recist = self._act("&RECIST axes", self.view.set_show_recist, None, "actionShowRecist", True)
+        self.a_show_meas = self._act("&Measurements table", None, "Ctrl+M", "actionShowMeasurements", True)
+        for a in (self.a_fit, self.a_zoom_in, self.a_zoom_out, self.a_outline, None, self.a_recist, self.a_show_meas):
+            v.addSeparator() if a is None else v.addAction(a)
         wm = v.addMenu("&Window preset (model input)")
         wg = QActionGroup(self)
         self.window_actions = []
@@ -201,9 +226,11 @@ class MainWindow(QMainWindow):
         stack.undoTextChanged.connect(lambda t: self.tb_undo.setToolTip(f"Undo {t}".strip()))
         stack.redoTextChanged.connect(lambda t: self.tb_redo.setToolTip(f"Redo {t}".strip()))
         short = {self.a_open: "Open", self.a_open_dir: "DICOM folder", self.a_sample: "Sample", self.a_save: "Save",
-                 self.a_add: "+ point", self.a_remove: "− point", self.a_propagate: "Propagate ↕"}
+                 self.a_add: "+ point", self.a_remove: "− point", self.a_propagate: "Propagate ↕",
+                 self.a_ruler: "Ruler", self.a_roi: "ROI"}
         for a in (self.a_open, self.a_open_dir, self.a_sample, self.a_save, None, self.tb_undo, self.tb_redo, None,
-                  self.a_box, self.a_add, self.a_remove, self.a_pan, None, self.a_propagate):
+                  self.a_box, self.a_add, self.a_remove, self.a_pan, self.a_ruler, self.a_roi, None,
+                  self.a_propagate):
             if a is None:
                 tb.addSeparator()
                 continue
@@ -238,6 +265,15 @@ class MainWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
         self.resizeDocks([dock], [300], Qt.Horizontal)
+        self.measurements_panel = MeasurementsPanel(self)
+        md = QDockWidget("Measurements", self)
+        md.setObjectName("measurementsDock")
+        md.setWidget(self.measurements_panel)
+        self.addDockWidget(Qt.BottomDockWidgetArea, md)
+        md.hide()
+        self.measurements_dock = md
+        self.a_show_meas.toggled.connect(md.setVisible)
+        md.visibilityChanged.connect(self.a_show_meas.setChecked)
 
     def _build_status(self):
         sb = self.statusBar()
@@ -293,6 +329,7 @@ class MainWindow(QMainWindow):
         self.a_save_as.setEnabled(has_img)
         self.a_open_lm.setEnabled(has_img)
         can = self.c.can_propagate()
+        self.a_repropagate.setEnabled(self.c.can_repropagate())
         self.a_propagate.setEnabled(can)
         self.panel.propagate.setEnabled(can)
         has_obj = self.c.doc.object(self.c.doc.current) is not None
@@ -421,6 +458,20 @@ class MainWindow(QMainWindow):
 
     def propagate(self):
         return self.c.propagate(z_range=self.panel.z_range())
+
+    def repropagate(self):
+        return self.c.repropagate_from_slice()
+
+    def delete_measurement(self):
+        """The selected ruler/ROI, else the last one of the current slice (one undo step)."""
+        doc, view = self.c.doc, self.view
+        sel = view.selected_annotation
+        if sel is None or all(a.id != sel for a in doc.annotations):
+            here = [a for a in doc.annotations if a.z == self.c.z]
+            sel = here[-1].id if here else None
+        if sel is not None:
+            view.selected_annotation = None
+            doc.delete_annotation(sel)
 
     def delete_object(self):
         if self.c.doc.current:

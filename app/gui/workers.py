@@ -16,6 +16,8 @@
   runs while a background encode is in flight.
 * long I/O jobs (open, save, read a label map) run on a :class:`~app.gui.jobs.JobWorker`.
 * :class:`Autosaver` writes autosave snapshots on its thread (newest only).
+* :class:`LatestWorker` computes what the panels show of the whole label map (measurements, the
+  confidence of propagated objects) after each change, on its thread: newest request only.
 
 All results reach the GUI thread through queued signals; long jobs take a ``should_stop``
 callback backed by a ``threading.Event`` the Cancel button sets.
@@ -368,4 +370,40 @@ class Autosaver(QObject):
         remove_snapshot(key)
 
 
-__all__ = ["Autosaver", "DecodeRequest", "DecodeResult", "InferenceWorker", "PrecomputeThread"]
+class LatestWorker(QObject):
+    """Runs ``fn()`` of the newest posted request on its thread; a request posted while one runs replaces
+    any that waits (stale ones never run). ``done(gen, result)`` / ``failed(gen, message)`` by queued
+    signal; the caller keeps ``gen`` (increasing) to ignore a result older than what it shows."""
+
+    done = Signal(int, object)
+    failed = Signal(int, str)
+    _wake = Signal()
+
+    def __init__(self):
+        super().__init__()
+        self._lock = threading.Lock()
+        self._next = None
+        self._wake.connect(self._run)
+
+    def post(self, gen: int, fn) -> None:
+        with self._lock:
+            self._next = (gen, fn)
+        self._wake.emit()
+
+    @Slot()
+    def _run(self) -> None:
+        with self._lock:
+            item, self._next = self._next, None
+        if item is None:
+            return
+        gen, fn = item
+        try:
+            result = fn()
+        except Exception as e:  # noqa: BLE001 - a panel's figures must never kill the worker
+            traceback.print_exc()
+            self.failed.emit(gen, f"{type(e).__name__}: {e}")
+            return
+        self.done.emit(gen, result)
+
+
+__all__ = ["Autosaver", "LatestWorker", "DecodeRequest", "DecodeResult", "InferenceWorker", "PrecomputeThread"]

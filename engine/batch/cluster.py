@@ -126,7 +126,7 @@ def run_on_dask(tasks: list[tuple[int, Task]], outdir: str, config: SessionConfi
         batch = uuid.uuid4().hex[:8]
         futures = {}
         for i, task in tasks:
-            fut = client.submit(process_study, task.study, outdir, task.output, task.fingerprint, config,
+            fut = client.submit(process_study, task.study, outdir, task.output, task.fingerprint, config, task.stats,
                                 key=f"boxseg-study-{batch}-{i}-{task.study.study}", pure=False,
                                 priority=task.input_bytes)  # larger studies first: a shorter tail
             futures[fut] = (i, task)

@@ -24,13 +24,17 @@ from engine.base.atomic import write_text
 from engine.base.errors import BoxSegError, InputError
 from engine.base.sysinfo import available_cores
 from engine.batch.manifest import read_manifest
-from engine.batch.records import fingerprint, output_name, remove_stale_temp_files, up_to_date
-from engine.batch.worker import Task, process_study
+from engine.batch.records import fingerprint, output_name, remove_stale_temp_files, up_to_date, write_record
+from engine.batch.worker import Task, measure_output, process_study
+from engine.data.measure import COLUMNS, to_csv
 from engine.inference.manifest import find_model
 from engine.inference.session import SessionConfig
 
 REPORT = "report.csv"
 REPORT_COLUMNS = ("study", "objects", "status", "seconds", "error")
+STATS = "stats.csv"
+#: columns of ``OUTDIR/stats.csv`` (``--stats``): the study, then ``boxseg stats``' columns
+STATS_COLUMNS = ("study",) + COLUMNS
 CLUSTER_HINT = "install the cluster extra for parallel and multi-machine runs: pip install 'boxseg[cluster]'"
 
 
@@ -99,6 +103,13 @@ def write_report(outdir: Path, rows: list[dict]) -> Path:
     return write_text(Path(outdir) / REPORT, buf.getvalue())
 
 
+def write_stats(outdir: Path, rows: list[dict]) -> Path:
+    """``OUTDIR/stats.csv``: one row per object of every study that has measurements (manifest order;
+    :data:`STATS_COLUMNS`, values as ``boxseg stats --csv`` writes them), written atomically."""
+    out = [dict(m, study=r["study"]) for r in rows for m in (r.get("stats") or [])]
+    return write_text(Path(outdir) / STATS, to_csv(out, STATS_COLUMNS))
+
+
 @dataclass(frozen=True)
 class BatchOptions:
     """How to run a batch.
@@ -110,7 +121,8 @@ class BatchOptions:
     paths); resume: skip studies whose output is up to date; fmt: label map format of manifest
     studies (:data:`~engine.batch.records.FORMATS`); tls: (CA certificate, client certificate, client
     key) PEM files for a ``tls://`` scheduler — Dask's RPC is unauthenticated pickle, so a scheduler
-    reachable from other machines must use TLS (docs/batch.md).
+    reachable from other machines must use TLS (docs/batch.md); stats: measure every object
+    (``OUTDIR/stats.csv``, the rows of ``boxseg stats`` on each output).
     """
 
     config: SessionConfig = SessionConfig(cache_bytes=512 << 20)
@@ -119,6 +131,7 @@ class BatchOptions:
     resume: bool = True
     fmt: str = "auto"
     tls: tuple[str, str, str] | None = None
+    stats: bool = False
 
 
 def run_batch(manifest: Path | str, outdir: Path | str, options: BatchOptions = BatchOptions(), *,
@@ -160,8 +173,16 @@ def run_batch(manifest: Path | str, outdir: Path | str, options: BatchOptions = 
         rec = up_to_date(out, name, fp, entry.model_id) if options.resume else None
         if rec is not None:
             row.update(status="skipped", objects=rec.get("objects", row["objects"]))
+            if options.stats:
+                row["stats"] = rec.get("stats")
+                if row["stats"] is None:  # segmented by a run without --stats: measure the output here
+                    try:
+                        row["stats"] = measure_output(st, str(out), name)
+                        write_record(out, name, dict(rec, stats=row["stats"]))
+                    except BoxSegError as e:
+                        log(f"{st.study}: could not be measured: {e}")
             continue
-        tasks.append((len(rows) - 1, Task(st, name, fp, nbytes)))
+        tasks.append((len(rows) - 1, Task(st, name, fp, nbytes, options.stats)))
     total = len(rows)
     done = total - len(tasks)
     if progress:
@@ -172,12 +193,14 @@ def run_batch(manifest: Path | str, outdir: Path | str, options: BatchOptions = 
         if res["status"] == "ok" and up_to_date(out, task.output, task.fingerprint, entry.model_id) is None:
             res = dict(res, status="failed", error=f"{res.get('worker', 'a worker')} wrote {task.output} but it is not "
                                                    f"visible in {out} here: the output folder must be shared storage")
-        rows[i].update({k: res[k] for k in ("objects", "status", "seconds", "error") if k in res})
+        rows[i].update({k: res[k] for k in ("objects", "status", "seconds", "error", "stats") if k in res})
         state["done"] += 1
         if progress:
             progress(state["done"], total, f"{task.study.study[:32]} {res['status']}")
         if time.perf_counter() - state["last_report"] > 10:
             write_report(out, rows)
+            if options.stats:
+                write_stats(out, rows)
             state["last_report"] = time.perf_counter()
 
     mode = "nothing to do"
@@ -198,7 +221,8 @@ def run_batch(manifest: Path | str, outdir: Path | str, options: BatchOptions = 
             if mode == "sequential":
                 mode = f"sequential, {threads or 'default'} OpenVINO threads"
                 for i, task in tasks:
-                    on_result(i, task, process_study(task.study, str(out), task.output, task.fingerprint, config))
+                    on_result(i, task, process_study(task.study, str(out), task.output, task.fingerprint, config,
+                                                      task.stats))
             else:
                 # imported here, not at the top: `distributed` takes ~0.3 s to import, which every `boxseg`
                 # start (the desktop app's included) would pay (contract "Dask only in engine.batch.cluster")
@@ -220,10 +244,14 @@ def run_batch(manifest: Path | str, outdir: Path | str, options: BatchOptions = 
                 if r["status"] == "pending":
                     r.update(status="failed", error="not run (batch interrupted)")
             write_report(out, rows)
+            if options.stats:
+                write_stats(out, rows)
     else:
         write_report(out, rows)
+        if options.stats:
+            write_stats(out, rows)
     return BatchResult(rows=rows, seconds=time.perf_counter() - t0, mode=mode)
 
 
-__all__ = ["BatchOptions", "BatchResult", "CLUSTER_HINT", "REPORT", "REPORT_COLUMNS", "have_distributed",
-           "local_sizing", "run_batch", "write_report"]
+__all__ = ["BatchOptions", "BatchResult", "CLUSTER_HINT", "REPORT", "REPORT_COLUMNS", "STATS", "STATS_COLUMNS",
+           "have_distributed", "local_sizing", "run_batch", "write_report", "write_stats"]

@@ -28,6 +28,8 @@ Written here because the libraries that do this (SimpleITK, scikit-image) are no
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import dataclass, field
 
@@ -217,6 +219,32 @@ def measure_object(labels: np.ndarray, value: int, image: Image, name: str = "",
                        long_ends, short_ends)
 
 
+def format_value(v) -> str:
+    """A figure as ``boxseg stats --csv`` writes it: floats with 6 significant digits, NaN/None empty."""
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+def to_csv(rows: list[dict], columns: tuple[str, ...] = COLUMNS, sep: str = ",") -> str:
+    """CSV text (header + one line per row dict, values by :func:`format_value`); ``sep="\\t"`` gives the
+    tab-separated form the app copies to the clipboard. The one writer of ``boxseg stats --csv``,
+    ``boxseg batch --stats`` (``stats.csv``) and the app's Export CSV."""
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, delimiter=sep, lineterminator="\r\n" if sep == "," else "\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([format_value(r.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def json_row(m: "Measurement") -> dict:
+    """:meth:`Measurement.row` with NaN as None (JSON has no NaN)."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.row().items()}
+
+
 def measure(labels: np.ndarray, image: Image, segments: list[Segment] | None = None) -> list[Measurement]:
     """One :class:`Measurement` per object: the values of ``segments`` (in their order), else every
     non-zero value present in ``labels``. labels: (Z,Y,X) on ``image``'s grid."""
@@ -231,4 +259,4 @@ def measure(labels: np.ndarray, image: Image, segments: list[Segment] | None = N
     return [measure_object(labels, s.value, image, s.name, where.get(int(s.value), (0, -1))) for s in segments]
 
 
-__all__ = ["COLUMNS", "Measurement", "measure", "measure_object"]
+__all__ = ["COLUMNS", "Measurement", "format_value", "json_row", "measure", "measure_object", "to_csv"]

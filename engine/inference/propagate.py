@@ -110,7 +110,8 @@ def _pass_start(mask: np.ndarray) -> tuple[int, np.ndarray | None]:
 def propagate_box(session: Session, volume: np.ndarray, box: Box3D, *, label_value: int = 1,
                   window: str = WINDOW_U8, early_stop: int | None = None,
                   progress: ProgressFn | None = None, should_stop: StopFn | None = None,
-                  start: int | None = None) -> np.ndarray:
+                  start: int | None = None, start_mask: np.ndarray | None = None,
+                  ious: dict | None = None) -> np.ndarray:
     """Segment one object through a (D,H,W) uint8 volume; returns a bool (D,H,W) mask.
 
     box: the middle-slice XY box in original pixels and the inclusive z range.
@@ -126,6 +127,10 @@ def propagate_box(session: Session, volume: np.ndarray, box: Box3D, *, label_val
     :class:`Cancelled` before the next slice.
     start: the slice the XY box was drawn on (default z_mid), inside z_min..z_max; propagation
     runs up from it, then down (the desktop app's "propagate from the slice where the box was drawn").
+    start_mask: bool (H,W): the start slice's mask as the user left it (refined, edited), used instead of
+    the model's prediction there and as the prompt of both neighbours ("re-propagate from this slice").
+    ious: a dict that receives z -> the model's IoU estimate (float, unitless 0..1) of every slice it
+    predicted and kept in the output (the decoder's iou head; :mod:`engine.inference.confidence`).
     """
     if volume.ndim != 3 or volume.dtype != np.uint8:
         raise PromptError(f"volume must be uint8 (D,H,W), got {volume.dtype} {volume.shape}")
@@ -165,24 +170,36 @@ def propagate_box(session: Session, volume: np.ndarray, box: Box3D, *, label_val
                 box256 = derived
             elif rule == "B.6" and z < mid:
                 box256 = box_mid_float
-        predictor.set_image(volume[z], slice_index=z, window=window)
-        pred = predictor.predict_256(box256)
-        out[z] = pred.mask
+        if prev == -1 and start_mask is not None:
+            from_user = np.asarray(start_mask, bool)
+            if from_user.shape != (h, w):
+                raise PromptError(f"start mask shape {from_user.shape} does not match the slice ({h}, {w})")
+            mask_z, iou_z = from_user, float("nan")
+        else:
+            predictor.set_image(volume[z], slice_index=z, window=window)
+            pred = predictor.predict_256(box256)
+            mask_z, iou_z = pred.mask, float(pred.iou)
+        out[z] = mask_z
+        if ious is not None:
+            ious[z] = iou_z
         if early_stop is not None:
             if prev == -1:  # the start slice: the reference for both passes
-                ref_area, last_kept = _pass_start(pred.mask)
+                ref_area, last_kept = _pass_start(mask_z)
                 ended = ref_area == 0
             else:
-                ended = object_ended(pred.mask, ref_area, last_kept)
+                ended = object_ended(mask_z, ref_area, last_kept)
             if ended:
                 ended_run.append(z)
                 if len(ended_run) >= early_stop:
                     # the object has ended: the run's specks / stray blobs are not part of it (cleared
                     # only now, so each slice of the run was prompted from the model's own mask)
                     out[ended_run] = False
+                    if ious is not None:
+                        for zz in ended_run:
+                            ious.pop(zz, None)
             else:
                 ended_run = []
-                ref_area, last_kept = max(ref_area, int(pred.mask.sum())), pred.mask
+                ref_area, last_kept = max(ref_area, int(mask_z.sum())), mask_z
         if progress is not None:
             progress(i + 1, len(order))
     return out

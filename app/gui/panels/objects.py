@@ -1,6 +1,9 @@
-"""The objects panel (dock): the document's objects with colour, name, visibility and IoU; propagate, delete.
+"""The objects panel (dock): the document's objects with colour, name, visibility, IoU, volume (mL; area
+for a 2D image) and mean ± SD of the image inside; propagate, delete.
 
-objectNames: ``objectList``, ``propagateButton``, ``deleteButton``.
+The figures come from the controller's measurements (``engine.data.measure`` on the measure worker,
+after every change; "…" until the first result); each item's ``Qt.UserRole + 1`` holds its
+(volume or area, unit, mean, sd). objectNames: ``objectList``, ``propagateButton``, ``deleteButton``.
 """
 
 from __future__ import annotations
@@ -10,12 +13,32 @@ from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QColorDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from engine.data.measure import format_value
+
 
 class PropagateButton(QPushButton):
     """The panel's Propagate button; ``trigger()`` is an alias of ``click()`` (tests use either)."""
 
     def trigger(self):
         self.click()
+
+
+FIGURES_ROLE = Qt.UserRole + 1
+SEP = "   "  # between the name and the figures (an edited name is the text before it)
+
+
+def figures(m, image) -> tuple[float, str, float, float]:
+    """(volume mL, or area for a 2D image; its unit; mean; sd) of a Measurement."""
+    if image is not None and image.depth > 1:
+        return m.volume_ml, "mL", m.mean, m.sd
+    return m.area, m.area_unit.replace("2", "²"), m.mean, m.sd
+
+
+def figures_text(m, image) -> str:
+    size, unit, mean, sd = figures(m, image)
+    iu = f" {image.units}" if image is not None and image.units and image.units != "u8" else ""
+    stats = f"{SEP}{format_value(round(mean, 1))} ± {format_value(round(sd, 1))}{iu}" if mean == mean else ""
+    return f"{size:.4g} {unit}{stats}"
 
 
 def _swatch(color) -> QIcon:
@@ -73,6 +96,7 @@ class ObjectsPanel(QWidget):
         self.list.currentItemChanged.connect(self._on_select)
         self.list.itemChanged.connect(self._on_item_changed)
         self.c.doc.objectsChanged.connect(self.refresh)
+        self.c.measurementsChanged.connect(self.refresh_figures)
         self.c.doc.currentChanged.connect(self._select_value)
         self.c.imageOpened.connect(self._on_image)
         self._updating = False
@@ -91,14 +115,32 @@ class ObjectsPanel(QWidget):
             iou = f"   IoU {o.iou:.2f}" if o.iou is not None else ""
             it = QListWidgetItem(_swatch(o.color), f"{o.name}{iou}{'   3D' if o.propagated else ''}")
             it.setData(Qt.UserRole, o.value)
+            it.setData(Qt.UserRole + 2, it.text())  # the text without figures
             it.setFlags(it.flags() | Qt.ItemIsUserCheckable | Qt.ItemIsEditable)
             it.setCheckState(Qt.Checked if o.visible else Qt.Unchecked)
             it.setToolTip(f"label {o.value}; model IoU estimate {o.iou:.3f}" if o.iou is not None else
                           f"label {o.value}")
             self.list.addItem(it)
         self._updating = False
+        self.refresh_figures()
         self._select_value(self.c.doc.current)
         self.win.update_actions()
+
+    def refresh_figures(self):
+        """Volume (area) and mean ± SD of each object from the latest measurements ("…" while computing)."""
+        self._updating = True
+        ms = self.c.measurements
+        for i in range(self.list.count()):
+            it = self.list.item(i)
+            m = ms.get(it.data(Qt.UserRole))
+            base = it.data(Qt.UserRole + 2)
+            if m is None:
+                it.setText(f"{base}{SEP}…")
+                it.setData(FIGURES_ROLE, None)
+            else:
+                it.setText(f"{base}{SEP}{figures_text(m, self.c.image)}")
+                it.setData(FIGURES_ROLE, figures(m, self.c.image))
+        self._updating = False
 
     def _select_value(self, value):
         self._updating = True
@@ -123,7 +165,7 @@ class ObjectsPanel(QWidget):
         if o is None:
             return
         visible = it.checkState() == Qt.Checked
-        name = it.text().split("   IoU")[0].split("   3D")[0].strip() or o.name
+        name = it.text().split(SEP)[0].strip() or o.name
         changes = {}
         if visible != o.visible:
             changes["visible"] = visible
@@ -144,4 +186,4 @@ class ObjectsPanel(QWidget):
         return None if self.whole.isChecked() else (self.z_from.value(), self.z_to.value())
 
 
-__all__ = ["ObjectsPanel", "PropagateButton"]
+__all__ = ["FIGURES_ROLE", "ObjectsPanel", "PropagateButton", "figures", "figures_text"]

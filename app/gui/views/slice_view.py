@@ -6,9 +6,15 @@ pixels are drawn with their in-plane spacing (an item transform), so anatomy has
 Scene items live in "screen pixel" coordinates of the displayed slice; :meth:`to_index` converts
 to the stored voxel indices the engine uses (X = column, Y = row of ``voxels[z]``).
 
-Mouse: left-drag draws a box (box tool) or clicks add points (+/- tools); right-drag sets
+Mouse: left-drag draws a box (box tool), a ruler (ruler tool: its length beside it) or an ellipse ROI
+(ROI tool: area and mean/SD/min/max of the image inside); a click with the ruler or ROI tool selects
+the ruler/ROI under it (Edit ▸ Delete ruler/ROI removes it); clicks add points (+/- tools); right-drag sets
 window/level; middle-drag (or the pan tool, or Space+drag) pans; wheel scrolls slices, Ctrl+wheel
 zooms at the cursor. Keys: PgUp/PgDn, Up/Down scroll slices; Esc cancels a drag.
+
+Rulers and ROIs are the document's (``Document.annotations``, per slice, undoable, autosaved); their
+figures come from :mod:`engine.data.roi`. With View ▸ RECIST axes the long and short axes of each
+visible object (``engine.data.measure``, computed off the GUI thread) are drawn on its RECIST slice.
 """
 
 from __future__ import annotations
@@ -16,11 +22,38 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap, QTransform
-from PySide6.QtWidgets import QFrame, QGraphicsEllipseItem, QGraphicsPixmapItem, QGraphicsRectItem, \
-    QGraphicsScene, QGraphicsView
+from PySide6.QtWidgets import QFrame, QGraphicsEllipseItem, QGraphicsLineItem, QGraphicsPixmapItem, \
+    QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
 
 from engine.data.outline import outline
 from engine.data.palette import default_color
+from engine.data.roi import length_unit, line_length, roi_stats
+
+_RULER = QColor(80, 220, 255)
+_SELECTED = QColor(255, 90, 200)
+
+
+def _pen(color: QColor, width: float = 1.5, style=Qt.SolidLine) -> QPen:
+    pen = QPen(color, 0, style)
+    pen.setCosmetic(True)  # the same width on screen at every zoom
+    pen.setWidthF(width)
+    return pen
+
+
+def _fmt_num(v: float) -> str:
+    return "–" if not np.isfinite(v) else f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def annotation_text(image, ann) -> str:
+    """The figures shown beside a ruler or ROI: its length, or area and mean ± SD [min, max]."""
+    x0, y0, x1, y1 = ann.points
+    unit = length_unit(image)
+    if ann.kind == "ruler":
+        return f"{line_length(image, (x0, y0), (x1, y1)):.1f} {unit}"
+    st = roi_stats(image, ann.z, ann.points)
+    iu = f" {st.intensity_unit}" if st.intensity_unit and st.intensity_unit != "u8" else ""
+    return (f"{st.area:.1f} {unit}²  {_fmt_num(st.mean)} ± {_fmt_num(st.sd)}{iu}  "
+            f"[{_fmt_num(st.min)}, {_fmt_num(st.max)}]")
 
 _SIDES = {  # plane -> (left, right, top, bottom) patient directions on screen
     "axial": ("R", "L", "A", "P"),
@@ -76,6 +109,11 @@ class SliceView(QGraphicsView):
         self.box_item.setPen(pen)
         self.box_item.hide()
         self.point_items: list[QGraphicsEllipseItem] = []
+        self.drawing_item = None  # the ruler line / ROI ellipse being dragged
+        self.annotation_items: dict[int, tuple] = {}  # annotation id -> (shape item, text item)
+        self.recist_items: list = []
+        self.show_recist = False
+        self.selected_annotation: int | None = None
         self.tool = "box"
         self.opacity = 0.45
         self.fill = True
@@ -94,6 +132,8 @@ class SliceView(QGraphicsView):
         c.doc.labelsChanged.connect(self._on_labels)
         c.doc.objectsChanged.connect(self.render_overlay)
         c.doc.currentChanged.connect(lambda v: self.render_points())
+        c.doc.annotationsChanged.connect(self.render_annotations)
+        c.measurementsChanged.connect(self.render_recist)
 
     # --- geometry -----------------------------------------------------------------------------
     @property
@@ -132,6 +172,19 @@ class SliceView(QGraphicsView):
 
     def index_to_screen(self, x: float, y: float) -> tuple[float, float]:
         """Stored voxel (x, y) -> screen pixel centre (col, row)."""
+        z, ys, xs = self.image.shape
+        r, c = self.image.display.index_to_screen(x, y, (ys, xs))
+        return c + 0.5, r + 0.5
+
+    def screen_to_index_f(self, col: float, row: float) -> tuple[float, float]:
+        """Continuous screen position (col, row; pixel k spans k..k+1) -> continuous stored voxel index
+        (x, y) with integers at pixel centres (engine.data.roi's coordinates)."""
+        z, y, x = self.image.shape
+        xi, yi = self.image.display.screen_to_index(row - 0.5, col - 0.5, (y, x))
+        return float(xi), float(yi)
+
+    def index_to_screen_f(self, x: float, y: float) -> tuple[float, float]:
+        """The inverse of :meth:`screen_to_index_f`."""
         z, ys, xs = self.image.shape
         r, c = self.image.display.index_to_screen(x, y, (ys, xs))
         return c + 0.5, r + 0.5
@@ -176,6 +229,71 @@ class SliceView(QGraphicsView):
         self.render_image()
         self.render_overlay()
         self.render_points()
+        self.render_annotations()
+        self.render_recist()
+        self.viewport().update()
+
+    def _label_item(self, text: str, color: QColor, at: QPointF) -> QGraphicsSimpleTextItem:
+        t = QGraphicsSimpleTextItem(text)
+        t.setBrush(QBrush(color))
+        t.setFlag(QGraphicsSimpleTextItem.ItemIgnoresTransformations)  # readable at every zoom
+        t.setPos(self.image_item.mapToScene(at) + QPointF(6, 4))
+        self.scene_.addItem(t)
+        return t
+
+    def render_annotations(self) -> None:
+        """The rulers and ROIs of the current slice, each with its figures (:func:`annotation_text`)."""
+        for shape, text in self.annotation_items.values():
+            self.scene_.removeItem(shape)
+            self.scene_.removeItem(text)
+        self.annotation_items = {}
+        if self.image is None:
+            return
+        for a in self.c.doc.annotations:
+            if a.z != self.c.z:
+                continue
+            color = _SELECTED if a.id == self.selected_annotation else _RULER
+            c0, r0 = self.index_to_screen_f(a.points[0], a.points[1])
+            c1, r1 = self.index_to_screen_f(a.points[2], a.points[3])
+            if a.kind == "ruler":
+                shape = QGraphicsLineItem(c0, r0, c1, r1, self.image_item)
+                at = QPointF((c0 + c1) / 2, (r0 + r1) / 2)
+            else:
+                shape = QGraphicsEllipseItem(QRectF(QPointF(min(c0, c1), min(r0, r1)),
+                                                    QPointF(max(c0, c1), max(r0, r1))), self.image_item)
+                at = QPointF(max(c0, c1), max(r0, r1))
+            shape.setPen(_pen(color))
+            self.annotation_items[a.id] = (shape, self._label_item(annotation_text(self.image, a), color, at))
+        self.viewport().update()
+
+    def annotation_text(self, ann_id: int) -> str:
+        """The text shown beside annotation ``ann_id`` (on the current slice), '' if not shown."""
+        item = self.annotation_items.get(ann_id)
+        return item[1].text() if item else ""
+
+    def set_show_recist(self, on: bool) -> None:
+        self.show_recist = bool(on)
+        self.render_recist()
+
+    def render_recist(self) -> None:
+        """RECIST long (solid) and short (dashed) axes of the visible objects whose RECIST slice is this one."""
+        for it in self.recist_items:
+            self.scene_.removeItem(it)
+        self.recist_items = []
+        if self.image is None or not self.show_recist:
+            return
+        for o in self.c.doc.objects:
+            m = self.c.measurements.get(o.value)
+            if not o.visible or m is None or m.recist_slice != self.c.z or len(m.recist_long_ends) != 2:
+                continue
+            color = QColor(*o.color).lighter(140)
+            for ends, style, mm in ((m.recist_long_ends, Qt.SolidLine, m.recist_long_mm),
+                                    (m.recist_short_ends, Qt.DashLine, m.recist_short_mm)):
+                (c0, r0), (c1, r1) = self.index_to_screen_f(*ends[0]), self.index_to_screen_f(*ends[1])
+                line = QGraphicsLineItem(c0, r0, c1, r1, self.image_item)
+                line.setPen(_pen(color, 2.0, style))
+                self.recist_items.append(line)
+                self.recist_items.append(self._label_item(f"{mm:.1f} {m.length_unit}", color, QPointF(c1, r1)))
         self.viewport().update()
 
     def render_image(self) -> None:
@@ -360,6 +478,14 @@ class SliceView(QGraphicsView):
             self.box_item.setRect(QRectF(col, row, 0, 0))
             self.box_item.show()
             self.c.begin_drag()
+        elif b == Qt.LeftButton and self.tool in ("ruler", "roi"):
+            if not self._in_image(col, row):
+                self._drag = None
+                return
+            self._drag = (self.tool, (col, row))
+            self.drawing_item = (QGraphicsLineItem(col, row, col, row, self.image_item) if self.tool == "ruler"
+                                 else QGraphicsEllipseItem(QRectF(col, row, 0, 0), self.image_item))
+            self.drawing_item.setPen(_pen(_RULER, 1.5, Qt.DashLine))
         elif b == Qt.LeftButton and self.tool in ("add", "remove"):
             self._drag = ("click", pos)
         e.accept()
@@ -382,6 +508,14 @@ class SliceView(QGraphicsView):
             box = self.box_from_screen((c0, r0), (c1, r1))
             if box[2] > box[0] and box[3] > box[1]:
                 self.c.drag_box(box)
+        elif d[0] in ("ruler", "roi") and self.drawing_item is not None:
+            c0, r0 = d[1]
+            rows, cols = self.screen_shape()
+            c1, r1 = float(np.clip(col, 0, cols)), float(np.clip(row, 0, rows))
+            if d[0] == "ruler":
+                self.drawing_item.setLine(c0, r0, c1, r1)
+            else:
+                self.drawing_item.setRect(QRectF(QPointF(min(c0, c1), min(r0, r1)), QPointF(max(c0, c1), max(r0, r1))))
         elif d[0] == "wl":
             dx, dy = pos.x() - d[1].x(), pos.y() - d[1].y()
             scale = max(d[3], 1.0) / 256.0
@@ -411,10 +545,47 @@ class SliceView(QGraphicsView):
                 self.box_item.hide()
                 self.c.cancel_drag()
                 self._select_at(col, row)
+        elif d[0] in ("ruler", "roi"):
+            if self.drawing_item is not None:
+                self.scene_.removeItem(self.drawing_item)
+                self.drawing_item = None
+            c0, r0 = d[1]
+            rows, cols = self.screen_shape()
+            c1, r1 = float(np.clip(col, 0, cols)), float(np.clip(row, 0, rows))
+            # under 3 screen pixels of drag: a click, which selects the ruler/ROI under the cursor
+            p0 = self.mapFromScene(self.image_item.mapToScene(QPointF(c0, r0)))
+            if (p0 - e.position().toPoint()).manhattanLength() < 3:
+                self.select_annotation_at(e.position())
+            else:
+                self.c.add_annotation(d[0], (*self.screen_to_index_f(c0, r0), *self.screen_to_index_f(c1, r1)))
         elif d[0] == "click" and self._in_image(col, row):
             x, y = self.to_index(col, row)
             self.c.add_point(x, y, positive=self.tool == "add")
         e.accept()
+
+    def select_annotation_at(self, viewport_pos, tolerance: float = 6.0) -> int | None:
+        """Select the ruler/ROI of this slice nearest to the viewport position (within ``tolerance``
+        screen pixels of its line or outline); returns its id, or None (nothing selected)."""
+        best, best_d = None, tolerance
+        p = np.array([viewport_pos.x(), viewport_pos.y()], float)
+        for aid, (shape, _) in self.annotation_items.items():
+            if isinstance(shape, QGraphicsLineItem):
+                ln = shape.line()
+                a = self.mapFromScene(shape.mapToScene(ln.p1()))
+                b = self.mapFromScene(shape.mapToScene(ln.p2()))
+                a, b = np.array([a.x(), a.y()], float), np.array([b.x(), b.y()], float)
+                t = float(np.clip(np.dot(p - a, b - a) / max(np.dot(b - a, b - a), 1e-9), 0, 1))
+                d = float(np.linalg.norm(a + t * (b - a) - p))
+            else:
+                r = self.mapFromScene(shape.mapToScene(shape.rect())).boundingRect()
+                cx, cy, rx, ry = r.center().x(), r.center().y(), max(r.width() / 2, 1), max(r.height() / 2, 1)
+                ang = np.arctan2((p[1] - cy) / ry, (p[0] - cx) / rx)
+                d = float(np.hypot(cx + rx * np.cos(ang) - p[0], cy + ry * np.sin(ang) - p[1]))
+            if d <= best_d:
+                best, best_d = aid, d
+        self.selected_annotation = best
+        self.render_annotations()
+        return best
 
     def _select_at(self, col, row) -> None:
         idx = self.to_index(col, row, clamp=False)
@@ -462,6 +633,11 @@ class SliceView(QGraphicsView):
             self._drag = None
             self.box_item.hide()
             self.c.cancel_drag()
+        elif k == Qt.Key_Escape and self._drag is not None and self._drag[0] in ("ruler", "roi"):
+            self._drag = None
+            if self.drawing_item is not None:
+                self.scene_.removeItem(self.drawing_item)
+                self.drawing_item = None
         elif k == Qt.Key_Space and not e.isAutoRepeat():
             self._space = True
         else:
