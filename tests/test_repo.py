@@ -18,7 +18,18 @@ def test_ci_runs_the_readme_test_command():
     install_and_run, test_cmd = _readme_commands()[:2]
     assert "pytest" in test_cmd
     assert test_cmd.strip() in (REPO / ".ci" / "run").read_text()
-    assert "boxseg segment assets/sample/" in install_and_run
+    # the first command installs the app and opens it on the bundled MR volume (with the bundled model)
+    assert 'pip install -e ".[app]"' in install_and_run
+    opened = re.search(r"boxseg app (assets/sample/\S+)$", install_and_run.strip())
+    assert opened and (REPO / opened.group(1)).is_file(), install_and_run
+    assert opened.group(1).endswith((".nii.gz", ".nii")), "the sample opened first is the MR volume"
+
+
+def test_readme_keeps_the_command_line_sample():
+    text = (REPO / "README.md").read_text()
+    first_bash = text.index("```bash")
+    cli = text.index("boxseg segment assets/sample/CT_small.dcm")
+    assert cli > text.index("python -m pytest") > first_bash, "the CLI sample comes after the install and test commands"
 
 
 def test_no_research_data_committed():

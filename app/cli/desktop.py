@@ -3,10 +3,38 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 from app.cli.segment import parse_cli_box
 from engine.base.errors import InputError
+
+
+#: Qt platform plugins that draw without a window system (QT_QPA_PLATFORM; a ';'-separated list is a
+#: fallback order): with one of these the app starts without DISPLAY/WAYLAND_DISPLAY
+HEADLESS_PLATFORMS = frozenset({"offscreen", "minimal", "minimalegl", "eglfs", "linuxfb", "vnc", "vkkhrdisplay"})
+
+
+def missing_display(environ=None, platform: str | None = None) -> str | None:
+    """Why the interactive app cannot open a window here (one line), or None when it can.
+
+    Only Linux and other X11/Wayland systems need a display server; without DISPLAY or WAYLAND_DISPLAY
+    Qt's xcb plugin prints several lines and aborts the process (no exception to catch), so the check
+    is made before Qt is imported. A headless QT_QPA_PLATFORM (:data:`HEADLESS_PLATFORMS`) needs none.
+    """
+    env = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if platform.startswith(("win", "darwin", "cygwin")):
+        return None
+    wanted = [p.strip().split(":")[0] for p in env.get("QT_QPA_PLATFORM", "").split(";") if p.strip()]
+    if any(p in HEADLESS_PLATFORMS for p in wanted):
+        return None
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display to open the desktop app on (DISPLAY and WAYLAND_DISPLAY are not set); "
+            "`boxseg app --smoke-test PATH` runs it offscreen, and the command-line subcommands "
+            "(boxseg segment/convert/info/stats/batch ...) need no display")
 
 
 def cmd_app(args) -> int:
@@ -19,6 +47,10 @@ def cmd_app(args) -> int:
             raise InputError("--smoke-test needs a PATH (a DICOM folder or file, NIfTI or 2D image)")
         if not Path(args.path).exists():
             raise InputError(f"{args.path}: no such file or folder")
+    else:
+        why = missing_display()
+        if why is not None:
+            raise InputError(why)  # one line and exit 2 (app.cli.main), instead of Qt aborting the process
     # the only imports of Qt from the command line: here, after the check above, so that every other
     # command runs without PySide6 (the import-linter contract "app.cli never imports Qt" names these edges)
     if args.smoke_test:
@@ -42,4 +74,4 @@ def add_parser(sub) -> None:
     a.set_defaults(func=cmd_app)
 
 
-__all__ = ["add_parser", "cmd_app"]
+__all__ = ["HEADLESS_PLATFORMS", "add_parser", "cmd_app", "missing_display"]

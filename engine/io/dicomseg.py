@@ -268,7 +268,7 @@ def _onto_grid(labels: np.ndarray, affine: np.ndarray, image: Image, name: str, 
 def is_dicom_seg(path: Path) -> bool:
     """Whether ``path`` is a DICOM file holding a Segmentation (read from its header only)."""
     path = Path(path)
-    if not path.is_file() or kind_of(path) in ("nifti", "raster", "npz"):
+    if not path.is_file() or kind_of(path) not in (None, "dicom"):  # a DICOM file may have any other name
         return False
     ds = read_header(path)
     return ds is not None and str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS

@@ -6,13 +6,16 @@ Images (:func:`open_image`):
 * ``.nii`` / ``.nii.gz`` -> NIfTI (:mod:`engine.io.nifti`);
 * ``.png .jpg .jpeg .bmp .tif .tiff`` -> raster (:mod:`engine.io.raster`);
 * ``.npz`` -> a challenge case (``imgs`` already in the model's uint8 domain, :mod:`engine.io.challenge_npz`);
+* ``.seg.nrrd`` / ``.nrrd`` -> refused: a label map, opened onto its image (below);
 * anything else -> a single DICOM file (``.dcm``, ``.ima``, no extension, ...).
 
 Label maps (:func:`read_labelmap`, :func:`write_labelmap`) on an image's grid:
 
-* ``.nii`` / ``.nii.gz`` — NIfTI in the image's exact geometry (:mod:`engine.io.nifti`);
+* ``.nii`` / ``.nii.gz`` — NIfTI in the image's exact geometry (:mod:`engine.io.nifti`), with the names and
+  colours in ITK-SNAP label descriptions beside it (``<stem>.label.txt``, :mod:`engine.io.itksnap`);
 * ``.dcm`` — DICOM-SEG referencing the image's DICOM series (:mod:`engine.io.dicomseg`);
-* ``.png`` (``.tif``) — one 2D slice (:mod:`engine.io.raster`).
+* ``.png`` (``.tif``) — one 2D slice (:mod:`engine.io.raster`);
+* ``.seg.nrrd`` (``.nrrd``) — a 3D Slicer segmentation on the image's grid (:mod:`engine.io.segnrrd`).
 
 Reading a label map back onto an open image refuses one whose geometry does not match (shape, and
 the voxel->RAS affine within :data:`~engine.data.geometry.AFFINE_TOL_MM`).
@@ -32,10 +35,12 @@ from engine.data.labelmap import LabelMap, Segment, check_onto, segments_for
 from engine.io.challenge_npz import read_challenge_npz
 from engine.io.dicom import read_dicom
 from engine.io.dicomseg import read_dicom_seg, write_dicom_seg
-from engine.io.formats import kind_of, labelmap_format
+from engine.io.formats import kind_of, label_description_paths, labelmap_format
+from engine.io.itksnap import read_label_descriptions, write_label_descriptions
 from engine.io.nifti import read_nifti, read_nifti_labels, write_nifti_labels
 from engine.io.outputs import check_output
 from engine.io.raster import read_png_labels, read_raster, write_label_png
+from engine.io.segnrrd import read_seg_nrrd, write_seg_nrrd
 
 
 def open_image(path: Path | str, *, series: str | None = None, progress: ProgressFn | None = None,
@@ -57,15 +62,34 @@ def open_image(path: Path | str, *, series: str | None = None, progress: Progres
         return read_raster(p)
     if kind == "npz":
         return read_challenge_npz(p)
+    if kind == "nrrd":
+        raise InputError(f"{p.name}: a NRRD label map (3D Slicer segmentation), not an image; open the image it "
+                         "was drawn on, then this label map")
     return read_dicom(p, progress=progress, should_stop=should_stop)
 
 
+def _nifti_segments(path: Path, labels: np.ndarray) -> tuple[list[Segment], list[str]]:
+    """Segments of a NIfTI label map's values: names and colours from the first ITK-SNAP label description
+    file found beside it (:func:`~engine.io.formats.label_description_paths`), else defaults. A file that
+    does not parse gives defaults and a warning: the voxels are still the label map."""
+    for candidate in label_description_paths(path):
+        if candidate.is_file():
+            try:
+                described = {s.value: s for s in read_label_descriptions(candidate)}
+            except InputError as e:
+                return segments_for(labels), [f"names and colours not read: {e}"]
+            present = segments_for(labels)  # only the values in the label map: ITK-SNAP tables list many
+            return [described.get(s.value, s) for s in present], []
+    return segments_for(labels), []
+
+
 def read_labelmap(path: Path, image: Image | None = None, *, atol: float = AFFINE_TOL_MM) -> LabelMap:
-    """A label map file (NIfTI, DICOM-SEG, PNG) -> :class:`LabelMap`, on ``image``'s grid when given.
+    """A label map file (NIfTI, DICOM-SEG, PNG, .seg.nrrd) -> :class:`LabelMap`, on ``image``'s grid when given.
 
     With ``image``, the label map must have the image's shape and affine (within ``atol`` mm), or
     :class:`InputError` says why; a DICOM-SEG is placed by the SOP instances it references when the
-    image is their DICOM series.
+    image is their DICOM series; a .seg.nrrd cropped to its segments is put back in place.
+    Names and colours: the DICOM-SEG's and .seg.nrrd's segments, a NIfTI's ITK-SNAP label descriptions.
     """
     path = Path(path)
     if not path.exists():
@@ -75,7 +99,10 @@ def read_labelmap(path: Path, image: Image | None = None, *, atol: float = AFFIN
         labels, affine = read_nifti_labels(path)
         if image is not None:
             check_onto(image, labels.shape, affine, path.name, atol)
-        return LabelMap(labels, affine, segments_for(labels), source=path)
+        segments, notes = _nifti_segments(path, labels)
+        return LabelMap(labels, affine, segments, source=path, warnings=notes)
+    if kind == "nrrd":
+        return read_seg_nrrd(path, image, atol=atol)
     if kind == "raster":
         labels = read_png_labels(path)
         if image is not None and labels.shape != image.shape:
@@ -89,10 +116,12 @@ def write_labelmap(path: Path, labels: np.ndarray, image: Image, *, segments: li
                    model_name: str = "", model_version: str = "", z: int | None = None) -> Path:
     """Write a (Z,Y,X) label map on ``image``'s grid; the format follows the extension.
 
-    ``.nii``/``.nii.gz``: NIfTI in the image's geometry. ``.dcm``: DICOM-SEG (the image must come
+    ``.nii``/``.nii.gz``: NIfTI in the image's geometry, and ``segments``' names and colours as ITK-SNAP
+    label descriptions beside it (``<stem>.label.txt``). ``.dcm``: DICOM-SEG (the image must come
     from DICOM), segments named and coloured by ``segments``, algorithm BoxSeg + model name/version.
-    ``.png``: one slice — the only one for a 2D image, else slice ``z``. Never over one of the image's
-    own files (:func:`engine.io.outputs.check_output`).
+    ``.png``: one slice — the only one for a 2D image, else slice ``z``. ``.seg.nrrd``: a 3D Slicer
+    segmentation on the image's grid with ``segments``' names, colours and terminology. Never over one
+    of the image's own files (:func:`engine.io.outputs.check_output`).
     """
     path = check_output(path, image)
     labels = np.asarray(labels)
@@ -100,7 +129,12 @@ def write_labelmap(path: Path, labels: np.ndarray, image: Image, *, segments: li
         raise InputError(f"label map shape (Z,Y,X) {labels.shape} does not match the image {image.shape}")
     fmt = labelmap_format(path)
     if fmt == "nifti":
-        return write_nifti_labels(path, labels, image)
+        sidecar = check_output(label_description_paths(path)[0], image)
+        out = write_nifti_labels(path, labels, image)
+        write_label_descriptions(sidecar, _with_defaults(labels, segments))
+        return out
+    if fmt == "seg-nrrd":
+        return write_seg_nrrd(path, labels, image, segments or segments_for(labels))
     if fmt == "dicom-seg":
         return write_dicom_seg(path, labels, image, segments or segments_for(labels), model_name=model_name,
                                model_version=model_version)
@@ -110,7 +144,15 @@ def write_labelmap(path: Path, labels: np.ndarray, image: Image, *, segments: li
                              ".dcm, or segment one --slice")
         return write_label_png(path, labels[0 if z is None else image.check_slice(z)])
     raise InputError(f"{path.name}: unknown label map format {path.suffix.lower() or '(no extension)'!r}; "
-                     "use .nii/.nii.gz (NIfTI), .dcm (DICOM-SEG) or .png (2D)")
+                     "use .nii/.nii.gz (NIfTI), .dcm (DICOM-SEG), .seg.nrrd (3D Slicer) or .png (2D)")
+
+
+def _with_defaults(labels: np.ndarray, segments: list[Segment] | None) -> list[Segment]:
+    """``segments`` plus a default segment for each value present in ``labels`` that has none."""
+    by_value = {s.value: s for s in segments or []}
+    for s in segments_for(labels):
+        by_value.setdefault(s.value, s)
+    return [by_value[v] for v in sorted(by_value)]
 
 
 __all__ = ["open_image", "read_labelmap", "write_labelmap"]
