@@ -66,8 +66,9 @@ def run(exe: Path, sample: Path, timeout: float = 900.0) -> dict:
 
 def cli_checks(exe: Path, timeout: float = 600.0) -> list[str]:
     """The command line of the frozen app on the bundled CT slice: DICOM-SEG and NIfTI output (highdicom,
-    nibabel), a PNG overlay read back as an input (Pillow), DICOM-SEG -> NIfTI conversion, ``info`` and
-    ``models``. Problems found (empty = all passed)."""
+    nibabel), a PNG overlay read back as an input (Pillow), DICOM-SEG -> NIfTI and -> 3D Slicer .seg.nrrd
+    (pynrrd) conversion, ITK-SNAP label descriptions beside the NIfTI, ``info`` and ``models``. Problems
+    found (empty = all passed)."""
     import tempfile
 
     ct = REPO / "assets" / "sample" / "CT_small.dcm"
@@ -77,8 +78,10 @@ def cli_checks(exe: Path, timeout: float = 600.0) -> list[str]:
         runs = [
             (["segment", ct, "--box", "72,0,110,28", "-o", out / "seg.dcm", "--overlay", out / "overlay.png"],
              [out / "seg.dcm", out / "overlay.png"]),
-            (["segment", ct, "--box", "72,0,110,28", "-o", out / "seg.nii.gz"], [out / "seg.nii.gz"]),
+            (["segment", ct, "--box", "72,0,110,28", "-o", out / "seg.nii.gz"], [out / "seg.nii.gz", out / "seg.label.txt"]),
             (["convert", out / "seg.dcm", "-o", out / "back.nii.gz", "--reference", ct], [out / "back.nii.gz"]),
+            (["convert", out / "seg.dcm", "-o", out / "back.seg.nrrd", "--reference", ct], [out / "back.seg.nrrd"]),
+            (["stats", ct, out / "back.seg.nrrd"], []),
             # a 2D raster in and out (Pillow): the overlay PNG written above, segmented to a mask PNG
             (["segment", out / "overlay.png", "--box", "72,0,110,28", "-o", out / "mask.png"], [out / "mask.png"]),
             (["info", ct], []),

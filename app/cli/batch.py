@@ -61,7 +61,8 @@ def add_parser(sub) -> None:
         description="MANIFEST: a .csv or .jsonl file with one object per row (columns image, box, and optional "
                     "series, study, object, slice, window; box x0,y0,x1,y1 on 'slice' or x0,y0,z0,x1,y1,z1 "
                     "propagated from its middle slice), or a folder of challenge 2D*/3D* .npz cases. Each study "
-                    "becomes OUTDIR/<study>.nii.gz|.dcm|.png (a challenge case: OUTDIR/<name>.npz with 'segs'), "
+                    "becomes OUTDIR/<study>.nii.gz (+ <study>.label.txt, ITK-SNAP names and colours)|.dcm|.png|"
+                    ".seg.nrrd (a challenge case: OUTDIR/<name>.npz with 'segs'), "
                     "plus OUTDIR/report.csv. Studies whose output was made from the same input files and model "
                     "are skipped (--no-resume redoes them). See docs/batch.md.")
     b.add_argument("manifest", help="a .csv/.jsonl manifest or a folder of challenge .npz cases")
@@ -88,7 +89,8 @@ def add_parser(sub) -> None:
                    help="skip studies whose output is up to date (default); --no-resume redoes every study")
     b.add_argument("--format", choices=FORMATS, default="auto",
                    help="label map format for manifest studies (default auto: DICOM -> DICOM-SEG .dcm, NIfTI -> "
-                        ".nii.gz, 2D raster -> .png); challenge cases always give .npz")
+                        ".nii.gz, 2D raster -> .png; seg-nrrd: 3D Slicer .seg.nrrd for any input); challenge cases "
+                        "always give .npz")
     b.add_argument("--stats", action="store_true",
                    help="also measure every object (the rows `boxseg stats` gives: mL, HU, Feret, RECIST) into "
                         "OUTDIR/stats.csv, one row per object with its study")

@@ -11,7 +11,7 @@ from engine.data.image import Image
 from engine.io.dicom import scan_folder
 from engine.io.dicomseg import is_dicom_seg
 from engine.io.dispatch import read_labelmap, write_labelmap
-from engine.io.formats import is_nifti, is_raster
+from engine.io.formats import is_nifti, is_raster, kind_of
 from engine.io.nifti import write_nifti_image
 from engine.io.outputs import check_output
 
@@ -34,7 +34,11 @@ def cmd_info(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    """Label map <-> DICOM-SEG (aligned to --reference), or a DICOM image -> NIfTI."""
+    """Label map <-> DICOM-SEG / .seg.nrrd / NIfTI (aligned to --reference), or a DICOM image -> NIfTI.
+
+    DICOM-SEG and .seg.nrrd carry their own grid (and names), so they convert without --reference (to
+    anything but DICOM-SEG); a NIfTI/PNG label map needs its image, except to .seg.nrrd, which takes the
+    NIfTI's own grid (a PNG has none)."""
     src, out = Path(args.input), Path(args.out)
     kind = out_format(out)
     if not src.exists():
@@ -44,7 +48,8 @@ def cmd_convert(args) -> int:
     if ref is not None:
         warn(ref.warnings)
         check_output(out, ref)
-    if is_dicom_seg(src) or ((is_nifti(src) or is_raster(src)) and ref is not None):
+    own_grid = is_dicom_seg(src) or kind_of(src) == "nrrd" or (is_nifti(src) and kind == "seg-nrrd")
+    if own_grid or ((is_nifti(src) or is_raster(src)) and ref is not None):
         lm = read_labelmap(src, ref)
         warn(lm.warnings)
         if ref is None:
@@ -74,9 +79,13 @@ def add_parser(sub) -> None:
     n.add_argument("--series", default=None, help="DICOM folder: the series to describe (UID or number)")
     n.set_defaults(func=cmd_info)
 
-    c = sub.add_parser("convert", help="label map <-> DICOM-SEG (aligned to --reference), or DICOM image -> NIfTI")
-    c.add_argument("input", help="DICOM-SEG .dcm, NIfTI/PNG label map (with --reference), or a DICOM image/folder")
-    c.add_argument("-o", "--out", required=True, help=".nii/.nii.gz, .dcm (DICOM-SEG) or .png, by extension")
+    c = sub.add_parser("convert", help="label map <-> DICOM-SEG / .seg.nrrd / NIfTI (aligned to --reference), or "
+                                       "DICOM image -> NIfTI")
+    c.add_argument("input", help="DICOM-SEG .dcm, 3D Slicer .seg.nrrd, NIfTI/PNG label map (with --reference), or a "
+                                 "DICOM image/folder")
+    c.add_argument("-o", "--out", required=True,
+                   help=".nii/.nii.gz (+ NAME.label.txt, ITK-SNAP), .seg.nrrd (3D Slicer), .dcm (DICOM-SEG) or .png, by "
+                        "extension")
     c.add_argument("--reference", default=None,
                    help="the image the label map belongs to (a DICOM series folder for DICOM-SEG output); the "
                         "label map's geometry must match it")

@@ -31,16 +31,17 @@ def parse_cli_box(values: list[str]) -> list[float]:
 
 
 def out_format(out: Path) -> str:
-    """The label map format ``-o OUT`` asks for ('nifti', 'dicom-seg', 'png'); :class:`InputError` otherwise."""
+    """The label map format ``-o OUT`` asks for ('nifti', 'dicom-seg', 'png', 'seg-nrrd'); :class:`InputError`
+    otherwise."""
     fmt = labelmap_format(out)
     if fmt is None:
         raise InputError(f"{out.name}: output format from its extension must be .nii/.nii.gz (NIfTI label map), "
-                         f".dcm (DICOM-SEG) or .png (2D mask)")
+                         f".dcm (DICOM-SEG), .seg.nrrd (3D Slicer segmentation) or .png (2D mask)")
     return fmt
 
 
 def cmd_segment(args) -> int:
-    """Segment an image or volume with a box; write the mask as NIfTI, DICOM-SEG or PNG (by extension)."""
+    """Segment an image or volume with a box; write the mask as NIfTI, DICOM-SEG, .seg.nrrd or PNG (by extension)."""
     if args.image is None and len(args.box) > 1:
         # `segment --box X0 Y0 X1 Y1 IMAGE`: argparse gives the image to the open-ended --box
         args.image = args.box.pop()
@@ -79,9 +80,9 @@ def cmd_segment(args) -> int:
     check_object(img, obj)
     if kind == "dicom-seg" and not img.dicom:
         raise InputError(f"{out.name}: a DICOM-SEG needs a DICOM input; this is {img.description.split(',')[0]} "
-                         "(write .nii.gz or .png)")
+                         "(write .nii.gz, .seg.nrrd or .png)")
     if kind == "png" and z_range is not None and img.depth > 1:
-        raise InputError(f"{out.name}: a PNG holds one slice; write .nii.gz or .dcm for --z-range")
+        raise InputError(f"{out.name}: a PNG holds one slice; write .nii.gz, .seg.nrrd or .dcm for --z-range")
     img.intensity_map(args.window)  # a zero-range image is refused before the model loads
     warn(img.warnings)
 
@@ -119,7 +120,7 @@ def cmd_segment(args) -> int:
 
 
 def add_parser(sub) -> None:
-    s = sub.add_parser("segment", help="segment an image or volume with a box; write NIfTI, DICOM-SEG or PNG",
+    s = sub.add_parser("segment", help="segment an image or volume with a box; write NIfTI, DICOM-SEG, .seg.nrrd or PNG",
                        description="Coordinates are voxel indices as stored in the file: X is the first in-plane "
                                    "index (NIfTI i, DICOM column), Y the second (NIfTI j, DICOM row), Z the slice "
                                    "(NIfTI k; DICOM slices sorted by position along the slice normal).")
@@ -137,11 +138,13 @@ def add_parser(sub) -> None:
                    help="intensity window: soft-tissue|lung|bone|brain, WIDTH,LEVEL in HU (e.g. 400,40; or W400,L40), "
                         "percentile, minmax (default: soft-tissue for CT, percentile for MR, as-is for 8-bit)")
     s.add_argument("-o", "--out", default="mask.png",
-                   help="output by extension: .nii/.nii.gz label map in the input's geometry, .dcm DICOM-SEG "
+                   help="output by extension: .nii/.nii.gz label map in the input's geometry (with ITK-SNAP label "
+                        "descriptions beside it, NAME.label.txt), .seg.nrrd 3D Slicer segmentation, .dcm DICOM-SEG "
                         "(DICOM input), .png mask of the slice (default mask.png)")
     s.add_argument("--overlay", default=None,
                    help="also write an overlay PNG of the box slice (image + mask + box), oriented as the app shows it")
-    s.add_argument("--name", default="BoxSeg object", help="object name stored in a DICOM-SEG segment")
+    s.add_argument("--name", default="BoxSeg object",
+                   help="object name stored in the DICOM-SEG / .seg.nrrd segment or the ITK-SNAP label descriptions")
     s.add_argument("--stats", action="store_true",
                    help="also print the object's measurements (the row `boxseg stats` gives: mL, HU, Feret, RECIST)")
     add_model_args(s)

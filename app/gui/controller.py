@@ -575,7 +575,8 @@ class Controller(QObject):
         return f"{stem(img.source.name)}_seg{LABELMAP_SUFFIXES[fmt][0]}"
 
     def save(self, path) -> int | None:
-        """Write the label map (format by extension: .nii/.nii.gz, .dcm DICOM-SEG, .png) atomically."""
+        """Write the label map (format by extension: .nii/.nii.gz + ITK-SNAP .label.txt, .dcm DICOM-SEG, .seg.nrrd,
+        .png) atomically."""
         if self.image is None:
             return None
         path = Path(path)

@@ -402,18 +402,24 @@ class MainWindow(QMainWindow):
         if path:
             self.c.open_labelmap(path)
 
+    #: the Save dialog's filters by label map format (engine.io.formats.LABELMAP_SUFFIXES); a NIfTI gets its
+    #: ITK-SNAP label descriptions (<name>.label.txt) beside it
+    SAVE_FILTERS = {"nifti": "NIfTI label map (*.nii.gz *.nii)", "dicom-seg": "DICOM-SEG (*.dcm)",
+                    "png": "PNG mask (*.png)", "seg-nrrd": "3D Slicer segmentation (*.seg.nrrd)"}
+
     def _save_filters(self):
         img = self.c.image
-        filters = []
-        if img.depth > 1 or not img.dicom:
-            filters.append("NIfTI label map (*.nii.gz *.nii)")
-        if img.dicom:
-            filters.append("DICOM-SEG (*.dcm)")
+        formats = []
         if img.depth == 1:
-            filters.insert(0, "PNG mask (*.png)")
-            if "NIfTI label map (*.nii.gz *.nii)" not in filters:
-                filters.append("NIfTI label map (*.nii.gz *.nii)")
-        return ";;".join(filters)
+            formats.append("png")
+        if img.depth > 1 or not img.dicom:
+            formats.append("nifti")
+        if img.dicom:
+            formats.append("dicom-seg")
+        if "nifti" not in formats:
+            formats.append("nifti")
+        formats.append("seg-nrrd")
+        return ";;".join(self.SAVE_FILTERS[f] for f in formats)
 
     def save(self):
         if self.c.image is None:
@@ -432,7 +438,7 @@ class MainWindow(QMainWindow):
         if not path:
             return None
         if labelmap_format(path) is None:  # the dialog's filter picks the format of a name without one
-            fmt = "png" if flt.startswith("PNG") else "dicom-seg" if flt.startswith("DICOM") else "nifti"
+            fmt = next((f for f, text in self.SAVE_FILTERS.items() if text == flt), "nifti")
             path += LABELMAP_SUFFIXES[fmt][0]
             # the dialog asked about replacing the name without the suffix, not this one
             if Path(path).exists() and not self.confirm_replace(path):

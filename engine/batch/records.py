@@ -25,13 +25,14 @@ from engine.io.formats import LABELMAP_SUFFIXES, kind_of
 
 RECORD_DIR = ".boxseg"
 RECORD_FORMAT = 2  # 2: the output's sha256 (1 had its size only: such outputs are redone)
-FORMATS = ("auto", "nifti", "dicom-seg", "png")
+FORMATS = ("auto", "nifti", "dicom-seg", "png", "seg-nrrd")
 
 
 def output_name(study: Study, fmt: str = "auto") -> str:
     """The study's output file name: ``<case>.npz`` for challenge cases, else ``<study>`` plus
-    ``.nii.gz`` / ``.dcm`` (DICOM-SEG) / ``.png``; ``auto`` follows the input (DICOM -> DICOM-SEG,
-    NIfTI -> NIfTI, 2D raster -> PNG)."""
+    ``.nii.gz`` / ``.dcm`` (DICOM-SEG) / ``.png`` / ``.seg.nrrd`` (3D Slicer); ``auto`` follows the input
+    (DICOM -> DICOM-SEG, NIfTI -> NIfTI, 2D raster -> PNG). A NIfTI output has its ITK-SNAP label
+    descriptions beside it (``<study>.label.txt``, written by :func:`engine.io.dispatch.write_labelmap`)."""
     if fmt not in FORMATS:
         raise InputError(f"output format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if study.kind == "npz":

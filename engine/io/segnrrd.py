@@ -196,7 +196,13 @@ def _grid(path: Path, data: np.ndarray, header: dict) -> tuple[np.ndarray, np.nd
         got = f"space {space!r}" if space else "no 'space' field"
         raise InputError(f"{path.name}: a NRRD label map needs a patient space (left-posterior-superior, "
                          f"right-anterior-superior or left-anterior-superior); it has {got}")
-    dirs = np.asarray(header.get("space directions"), np.float64)
+    raw = header.get("space directions")
+    try:
+        # pynrrd 1.x gives a matrix with a NaN row for a non-spatial axis; 2.x will give a list with None
+        dirs = np.array([np.full(3, np.nan) if r is None else np.asarray(r, np.float64).reshape(-1)
+                         for r in ([] if raw is None else raw)], np.float64)
+    except (TypeError, ValueError):
+        dirs = np.zeros((0, 3))
     if data.ndim == 4:
         # the first axis is the list of layers: its 'space directions' entry is none (NaN in pynrrd)
         if dirs.shape != (4, 3) or np.isfinite(dirs[0]).any():

@@ -69,6 +69,7 @@ def test_manifest_csv_groups_rows_into_studies(tmp_path):
     assert a.error is not None and "row 6" in a.error and "3D box" in a.error  # its bad object fails the study
     assert "box must be" in b.error and "no image" in nothing.error
     assert output_name(a) == "scans_a.nii.gz" and output_name(a, "dicom-seg") == "scans_a.dcm"
+    assert output_name(a, "seg-nrrd") == "scans_a.seg.nrrd"
 
 
 def test_manifest_jsonl_study_ids_and_conflicts(tmp_path):
@@ -254,7 +255,7 @@ def test_manifest_of_raw_files_with_bad_rows(tmp_path, cluster, reference, capsy
     assert np.array_equal(seg.labels, reference[CT3])
     assert [s.name for s in seg.segments] == ["liver", "spine", "heart"]
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "ct-3slice.dcm", "report.csv", "sub-spleen2_ct.nii.gz"]
+        "ct-3slice.dcm", "report.csv", "sub-spleen2_ct.label.txt", "sub-spleen2_ct.nii.gz"]  # + ITK-SNAP names
     _no_temp_files(out)
     rec = json.loads((out / ".boxseg" / "ct-3slice.dcm.json").read_text())
     assert rec["objects"] == 3 and up_to_date(out, "ct-3slice.dcm", rec["fingerprint"], rec["model_sha256"])
