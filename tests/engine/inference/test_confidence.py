@@ -22,7 +22,7 @@ def test_flags_low_iou_area_jumps_and_several_pieces():
         m[z] = disc(40, 40, 20, 20, r)
     m[4] |= disc(40, 40, 3, 3, 2)  # a second piece on slice 4
     ious = {1: 0.9, 2: 0.92, 3: 0.95, 4: 0.9, 5: 0.6, 6: 0.9}
-    c = slice_confidence(m, ious, start=3, thresholds=Thresholds(iou_min=0.7, area_jump=0.6))
+    c = slice_confidence(m, ious, start=3, thresholds=Thresholds(iou_min=0.7, area_jump=0.6, max_blobs=1))
     assert c.z.tolist() == [1, 2, 3, 4, 5, 6]
     assert math.isnan(c.area_change[2]) and c.area[2] == m[3].sum()
     # slice 6 against slice 5 (toward the start): disc 3 vs 7
@@ -42,6 +42,10 @@ def test_a_gap_inside_the_span_is_an_area_jump_and_unknown_iou_is_not_low():
     assert c.area[2] == 0 and c.flags[2] & AREA_JUMP and c.flags[3] & AREA_JUMP
     assert not np.any(c.flags & IOU_LOW)
     assert slice_confidence(np.zeros((3, 4, 4), bool)).z.size == 0
+    two = np.zeros((3, 20, 20), bool)
+    two[:, 2:6, 2:6] = two[:, 12:16, 12:16] = True
+    assert not slice_confidence(two).flags.any(), "pieces are not flagged by default"
+    assert (slice_confidence(two, thresholds=Thresholds(max_blobs=1)).flags == MULTI_BLOB).all()
 
 
 def test_propagate_box_reports_the_iou_of_every_kept_slice_and_starts_from_the_users_mask(session):
