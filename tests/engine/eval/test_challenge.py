@@ -228,14 +228,25 @@ def _official():
     "3DBox_CT_MSD-Spleen_spleen2",
     "3DBox_CT_dcmqi_ct-3slice",          # 3 objects
 ])
-def test_real_cases_match_the_official_pipeline(session, name):
+def test_real_cases_match_the_official_pipeline(session_fp32, session, name):
+    """FP32 scores what the official pipeline scored; INT8 loses at most 0.03 DSC / 0.05 NSD.
+
+    INT8 is bounded from below only: its deviation depends on the CPU's int8 instructions (measured on
+    an AVX2-only Zen 3: ct-3slice scores 0.870 in INT8 against the official 0.832, FP32 0.832), and a
+    quantized model that happens to score higher than the reference is not a defect.
+    """
     from engine.eval.challenge import evaluate_case
 
     path = EVAL / f"{name}.npz"
     if not path.exists():
         pytest.skip(f"{path.name} not in this copy of shared/data")
     ref = _official()[name]
-    res, segs = evaluate_case(session, path)
+    res, segs = evaluate_case(session_fp32, path)
     assert segs.dtype == np.uint16 and segs.max() <= res.n_objects
-    assert abs(res.dsc - float(ref["dsc"])) < 0.03, (res.dsc, ref["dsc"])
-    assert abs(res.nsd - float(ref["nsd"])) < 0.05, (res.nsd, ref["nsd"])
+    # the reference CSV rounds DSC to 3 and NSD to 4 decimals
+    assert abs(res.dsc - float(ref["dsc"])) < 0.002, (res.dsc, ref["dsc"])
+    assert abs(res.nsd - float(ref["nsd"])) < 0.002, (res.nsd, ref["nsd"])
+    res8, segs8 = evaluate_case(session, path)
+    assert segs8.dtype == np.uint16 and segs8.max() <= res8.n_objects
+    assert res8.dsc > float(ref["dsc"]) - 0.03, (res8.dsc, ref["dsc"])
+    assert res8.nsd > float(ref["nsd"]) - 0.05, (res8.nsd, ref["nsd"])
