@@ -24,6 +24,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from engine.base.errors import InputError
+
 _TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.part(\.[^/\\]*)?$")
 
 
@@ -98,6 +100,20 @@ def atomic_path(final: Path | str, private: bool = False) -> Iterator[Path]:
     fsync_dir(final.parent)
 
 
+@contextlib.contextmanager
+def writing(final: Path | str) -> Iterator[Path]:
+    """:func:`atomic_path` for an output the user named: creates the missing folders first, and an
+    ``OSError`` (no permission, disk full, a folder where the file should be) becomes one
+    :class:`~engine.base.errors.InputError` naming the file, which the CLI prints as one line (exit 2)."""
+    final = Path(final)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(final) as tmp:
+            yield tmp
+    except OSError as e:
+        raise InputError(f"cannot write {final}: {e.strerror or e}") from e
+
+
 def remove_stale_temps(folder: Path | str, max_age_s: float = 86400.0, recursive: bool = False) -> int:
     """Remove :func:`temp_name` files older than ``max_age_s`` (left by a killed process) from ``folder``;
     returns how many. Younger ones may belong to a write in progress in another BoxSeg process, so they
@@ -132,4 +148,4 @@ def write_text(final: Path | str, text: str, encoding: str = "utf-8") -> Path:
 
 
 __all__ = ["atomic_path", "fsync_dir", "fsync_path", "full_suffix", "is_temp_name", "remove_stale_temps", "temp_name",
-           "write_bytes", "write_text"]
+           "write_bytes", "write_text", "writing"]

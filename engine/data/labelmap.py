@@ -50,6 +50,18 @@ def segments_for(labels: np.ndarray, names: dict[int, str] | None = None) -> lis
             for v in np.unique(labels) if v != 0]
 
 
+def with_defaults(labels: np.ndarray, segments: list[Segment] | None) -> list[Segment]:
+    """``segments`` plus a default :class:`Segment` for each non-zero value present in ``labels`` that
+    has none, in value order; a segment for value 0 (the background) is dropped.
+
+    Segments whose value is absent from ``labels`` are kept (writers store them as empty segments).
+    """
+    by_value = {int(s.value): s for s in segments or [] if int(s.value) != 0}
+    for s in segments_for(labels):
+        by_value.setdefault(s.value, s)
+    return [by_value[v] for v in sorted(by_value)]
+
+
 def check_onto(image: Image, shape, affine, what: str, atol: float = AFFINE_TOL_MM) -> None:
     """Raise :class:`InputError` when a label grid (shape (Z,Y,X), affine) does not match ``image``."""
     why = geometry_mismatch(shape, affine, image.shape, image.affine, atol=atol)
@@ -57,4 +69,4 @@ def check_onto(image: Image, shape, affine, what: str, atol: float = AFFINE_TOL_
         raise InputError(f"{what}: label map geometry does not match the image: {why}")
 
 
-__all__ = ["LabelMap", "Segment", "check_onto", "segments_for"]
+__all__ = ["LabelMap", "Segment", "check_onto", "segments_for", "with_defaults"]

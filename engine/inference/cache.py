@@ -35,7 +35,6 @@ import numbers
 import os
 import re
 import threading
-import time
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.base.atomic import write_bytes
+from engine.base.atomic import writing
 from engine.base.errors import InputError
 from engine.data.geometry import LPS_TO_RAS
 from engine.data.image import Image
@@ -100,7 +100,9 @@ def write_segs(path: Path, segs: np.ndarray) -> Path:
     """Write a challenge output ``.npz`` holding ``segs`` (compressed, atomically); returns ``path``."""
     buf = io.BytesIO()
     np.savez_compressed(buf, segs=segs)
-    return write_bytes(path, buf.getvalue())
+    with writing(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    return Path(path)
 
 
 __all__ = ["Case", "load_case", "read_challenge_npz", "write_segs"]

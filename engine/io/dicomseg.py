@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from engine import __version__
-from engine.base.atomic import atomic_path
+from engine.base.atomic import writing
 from engine.base.errors import InputError
 from engine.data.geometry import AFFINE_TOL_MM, LPS_TO_RAS
 from engine.data.image import Image
-from engine.data.labelmap import LabelMap, Segment, check_onto
+from engine.data.labelmap import LabelMap, Segment, check_onto, with_defaults
 from engine.data.palette import default_color
 from engine.io.dicom import quiet, read_header
 from engine.io.formats import SEG_SOP_CLASS, kind_of
@@ -50,11 +50,7 @@ def write_dicom_seg(path: Path, labels: np.ndarray, image: Image, segments: list
     labels = np.asarray(labels)
     if labels.shape != image.shape:
         raise InputError(f"label map shape (Z,Y,X) {labels.shape} does not match the image {image.shape}")
-    by_value = {s.value: s for s in segments}
-    present = [int(v) for v in np.unique(labels) if v != 0]
-    for v in present:
-        by_value.setdefault(v, Segment(v, f"label {v}", default_color(v)))
-    ordered = sorted(by_value.values(), key=lambda s: s.value)
+    ordered = with_defaults(labels, segments)
     if not ordered:
         raise InputError(f"{path.name}: the label map is empty; nothing to write as DICOM-SEG")
     lut = np.zeros(max(max(s.value for s in ordered), int(labels.max()) if labels.size else 0) + 1, np.uint16)
@@ -92,12 +88,8 @@ def write_dicom_seg(path: Path, labels: np.ndarray, image: Image, segments: list
                 omit_empty_frames=True)
     except (ValueError, TypeError, AttributeError, KeyError) as e:
         raise InputError(f"{path.name}: cannot build a DICOM-SEG for this image ({str(e).splitlines()[0][:160]})") from e
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(path) as tmp:
-            seg.save_as(str(tmp))
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+    with writing(path) as tmp:
+        seg.save_as(str(tmp))
     return path
 
 

@@ -31,7 +31,7 @@ from engine.base.callbacks import ProgressFn, StopFn
 from engine.base.errors import InputError
 from engine.data.geometry import AFFINE_TOL_MM
 from engine.data.image import Image
-from engine.data.labelmap import LabelMap, Segment, check_onto, segments_for
+from engine.data.labelmap import LabelMap, Segment, check_onto, segments_for, with_defaults
 from engine.io.challenge_npz import read_challenge_npz
 from engine.io.dicom import read_dicom
 from engine.io.dicomseg import read_dicom_seg, write_dicom_seg
@@ -131,12 +131,12 @@ def write_labelmap(path: Path, labels: np.ndarray, image: Image, *, segments: li
     if fmt == "nifti":
         sidecar = check_output(label_description_paths(path)[0], image)
         out = write_nifti_labels(path, labels, image)
-        write_label_descriptions(sidecar, _with_defaults(labels, segments))
+        write_label_descriptions(sidecar, with_defaults(labels, segments))
         return out
     if fmt == "seg-nrrd":
-        return write_seg_nrrd(path, labels, image, segments or segments_for(labels))
+        return write_seg_nrrd(path, labels, image, with_defaults(labels, segments))
     if fmt == "dicom-seg":
-        return write_dicom_seg(path, labels, image, segments or segments_for(labels), model_name=model_name,
+        return write_dicom_seg(path, labels, image, with_defaults(labels, segments), model_name=model_name,
                                model_version=model_version)
     if fmt == "png":
         if image.depth > 1 and z is None:
@@ -145,14 +145,6 @@ def write_labelmap(path: Path, labels: np.ndarray, image: Image, *, segments: li
         return write_label_png(path, labels[0 if z is None else image.check_slice(z)])
     raise InputError(f"{path.name}: unknown label map format {path.suffix.lower() or '(no extension)'!r}; "
                      "use .nii/.nii.gz (NIfTI), .dcm (DICOM-SEG), .seg.nrrd (3D Slicer) or .png (2D)")
-
-
-def _with_defaults(labels: np.ndarray, segments: list[Segment] | None) -> list[Segment]:
-    """``segments`` plus a default segment for each value present in ``labels`` that has none."""
-    by_value = {s.value: s for s in segments or []}
-    for s in segments_for(labels):
-        by_value.setdefault(s.value, s)
-    return [by_value[v] for v in sorted(by_value)]
 
 
 __all__ = ["open_image", "read_labelmap", "write_labelmap"]

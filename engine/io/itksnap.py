@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from engine.base.atomic import atomic_path
+from engine.base.atomic import writing
 from engine.base.errors import InputError
 from engine.data.labelmap import Segment
 
@@ -62,12 +62,8 @@ def write_label_descriptions(path: Path, segments: list[Segment]) -> Path:
     """Write ``segments`` (value, name, RGB 0..255) as an ITK-SNAP label description file; returns the path."""
     path = Path(path)
     text = format_label_descriptions(segments)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+    with writing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

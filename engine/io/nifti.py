@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.base.atomic import atomic_path
+from engine.base.atomic import writing
 from engine.base.errors import InputError
 from engine.data.image import Image
 
@@ -148,12 +148,8 @@ def _save(out, path: Path) -> Path:
     import nibabel as nib
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(path) as tmp:
-            nib.save(out, str(tmp))
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+    with writing(path) as tmp:
+        nib.save(out, str(tmp))
     return path
 
 
@@ -162,7 +158,6 @@ def write_nifti_image(path: Path, image: Image) -> Path:
 
     int16/uint8 voxels are stored as they are, anything else as float32; sform/qform code 1.
     """
-    import nibabel as nib
 
     if image.is_rgb:
         raise InputError("an RGB image cannot be written as a NIfTI volume by BoxSeg; convert label maps instead")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.base.atomic import write_bytes
+from engine.base.atomic import writing
 from engine.base.errors import InputError
 from engine.data.geometry import raster_affine
 from engine.data.image import Image
@@ -104,11 +104,8 @@ def _imwrite(path: Path, arr: np.ndarray) -> Path:
         PILImage.fromarray(np.ascontiguousarray(arr)).save(buf, format=fmt, **options)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise InputError(f"cannot encode {path.name} as {suffix} ({e})") from e
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        write_bytes(path, buf.getvalue())
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+    with writing(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
     return path
 
 

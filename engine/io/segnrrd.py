@@ -38,11 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.base.atomic import atomic_path
+from engine.base.atomic import writing
 from engine.base.errors import InputError
 from engine.data.geometry import AFFINE_TOL_MM
 from engine.data.image import Image
-from engine.data.labelmap import LabelMap, Segment, check_onto
+from engine.data.labelmap import LabelMap, Segment, check_onto, segments_for, with_defaults
 from engine.data.palette import default_color
 from engine.io.nifti import label_dtype
 
@@ -144,19 +144,11 @@ def write_seg_nrrd(path: Path, labels: np.ndarray, image: Image, segments: list[
     if labels.shape != image.shape:
         raise InputError(f"label map shape (Z,Y,X) {labels.shape} does not match the image {image.shape}")
     dt = label_dtype(labels)
-    by_value = {int(s.value): s for s in segments if int(s.value) != 0}
-    for v in np.unique(labels):
-        if v != 0:
-            by_value.setdefault(int(v), Segment(int(v), f"label {int(v)}", default_color(int(v))))
-    ordered = [by_value[v] for v in sorted(by_value)]
+    ordered = with_defaults(labels, segments)
     header = seg_nrrd_header(labels, image, ordered)
     data = np.asfortranarray(np.transpose(labels.astype(dt), (2, 1, 0)))  # (i, j, k) = (x, y, z)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(path) as tmp:
-            nrrd.write(str(tmp), data, header, index_order="F", compression_level=6)
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+    with writing(path) as tmp:
+        nrrd.write(str(tmp), data, header, index_order="F", compression_level=6)
     return path
 
 
@@ -248,7 +240,7 @@ def _flatten(path: Path, layers: np.ndarray, fields: list[dict]) -> tuple[np.nda
             raise InputError(f"{path.name}: a NRRD with {layers.shape[0]} layers and no Segment fields is not "
                              "a segmentation")
         lab = layers[0]
-        return lab, [Segment(int(v), f"label {int(v)}", default_color(int(v))) for v in np.unique(lab) if v != 0], []
+        return lab, segments_for(lab), []
     out = np.zeros(layers.shape[1:], np.uint32)
     used: set[int] = set()
     segments = []

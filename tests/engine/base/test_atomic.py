@@ -9,7 +9,8 @@ import time
 import pytest
 
 from engine.base.atomic import (atomic_path, full_suffix, is_temp_name, remove_stale_temps, temp_name, write_bytes,
-                                write_text)
+                                write_text, writing)
+from engine.base.errors import InputError
 
 
 def test_temp_names_keep_the_extension_and_are_recognised(tmp_path):
@@ -78,3 +79,22 @@ def test_stale_temp_files_are_removed_young_ones_and_others_kept(tmp_path):
     assert remove_stale_temps(tmp_path) == 1
     assert not old.exists() and young.exists() and hidden_user_file.exists() and ordinary.exists()
     assert remove_stale_temps(tmp_path / "missing") == 0
+
+
+def test_writing_creates_folders_and_names_the_file_on_failure(tmp_path):
+    dest = tmp_path / "new" / "sub" / "out.nii.gz"
+    with writing(dest) as tmp:
+        tmp.write_bytes(b"abc")
+    assert dest.read_bytes() == b"abc"
+    blocker = tmp_path / "afile"
+    blocker.write_bytes(b"x")
+    with pytest.raises(InputError, match=r"cannot write .*afile.*out\.png"):
+        with writing(blocker / "out.png") as tmp:  # a file where the folder should be
+            tmp.write_bytes(b"never")
+    assert blocker.read_bytes() == b"x"
+    with pytest.raises(InputError, match="cannot write"):
+        with writing(dest) as tmp:  # a writer failing half-way: the old file stays, no temp left
+            tmp.write_bytes(b"half")
+            raise OSError(28, "No space left on device")
+    assert dest.read_bytes() == b"abc"
+    assert [p.name for p in dest.parent.iterdir()] == ["out.nii.gz"]
