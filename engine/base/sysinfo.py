@@ -18,6 +18,47 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: environment variable overriding the memory budget (MiB), e.g. for tests or a shared server
+BUDGET_ENV = "BOXSEG_MEMORY_BUDGET_MIB"
+
+
+def total_ram_bytes() -> int | None:
+    """Physical memory of the machine in bytes, or None where the OS does not say."""
+    try:  # Linux, macOS
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    if sys.platform == "win32":
+        import ctypes
+
+        class _MemStatus(ctypes.Structure):
+            _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong),
+                        ("ullTotalPhys", ctypes.c_ulonglong), ("ullAvailPhys", ctypes.c_ulonglong),
+                        ("ullTotalPageFile", ctypes.c_ulonglong), ("ullAvailPageFile", ctypes.c_ulonglong),
+                        ("ullTotalVirtual", ctypes.c_ulonglong), ("ullAvailVirtual", ctypes.c_ulonglong),
+                        ("ullAvailExtendedVirtual", ctypes.c_ulonglong)]
+
+        st = _MemStatus()
+        st.dwLength = ctypes.sizeof(_MemStatus)
+        if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(st)):
+            return int(st.ullTotalPhys)
+    return None
+
+
+def memory_budget_bytes() -> int:
+    """The most bytes one opened image's voxels may take: a quarter of the machine's RAM (the app also
+    holds the model-domain copy, the label map, display slices and the model), at least 256 MiB;
+    ``BOXSEG_MEMORY_BUDGET_MIB`` overrides it. 8 GiB RAM is assumed where the OS does not say."""
+    env = os.environ.get(BUDGET_ENV, "").strip()
+    if env:
+        try:
+            return max(1, int(float(env) * 2**20))
+        except ValueError:
+            pass
+    ram = total_ram_bytes() or 8 * 2**30
+    return max(256 * 2**20, ram // 4)
+
+
 def describe() -> dict:
     info = {"cpu": platform.processor() or "?", "flags": [], "cores": os.cpu_count(), "ram_gib": None,
             "os": platform.platform(), "python": sys.version.split()[0]}

@@ -41,6 +41,25 @@ def raster_affine(spacing_yx=(1.0, 1.0)) -> np.ndarray:
     return LPS_TO_RAS @ np.diag([sx, sy, 1.0, 1.0])
 
 
+def affine_problem(affine) -> str | None:
+    """Why a voxel->RAS affine cannot be used (None when it can): not 4x4, NaN/infinite entries, a voxel
+    axis of (near) zero length, or axes (nearly) in one plane (a singular matrix: no inverse, so no
+    world->voxel mapping, no volumes, no reformatting)."""
+    a = np.asarray(affine, np.float64)
+    if a.shape != (4, 4):
+        return f"affine of shape {a.shape}, not 4x4"
+    if not np.all(np.isfinite(a)):
+        return "voxel-to-patient affine has NaN or infinite entries"
+    m = a[:3, :3]
+    norms = np.linalg.norm(m, axis=0)
+    if np.any(norms < 1e-6):
+        axis = "XYZ"[int(np.argmin(norms))]
+        return f"voxel size along {axis} is zero (singular voxel-to-patient affine)"
+    if abs(np.linalg.det(m)) < 1e-6 * float(np.prod(norms)):
+        return "voxel axes lie in one plane (singular voxel-to-patient affine)"
+    return None
+
+
 def orientation_codes(affine: np.ndarray) -> str:
     """Closest RAS axis letters of the x, y, z voxel axes, e.g. ``'LPS'`` for a standard DICOM axial series."""
     import nibabel as nib
@@ -64,5 +83,5 @@ def geometry_mismatch(shape_a, affine_a, shape_b, affine_b, atol: float = AFFINE
     return None
 
 
-__all__ = ["AFFINE_TOL_MM", "LPS_TO_RAS", "affine_from_dicom", "geometry_mismatch", "orientation_codes",
+__all__ = ["AFFINE_TOL_MM", "LPS_TO_RAS", "affine_from_dicom", "affine_problem", "geometry_mismatch", "orientation_codes",
            "raster_affine"]

@@ -36,7 +36,7 @@ import numpy as np
 from engine.base.callbacks import ProgressFn, StopFn
 from engine.base.errors import Cancelled, InputError, PromptError
 from engine.data.display import Display, display_for
-from engine.data.geometry import orientation_codes
+from engine.data.geometry import affine_problem, orientation_codes
 from engine.data.window import IntensityMap, default_window, fit_window, parse_window
 
 
@@ -83,6 +83,10 @@ class Image:
         if v.ndim not in (3, 4) or (v.ndim == 4 and v.shape[3] != 3) or min(v.shape[:3], default=0) < 1:
             raise InputError(f"image array must be (Z,Y,X) or (Z,Y,X,3) and non-empty, got {v.shape}")
         self.affine = np.asarray(self.affine, np.float64).reshape(4, 4)
+        why = affine_problem(self.affine)
+        if why is not None:  # every reader ends here: NaN or singular geometry never reaches the app
+            name = Path(self.source).name if self.source is not None else "image"
+            raise InputError(f"{name}: {why}")
 
     # --- geometry -------------------------------------------------------------------------
     @property

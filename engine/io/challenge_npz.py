@@ -20,6 +20,7 @@ from engine.base.atomic import writing
 from engine.base.errors import InputError
 from engine.data.geometry import LPS_TO_RAS
 from engine.data.image import Image
+from engine.io.gate import check_data_present, check_size, check_spacing
 
 
 @dataclass
@@ -46,6 +47,7 @@ def load_case(path: Path, *, with_gt: bool = True) -> Case:
     path = Path(path)
     name = path.name[:-4] if path.name.endswith(".npz") else path.name
     is_3d = name.startswith("3D")
+    _gate(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in ("imgs", "boxes") if k not in z.files]
@@ -74,7 +76,35 @@ def load_case(path: Path, *, with_gt: bool = True) -> Case:
         raise InputError(f"{path.name}: 'boxes' must have shape (N,{want_box}), got {boxes.shape}")
     if gts is not None and gts.shape != (imgs.shape if is_3d else imgs.shape[:2]):
         raise InputError(f"{path.name}: 'gts' shape {gts.shape} does not match 'imgs' {imgs.shape}")
+    if is_3d and spacing is not None:
+        spacing = np.asarray(check_spacing(path.name, spacing, 3, what="'spacing' (x, y, z)"))
     return Case(name=name, imgs=imgs, boxes=boxes, is_3d=is_3d, gts=gts, spacing=spacing)
+
+
+def _gate(path: Path) -> None:
+    """Each array's .npy header (shape, dtype) checked against the memory budget and against the bytes
+    its zip member holds, before numpy allocates it (:mod:`engine.io.gate`)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                    else:
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                    header_end = f.tell()
+                key = info.filename[:-4]
+                nbytes = check_size(path.name, shape or (1,), dtype.itemsize, what=f"'{key}'")
+                check_data_present(path.name, nbytes, info.file_size - header_end, what=f"'{key}'")
+    except InputError:
+        raise
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: no such file") from e
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise InputError(f"{path.name}: cannot read as .npz ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from e
 
 
 def read_challenge_npz(path: Path) -> Image:

@@ -21,6 +21,7 @@ Patient-identifying attributes are never put into descriptions, warnings or erro
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import warnings
@@ -34,6 +35,7 @@ from engine.base.errors import Cancelled, InputError
 from engine.data.geometry import affine_from_dicom, raster_affine
 from engine.data.image import Image
 from engine.io.formats import SEG_SOP_CLASS
+from engine.io.gate import check_data_present, check_size
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ class SeriesInfo:
 
     uid: SeriesInstanceUID; modality, description (SeriesDescription), number (SeriesNumber);
     files: its image files; frames: total frames (single-frame files count 1); rows, columns: the
-    first file's size.
+    first file's size; skipped: "file: reason" of its files whose header was refused (left out).
     """
 
     uid: str
@@ -81,6 +83,7 @@ class SeriesInfo:
     frames: int = 0
     rows: int = 0
     columns: int = 0
+    skipped: list[str] = field(default_factory=list)
 
     def line(self, index: int | None = None) -> str:
         """One patient-free line for listings: '#2 CT 120 slices 512x512 "desc" UID'."""
@@ -97,14 +100,109 @@ def quiet():
         yield
 
 
-def _dcmread(path: Path, **kw):
+#: most bytes a Deflated Explicit VR file may inflate to for a header read (the header lies before the pixels)
+HEADER_INFLATE_MAX = 16 << 20
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+
+
+def _dcmread(path: Path, *, inflate_limit: int = HEADER_INFLATE_MAX, **kw):
+    """pydicom's read, quietly, with two additions.
+
+    * A file without the 128-byte preamble and "DICM" (older equipment, ACR-NEMA style exports) is read
+      with ``force`` when it starts like a dataset (a group 0x0002 or 0x0008 tag, little endian), as dcmtk
+      does — not any file, so a folder of JPEGs is not parsed as DICOM.
+    * A Deflated Explicit VR file is inflated here, at most ``inflate_limit`` bytes (pydicom inflates the
+      whole file into memory, a few KiB of a crafted file can inflate to GiB): a header read
+      (``stop_before_pixels``) sees the first ``inflate_limit`` bytes, a full read that would inflate
+      more is an :class:`InputError` (callers pass the header part plus the declared pixel bytes).
+    """
     import pydicom
+    from pydicom.errors import InvalidDicomError
 
     with quiet():
-        return pydicom.dcmread(path, **kw)
+        try:
+            meta = pydicom.filereader.read_file_meta_info(path)
+        except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
+            meta = None
+        if meta is not None and str(meta.get("TransferSyntaxUID", "")) == _DEFLATED \
+                and "FileMetaInformationGroupLength" in meta:
+            return _read_deflated(path, meta, inflate_limit, **kw)
+        try:
+            return pydicom.dcmread(path, **kw)
+        except InvalidDicomError:
+            if not _starts_like_dataset(path):
+                raise
+        ds = pydicom.dcmread(path, force=True, **kw)
+        _fill_transfer_syntax(ds)
+        return ds
+
+
+def _read_deflated(path: Path, meta, limit: int, **kw):
+    """Inflate a deflated file's dataset (bounded, see :func:`_dcmread`) and parse it as explicit VR little
+    endian, the encoding inside the deflate stream; the dataset keeps its Deflated transfer syntax."""
+    import io
+    import zlib
+
+    import pydicom
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    header_only = bool(kw.get("stop_before_pixels"))
+    offset = 132 + 12 + int(meta.FileMetaInformationGroupLength)
+    d = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while len(out) <= limit and not d.eof:
+            chunk = d.unconsumed_tail or f.read(1 << 20)
+            if not chunk:
+                break
+            try:
+                out += d.decompress(chunk, limit + 1 - len(out))
+            except zlib.error as e:
+                raise InputError(f"{path.name}: corrupt deflated data ({e})") from e
+    if len(out) > limit:
+        if not header_only:
+            raise InputError(f"{path.name}: deflated data inflates to more than {limit} bytes, more than its "
+                             "header declares (a decompression bomb?)")
+        del out[limit:]
+    plain = copy.deepcopy(meta)
+    plain.TransferSyntaxUID = ExplicitVRLittleEndian
+    buf = io.BytesIO()
+    buf.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(buf, plain, enforce_standard=False)
+    buf.write(out)
+    buf.seek(0)
+    ds = pydicom.dcmread(buf, **kw)
+    ds.file_meta = meta
+    return ds
+
+
+def _starts_like_dataset(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8:
+        return False
+    group, elem = int.from_bytes(head[:2], "little"), int.from_bytes(head[2:4], "little")
+    return group in (0x0002, 0x0008) and elem < 0x0200
+
+
+def _fill_transfer_syntax(ds) -> None:
+    """A dataset read without file meta: record the encoding pydicom found, so its pixels can be decoded."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    if "TransferSyntaxUID" not in meta:
+        implicit, little = ds.original_encoding
+        meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                  ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
 
 
 def read_header(path: Path):
+    """The header of one file (pixel data not read), or None for anything that is not a readable DICOM file."""
     from pydicom.errors import InvalidDicomError
 
     try:
@@ -113,30 +211,134 @@ def read_header(path: Path):
         return None
 
 
+#: numeric attributes checked in every image header before use: keyword -> (value count or None, integer?)
+_NUMERIC = {"Rows": (1, True), "Columns": (1, True), "NumberOfFrames": (1, True), "SamplesPerPixel": (1, True),
+            "BitsAllocated": (1, True), "BitsStored": (1, True), "PixelRepresentation": (1, True),
+            "RescaleSlope": (1, False), "RescaleIntercept": (1, False), "DoseGridScaling": (1, False),
+            "ImageOrientationPatient": (6, False), "ImagePositionPatient": (3, False), "PixelSpacing": (2, False),
+            "SliceThickness": (1, False), "SpacingBetweenSlices": (1, False), "GridFrameOffsetVector": (None, False)}
+
+
+def check_header(ds, name: str) -> None:
+    """Refuse an image header whose numbers cannot be used, before any pixel is read (issue 18's gate).
+
+    Checks: the numeric attributes of ``_NUMERIC`` parse (an empty Type 2 value is allowed) and have
+    their value count; Rows/Columns/frames >= 1, SamplesPerPixel 1 or 3, BitsAllocated 1/8/16/32/64;
+    ImageOrientationPatient two perpendicular unit vectors; GridFrameOffsetVector one offset per
+    frame; the declared pixels within the memory budget (:func:`engine.io.gate.check_size`).
+    Raises :class:`InputError` naming ``name`` (the file as the user sees it); quotes no patient data.
+    """
+    vals: dict[str, list[float]] = {}
+    with quiet():
+        for kw, (count, integer) in _NUMERIC.items():
+            if kw not in ds:
+                continue
+            raw = ds[kw].value
+            if raw is None or raw == "" or (isinstance(raw, (list, tuple)) and not len(raw)):
+                continue
+            items = list(raw) if not isinstance(raw, (str, bytes, int, float)) else [raw]
+            try:
+                nums = [float(v) for v in items]
+            except (TypeError, ValueError):
+                raise InputError(f"{name}: {kw} {str(raw)[:40]!r} is not a number") from None
+            if not all(np.isfinite(nums)) or (integer and any(v != int(v) for v in nums)):
+                raise InputError(f"{name}: {kw} {str(raw)[:40]!r} is not a {'whole' if integer else 'finite'} number")
+            if count is not None and len(nums) != count:
+                raise InputError(f"{name}: {kw} has {len(nums)} value(s), {count} expected")
+            vals[kw] = nums
+    rows, cols = int(vals.get("Rows", [0])[0]), int(vals.get("Columns", [0])[0])
+    frames = int(vals.get("NumberOfFrames", [1])[0])
+    spp = int(vals.get("SamplesPerPixel", [1])[0])
+    bits = int(vals.get("BitsAllocated", [16])[0])
+    if rows < 1 or cols < 1 or frames < 1:
+        raise InputError(f"{name}: image of {cols}x{rows} pixels x {frames} frame(s) is empty")
+    if spp not in (1, 3):
+        raise InputError(f"{name}: SamplesPerPixel {spp} (only 1, grey, or 3, colour, are images)")
+    if bits not in (1, 8, 16, 32, 64):
+        raise InputError(f"{name}: BitsAllocated {bits} is not 1, 8, 16, 32 or 64")
+    if "ImageOrientationPatient" in vals:
+        iop = np.asarray(vals["ImageOrientationPatient"])
+        r, c = np.linalg.norm(iop[:3]), np.linalg.norm(iop[3:])
+        if not (0.9 < r < 1.1 and 0.9 < c < 1.1) or abs(iop[:3] @ iop[3:]) > 0.01 * r * c:
+            raise InputError(f"{name}: ImageOrientationPatient {'/'.join(f'{v:g}' for v in iop)} is not two "
+                             "perpendicular unit vectors")
+    if "GridFrameOffsetVector" in vals and frames > 1 and len(vals["GridFrameOffsetVector"]) != frames:
+        raise InputError(f"{name}: GridFrameOffsetVector has {len(vals['GridFrameOffsetVector'])} offsets for "
+                         f"{frames} frames")
+    # stored values become float32 when rescaled (4 bytes), colour stays uint8 per sample
+    check_size(name, (frames, rows, cols, spp), 1 if spp == 3 else max(4, bits // 8), what="DICOM image")
+
+
 def _is_image_header(ds) -> bool:
     return ds is not None and "Rows" in ds and "SeriesInstanceUID" in ds \
         and str(ds.get("Modality", "")).upper() not in NON_IMAGE_MODALITIES
+
+
+#: folders deeper than this below the opened one are not searched (a DICOM CD nests 4-6 levels)
+MAX_DEPTH = 32
+
+
+def _walk_files(folder: Path, should_stop: StopFn | None) -> tuple[list[Path], int]:
+    """Regular files under ``folder`` (never FIFOs, devices or sockets, which would block or stream), skipping
+    hidden names, DICOMDIR and BoxSeg's temporary files; iterative, so any depth is safe, and each folder is
+    entered once (link loops). Returns (sorted files, folders not searched because of :data:`MAX_DEPTH`)."""
+    files: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [(folder, 0)]
+    too_deep = 0
+    while stack:
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"scan of {folder.name} stopped after {len(files)} files")
+        d, depth = stack.pop()
+        try:
+            st = d.stat()
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            entries = list(os.scandir(d))
+        except OSError:
+            continue  # unreadable folder: skipped like an unreadable file
+        for e in entries:
+            if e.name.startswith(".") or e.name.upper() == "DICOMDIR":
+                continue
+            try:
+                if e.is_dir():
+                    if depth + 1 > MAX_DEPTH:
+                        too_deep += 1
+                    else:
+                        stack.append((Path(e.path), depth + 1))
+                elif e.is_file():
+                    files.append(Path(e.path))
+            except OSError:
+                continue
+    return sorted(files), too_deep
 
 
 def scan_folder(folder: Path, *, progress: ProgressFn | None = None, should_stop: StopFn | None = None
                 ) -> list[SeriesInfo]:
     """All image series under ``folder`` (recursive), most slices first.
 
-    progress(done, total) is called per file; ``should_stop()`` True raises :class:`Cancelled`.
-    Raises :class:`InputError` when the folder holds no DICOM image.
+    progress(done, total) is called per file; ``should_stop()`` True raises :class:`Cancelled`. A file whose
+    header fails :func:`check_header` is left out of its series and listed in ``SeriesInfo.skipped``.
+    Raises :class:`InputError` when the folder holds no usable DICOM image.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder")
-    files = sorted(Path(root) / f for root, _, names in os.walk(folder) for f in names
-                   if f.upper() != "DICOMDIR" and not f.startswith("."))
+    files, too_deep = _walk_files(folder, should_stop)
     groups: dict[str, SeriesInfo] = {}
+    refused: list[tuple[str, str]] = []  # (series UID, "file: reason")
     for i, f in enumerate(files):
         if should_stop is not None and should_stop():
             raise Cancelled(f"scan of {folder.name} stopped after {i} of {len(files)} files")
         ds = read_header(f)
         if _is_image_header(ds):
             uid = str(ds.SeriesInstanceUID)
+            try:
+                check_header(ds, f.relative_to(folder).as_posix())
+            except InputError as e:
+                refused.append((uid, str(e)))
+                continue
             s = groups.get(uid)
             if s is None:
                 s = groups[uid] = SeriesInfo(uid, str(ds.get("Modality", "OT") or "OT"),
@@ -148,9 +350,15 @@ def scan_folder(folder: Path, *, progress: ProgressFn | None = None, should_stop
             s.frames += int(ds.get("NumberOfFrames", 1) or 1)
         if progress is not None:
             progress(i + 1, len(files))
-    log.debug("scanned %d file(s): %d image series", len(files), len(groups))
+    for uid, why in refused:
+        if uid in groups:
+            groups[uid].skipped.append(why)
+    log.debug("scanned %d file(s): %d image series, %d refused", len(files), len(groups), len(refused))
     if not groups:
-        raise InputError(f"{folder}: no DICOM image files found (searched {len(files)} file(s), recursively)")
+        deep = f"; {too_deep} folder(s) deeper than {MAX_DEPTH} levels not searched" if too_deep else ""
+        if refused:
+            raise InputError(f"{folder}: no usable DICOM image ({len(refused)} refused, first: {refused[0][1]}){deep}")
+        raise InputError(f"{folder}: no DICOM image files found (searched {len(files)} file(s), recursively){deep}")
     return sorted(groups.values(), key=lambda s: (-s.frames, s.number if s.number is not None else 1 << 30, s.uid))
 
 
@@ -191,6 +399,7 @@ def _decode(ds, name: str) -> np.ndarray:
     ts_name = getattr(ts, "name", str(ts or "unknown transfer syntax"))
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise InputError(f"{name}: DICOM file without pixel data (not an image)")
+    _check_pixel_length(ds, name, ts)
     try:
         with quiet():
             arr = ds.pixel_array
@@ -221,6 +430,42 @@ def _decode(ds, name: str) -> np.ndarray:
         if arr.ndim == 3:
             arr = arr[None]
     return arr
+
+
+def _pixel_bytes(ds) -> int:
+    """Bytes of native pixel data the header declares: Rows x Columns x frames x samples x bits / 8."""
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    spp = int(ds.get("SamplesPerPixel", 1) or 1)
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    if spp == 3 and str(ds.get("PhotometricInterpretation", "")).upper() in ("YBR_FULL_422", "YBR_PARTIAL_422"):
+        spp = 2  # chroma subsampled horizontally: two samples per pixel on average
+    return (rows * cols * frames * spp * bits + 7) // 8
+
+
+#: RLE Lossless cannot expand more than 64:1 (a 2-byte run codes at most 128 bytes), plus its 64-byte headers
+_RLE_MAX_RATIO = 64
+
+
+def _check_pixel_length(ds, name: str, ts) -> None:
+    """Before decoding: native pixel data must hold what Rows x Columns x frames x samples declares, and RLE
+    fragments cannot decode to more than 64x their size — a crafted header with a few bytes of data
+    would otherwise make the decoder allocate the declared size first."""
+    from pydicom.uid import UID
+
+    elem = ds.get("PixelData") if "PixelData" in ds else None
+    if elem is None or ts is None:
+        return
+    declared = _pixel_bytes(ds)
+    raw = ds["PixelData"].value
+    size = len(raw) if raw is not None else 0
+    uid = UID(str(ts))
+    if not uid.is_compressed:
+        # odd lengths are padded to even; 1-bit data is packed
+        check_data_present(name, declared - (declared % 2 if declared % 2 else 0), size, what="pixel data")
+    elif str(uid) == "1.2.840.10008.1.2.5" and declared > _RLE_MAX_RATIO * size + (1 << 16):
+        raise InputError(f"{name}: RLE pixel data of {size} bytes cannot hold the {declared} bytes the header "
+                         "declares (corrupt or crafted)")
 
 
 def _rescale_of(ds, frame_groups=None) -> tuple[float, float]:
@@ -421,7 +666,7 @@ def read_series(info: SeriesInfo, *, progress: ProgressFn | None = None, should_
             raise Cancelled(f"reading series stopped after {z} of {len(order)} slices")
         f = info.files[idx]
         try:
-            ds = _dcmread(f)
+            ds = _dcmread(f, inflate_limit=HEADER_INFLATE_MAX + _pixel_bytes(headers[idx]))
         except (InvalidDicomError, OSError, EOFError, ValueError) as e:
             raise InputError(f"{f.name}: cannot read as DICOM (truncated or corrupt file)") from e
         arr = _decode(ds, f.name)[0]
@@ -435,6 +680,9 @@ def read_series(info: SeriesInfo, *, progress: ProgressFn | None = None, should_
         kept.append(_strip_pixels(ds))
         if progress is not None:
             progress(z + 1, len(order))
+    if info.skipped:
+        warnings.insert(0, f"{len(info.skipped)} file(s) of the series left out: " + "; ".join(info.skipped[:3])
+                        + ("; ..." if len(info.skipped) > 3 else ""))
     h0 = headers[0]
     modality = info.modality
     desc = f"DICOM {modality} series, {len(order)} slice(s)" + (f", '{info.description}'" if info.description else "")
@@ -482,15 +730,20 @@ def read_dicom_file(path: Path, *, progress: ProgressFn | None = None, should_st
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        ds = _dcmread(path)
+        head = _dcmread(path, stop_before_pixels=True)
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as e:
         raise InputError(f"{path.name}: cannot read as DICOM (not a DICOM file, or truncated/corrupt)") from e
-    modality = str(ds.get("Modality", "OT") or "OT").upper()
-    if modality == "SEG" or str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS:
+    modality = str(head.get("Modality", "OT") or "OT").upper()
+    if modality == "SEG" or str(head.get("SOPClassUID", "")) == SEG_SOP_CLASS:
         raise InputError(f"{path.name}: a DICOM-SEG (a label map, not an image); use it with `boxseg convert` "
                          "or open its series")
-    if "Rows" not in ds:
+    if "Rows" not in head:
         raise InputError(f"{path.name}: DICOM {modality} object without an image")
+    check_header(head, path.name)
+    try:
+        ds = _dcmread(path, inflate_limit=HEADER_INFLATE_MAX + _pixel_bytes(head))
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path.name}: cannot read as DICOM (not a DICOM file, or truncated/corrupt)") from e
     arr = _decode(ds, path.name)
     nframes = arr.shape[0]
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()

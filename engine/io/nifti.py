@@ -21,6 +21,7 @@ import numpy as np
 from engine.base.atomic import writing
 from engine.base.errors import InputError
 from engine.data.image import Image
+from engine.io.gate import check_data_present, check_geometry, check_size
 
 def _load(path: Path):
     import nibabel as nib
@@ -32,12 +33,65 @@ def _load(path: Path):
         img = nib.load(str(path))
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise InputError(f"{path.name}: not a NIfTI-1/NIfTI-2 image")
+        _gate(img, path)
         return img
     except InputError:
         raise
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, gzip.BadGzipFile, zlib.error,
             TypeError) as e:
         raise InputError(f"{path.name}: not a readable NIfTI file (bad header or compressed data)") from e
+
+
+def _gate(img, path: Path) -> None:
+    """The header's promises checked before nibabel allocates: size within the memory budget, the voxel
+    bytes present in the file, a finite non-singular affine (:mod:`engine.io.gate`)."""
+    hdr = img.header
+    dtype = hdr.get_data_dtype()
+    slope, inter = hdr.get_slope_inter()
+    scaled = (slope is not None and slope != 1) or (inter is not None and inter != 0)
+    # nibabel scales into float64 before we convert to float32: both exist for a moment
+    per_voxel = dtype.itemsize + (12 if scaled or dtype.kind == "f" else 0)
+    check_size(path.name, img.shape, per_voxel, what="NIfTI image")
+    declared = int(np.prod(img.shape, dtype=np.int64)) * dtype.itemsize
+    offset = int(hdr.get("vox_offset", 0) or 0)
+    present = _payload_bytes(path, offset + declared) - offset
+    check_data_present(path.name, declared, present, what="NIfTI voxel data")
+    check_geometry(path.name, img.affine)
+
+
+def _payload_bytes(path: Path, want: int) -> int:
+    """Bytes of the (decompressed) file, counted up to ``want`` at most — a .nii by its size; a .nii.gz by
+    its gzip trailer when that agrees (single-member files, the usual case; instant), else by inflating
+    in 1 MiB steps without keeping the data (multi-member gzip, or a file shorter than its header says)."""
+    size = path.stat().st_size
+    if not path.name.lower().endswith(".gz"):
+        return size
+    with open(path, "rb") as f:
+        if size >= 18:
+            f.seek(-4, 2)
+            isize = int.from_bytes(f.read(4), "little")
+            if isize == want % 2**32 and want < 2**32:
+                return want
+        f.seek(0)
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        total, buf, members = 0, b"", 0
+        while total < want:
+            if not buf:
+                buf = f.read(1 << 20)
+                if not buf:
+                    break
+            try:
+                total += len(d.decompress(buf, 1 << 24))
+            except zlib.error as e:
+                if members:  # padding or garbage after a complete member: gzip readers ignore it too
+                    break
+                raise InputError(f"{path.name}: corrupt gzip data ({e})") from e
+            if d.eof:
+                members += 1
+                buf, d = d.unused_data, zlib.decompressobj(16 + zlib.MAX_WBITS)
+            else:
+                buf = d.unconsumed_tail
+    return total
 
 
 def _data_zyx(img, name: str) -> np.ndarray:

@@ -196,6 +196,23 @@ def deep_folder(folder: Path, depth: int = 1100) -> Path:
     return folder
 
 
+def remove_tree(folder: Path) -> None:
+    """Remove ``folder`` and everything below it without recursion. pytest's own clean-up of old temporary
+    folders (shutil.rmtree, recursive on Python 3.11) hits the recursion limit on :func:`deep_folder`'s
+    tree, so a test that makes one removes it itself."""
+    dirs, stack = [], [Path(folder)]
+    while stack:
+        d = stack.pop()
+        dirs.append(d)
+        for e in os.scandir(d):
+            if e.is_dir(follow_symlinks=False):
+                stack.append(Path(e.path))
+            else:
+                os.unlink(e.path)
+    for d in reversed(dirs):  # children were appended after their parents
+        os.rmdir(d)
+
+
 def valid_no_preamble(folder: Path) -> Path:
     """A valid CT slice written without the 128-byte preamble and 'DICM' prefix (older equipment)."""
     from pydicom.filewriter import dcmwrite
