@@ -4,8 +4,9 @@
 
 States: ``app-drag.png`` (a box being dragged, the live mask following it), ``app-object.png``
 (the committed object with its IoU in the objects panel), ``app-volume.png`` (a volume after
-Propagate, shown on another slice than the one the box was drawn on) and ``app-restore.png`` (the
-offer to restore autosaved work). The 2D states use the bundled CT slice
+Propagate, shown on another slice than the one the box was drawn on), ``app-measure.png`` (its
+Measurements table, RECIST axes on their slice, a ruler and the confidence strip) and ``app-restore.png``
+(the offer to restore autosaved work). The 2D states use the bundled CT slice
 (``assets/sample/CT_small.dcm``, pydicom test file); the volume defaults to the bundled brain MR
 volume (``assets/sample/mni_icbm152_t1_2009a.nii.gz``, the MNI ICBM152 2009a template) with the
 box around the pons suggested in ``assets/sample/README.md``, propagated through slices 42-58.
@@ -124,6 +125,19 @@ def main(argv=None) -> int:
         _pump(300)
         win.view._update_cursor(*win.view.item_px((p0 + p1) / 2))
         shot(win, "app-volume.png")
+        # 5: measurements: the table dock, RECIST axes on their slice, a ruler, the confidence strip
+        win.resize(1180, 900)
+        win.a_show_meas.setChecked(True)
+        win.a_recist.trigger()
+        _wait(lambda: c.measurements_current and c.doc.current in c.measurements, 60, "the measurements")
+        c.set_slice(c.measurements[c.doc.current].recist_slice)
+        _pump(300)
+        win.a_ruler.trigger()
+        r0, r1 = box_to_viewport(win.view, (60, 40, 133, 40))  # across the cerebellum (voxel x, y)
+        drag(win.view, r0, r1)
+        win.a_box.trigger()
+        _pump(300)
+        shot(win, "app-measure.png")
         c.shutdown(keep_autosave=False)
         win.close()
     else:
