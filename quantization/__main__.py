@@ -1,4 +1,4 @@
-"""``python -m quantization build|report|parity`` — offline model tooling (needs the ``quantize`` extra)."""
+"""``python -m quantization build|report|parity|validate`` — offline model tooling (needs the ``quantize`` extra)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,31 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--out", type=Path, required=True)
     q.add_argument("--ir-dir", type=Path, default=None, help="keep the exported IR (openvino backend) here")
     q.add_argument("--threads", type=int, default=None)
+    v = sub.add_parser("validate", help="the held-out protocol: split eval by dataset, choose by "
+                                         "leave-one-dataset-out, report on held-out datasets (docs/quantization.md)")
+    v.add_argument("--candidates", nargs="+", default=[str(DEFAULT_OUT)],
+                   help="model folders (their non-FP32 models) or FOLDER:NAME (default: the shipped INT8 model)")
+    v.add_argument("--reference", default=f"{DEFAULT_OUT}:litemedsam-fp32", help="FOLDER:NAME of the FP32 model")
+    v.add_argument("--eval", type=Path, default=shared / "eval")
+    v.add_argument("--cache", type=Path, default=REPO / "bench" / "results" / "validate-cases.csv",
+                   help="per-case results by model id (reused; delete to rerun)")
+    v.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "validate.md")
+    v.add_argument("--threads", type=int, default=2)
+    v.add_argument("--per-dataset", type=int, default=None, help="at most N cases per dataset (a quick look)")
     args = p.parse_args(argv)
+    if args.cmd == "validate":
+        from .validate import validate
+
+        if not Path(args.eval).is_dir():
+            print(f"error: no eval folder at {args.eval}", file=sys.stderr)
+            return 2
+        try:
+            validate(args.eval, args.candidates, args.reference, args.cache, args.out, threads=args.threads,
+                     per_dataset_limit=args.per_dataset)
+        except (ValueError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if args.cmd == "parity":
         from .checkpoint import CheckpointError
         from .parity import run_parity
