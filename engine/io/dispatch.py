@@ -36,13 +36,13 @@ from engine.data.labelmap import LabelMap, Segment, check_onto, segments_for, wi
 from engine.io.challenge_npz import read_challenge_npz
 from engine.io.dicom import read_dicom
 from engine.io.dicomseg import read_dicom_seg, write_dicom_seg
-from engine.io.formats import kind_of, label_description_paths, labelmap_format
+from engine.io.formats import is_dicomdir, kind_of, label_description_paths, labelmap_format
 from engine.io.itksnap import read_label_descriptions, write_label_descriptions
 from engine.io.nifti import read_nifti, read_nifti_labels, write_nifti_labels
 from engine.io.outputs import check_output
 from engine.io.raster import read_png_labels, read_raster, write_label_png
 from engine.io.segnrrd import read_seg_nrrd, write_seg_nrrd
-from engine.io.studies import is_dicomdir, read_dicomdir
+from engine.io.studies import read_dicomdir
 
 
 def open_image(path: Path | str, *, series: str | None = None, progress: ProgressFn | None = None,

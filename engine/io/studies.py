@@ -23,17 +23,9 @@ from engine.base.callbacks import ProgressFn, StopFn
 from engine.base.errors import InputError
 from engine.data.image import Image
 from engine.io.dicom import SeriesInfo, _dcmread, choose_series, group_series, quiet, read_series, scan_folder
+from engine.io.formats import is_dicomdir
 
 log = logging.getLogger(__name__)
-
-#: the file name of a DICOM Media Storage Directory (PS3.10 8.6)
-DICOMDIR = "DICOMDIR"
-
-
-def is_dicomdir(path: str | Path) -> bool:
-    """True for a file named DICOMDIR (any case); by name only, nothing is read."""
-    return Path(path).name.upper() == DICOMDIR
-
 
 def _date(value) -> str:
     """A DICOM DA ``YYYYMMDD`` as ``YYYY-MM-DD`` ('' when absent; any other text as stored)."""
@@ -298,4 +290,4 @@ def read_dicomdir(path: str | Path, *, series: str | None = None, progress: Prog
     return img
 
 
-__all__ = ["DICOMDIR", "Listing", "SeriesEntry", "dicomdir_files", "is_dicomdir", "list_studies", "read_dicomdir"]
+__all__ = ["Listing", "SeriesEntry", "dicomdir_files", "list_studies", "read_dicomdir"]

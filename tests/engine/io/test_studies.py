@@ -8,7 +8,8 @@ import pytest
 
 from engine.base.errors import Cancelled, InputError
 from engine.io.dispatch import open_image
-from engine.io.studies import dicomdir_files, is_dicomdir, list_studies
+from engine.io.formats import is_dicomdir
+from engine.io.studies import dicomdir_files, list_studies
 from tests.engine.io.patient_cd import PATIENT_A, PATIENT_B, SPECS, files_of, write_patient_cd
 
 IDENTIFIERS = [*PATIENT_A, *PATIENT_B, "Cdtest", "Alice", "Bob"]
