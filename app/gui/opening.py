@@ -3,11 +3,13 @@ straight to the window (:meth:`MainWindow.open_path`), anything else to a status
 
 * :func:`target` decides by the path alone (no file is read on the GUI thread): a folder or a file named
   DICOMDIR -> ``"browse"``; a suffix of :data:`engine.io.formats.IMAGE_KINDS` (NIfTI, DICOM, PNG/JPEG/BMP/TIFF,
-  challenge .npz) or no suffix at all (DICOM files on a CD have none) -> ``"open"``; else None.
+  challenge .npz), no suffix at all or a numeric one (DICOM files on a CD, UID-named files) -> ``"open"``;
+  else None (a label map such as ``.seg.nrrd`` too: it opens onto an image, File ▸ Open label map).
 * :meth:`Opener.browse` lists the series (:func:`engine.io.studies.list_studies`) as a job of the window's
   queue, on the I/O worker, with the window's progress dialog and Cancel; one series opens at once, several
   show the browser (:class:`~app.gui.dialogs.series_browser.SeriesBrowser`), whose choice opens through
-  ``open_path(folder or DICOMDIR, series=UID)``.
+  ``open_path(DICOMDIR or the series' own folder, series=UID)`` (:meth:`engine.io.studies.Listing.open_path`:
+  the headers read again are the series', not the whole disc's); that path is what File ▸ Recent keeps.
 * Drops: :meth:`Opener.accept_drag` / :meth:`Opener.drop` take local file URLs.
 """
 
@@ -27,7 +29,8 @@ def target(path: str | Path) -> str | None:
     p = Path(path)
     if p.is_dir() or is_dicomdir(p):
         return "browse"
-    if kind_of(p) in IMAGE_KINDS or (p.suffix == "" and p.is_file()):
+    # DICOM files on CDs and from PACS exports often have no suffix, or are named by their UID ("1.2.840...5")
+    if kind_of(p) in IMAGE_KINDS or (p.is_file() and (p.suffix == "" or p.suffix[1:].isdigit())):
         return "open"
     return None
 
@@ -80,7 +83,7 @@ class Opener(QObject):
         if listing.warnings:
             self._status("note: " + "; ".join(listing.warnings))
         if len(listing.series) == 1:  # nothing to choose
-            self.win.open_path(listing.source, listing.series[0].uid)
+            self.win.open_path(listing.open_path(listing.series[0]), listing.series[0].uid)
             return
         if self.browser is not None:
             self.browser.close()
@@ -93,9 +96,9 @@ class Opener(QObject):
         dlg.open()
 
     def _chosen(self, dlg: SeriesBrowser) -> None:
-        uid = dlg.chosen_uid()
-        if uid is not None:
-            self.win.open_path(dlg.listing.source, uid)
+        entry = dlg.listing.find(dlg.chosen_uid() or "")
+        if entry is not None:
+            self.win.open_path(dlg.listing.open_path(entry), entry.uid)
 
     def _forget(self, dlg) -> None:
         if self.browser is dlg:

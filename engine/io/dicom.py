@@ -2,7 +2,8 @@
 
 * A folder is scanned recursively; image files are grouped by SeriesInstanceUID (non-image objects
   — SEG, RTSTRUCT, SR, presentation states, ... — and non-DICOM files are skipped).
-  :func:`scan_folder` lists the series; :func:`choose_series` takes the one asked for (UID or its
+  :func:`scan_folder` lists the series (:func:`group_series` groups any list of files: a DICOMDIR's, see
+  :mod:`engine.io.studies`); :func:`choose_series` takes the one asked for (UID or its
   1-based number in the listing) or the one with the most slices (a tie is an error: a choice is
   needed).
 * Slices are sorted by their position along the slice normal, ``n = row_cosine x column_cosine``

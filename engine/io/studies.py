@@ -16,6 +16,7 @@ browser's display only and are kept out of every message, warning, log line and 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,6 +128,15 @@ class Listing:
 
     def find(self, uid: str) -> SeriesEntry | None:
         return next((e for e in self.series if e.uid == uid), None)
+
+    def open_path(self, entry: SeriesEntry) -> Path:
+        """What to open ``entry`` from, with ``series=entry.uid``, reading as few headers again as possible: a
+        DICOMDIR (its SERIES record lists the files), else the deepest folder holding all the series' files
+        (on a CD-like layout its own folder, not the whole disc)."""
+        if not self.source.is_dir() or not entry.files:
+            return self.source
+        common = Path(os.path.commonpath([str(Path(f).parent) for f in entry.files]))
+        return common if common == self.source or self.source in common.parents else self.source
 
 
 def _record_files(ds) -> list[tuple[str, ...]]:

@@ -119,6 +119,9 @@ def test_open_button_opens_the_selected_series_of_a_folder(qtbot, open_window, t
     img = wait_image(qtbot, win, uid=SPECS[1].uid)
     assert img.voxels.shape == (2, 8, 8)
     np.testing.assert_array_equal(img.voxels[:, 0, 0], [300, 301])
+    # read again from the series' own folder only; that folder is the Recent entry
+    own = img.files[0].parent
+    assert own.name.startswith("SE") and win.recent_menu.paths() == [(str(own), True)]
 
 
 def test_a_folder_with_one_series_opens_without_asking(qtbot, open_window, tmp_path, temp_qsettings):
@@ -178,3 +181,17 @@ def test_recent_menu_persists_across_windows(qtbot, open_window, tmp_path, temp_
     clear.trigger()
     assert recent_paths() == [] and win2.recent_menu.paths() == []
     assert open_window().recent_menu.paths() == []
+
+
+def test_what_a_drop_does_by_name(tmp_path):
+    from app.gui.opening import target
+
+    cd = write_patient_cd(tmp_path / "cd")
+    uid_named = tmp_path / "1.2.826.0.1.3680043.8.498.5"
+    uid_named.write_bytes(b"x")
+    other = {n: tmp_path / n for n in ("notes.docx", "seg.seg.nrrd", "IM000001")}
+    for f in other.values():
+        f.write_bytes(b"x")
+    assert [target(p) for p in (cd, cd.parent, tmp_path / "scan.nii.gz", uid_named, other["IM000001"])] == [
+        "browse", "browse", "open", "open", "open"]
+    assert target(other["notes.docx"]) is None and target(other["seg.seg.nrrd"]) is None

@@ -55,8 +55,17 @@ def test_dicomdir_lists_patients_studies_series(cd):
 
 def test_folder_and_dicomdir_list_the_same_series(cd):
     by_dir = {e.uid: (e.slices, e.study_date, e.modality) for e in list_studies(cd).series}
-    by_folder = {e.uid: (e.slices, e.study_date, e.modality) for e in list_studies(cd.parent).series}
+    folder = list_studies(cd.parent)
+    by_folder = {e.uid: (e.slices, e.study_date, e.modality) for e in folder.series}
     assert by_dir == by_folder and len(by_dir) == 3
+    # a series is opened again from its own folder (PT../ST../SE..), or from the DICOMDIR
+    for spec in SPECS:
+        own = files_of(cd, spec.uid)[0].parent
+        assert own.name.startswith("SE") and folder.open_path(folder.find(spec.uid)) == own
+        dd = list_studies(cd)
+        assert dd.open_path(dd.find(spec.uid)) == cd
+        img = open_image(own, series=spec.uid)
+        assert img.series_uid == spec.uid and img.depth == spec.slices
 
 
 def test_open_one_series_of_a_dicomdir_reads_only_its_files(cd):
