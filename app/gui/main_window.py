@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
         self.a_open_dir = self._act("Open &DICOM folder…", self.open_folder_dialog, "Ctrl+Shift+O",
                                     "actionOpenFolder")
         self.opener = Opener(self)
-        self.a_open_dicomdir = self._act("Open DICOM&DIR…", self.open_dicomdir_dialog, None, "actionOpenDicomdir")
+        self.a_open_dicomdir = self._act("Open DICOMD&IR…", self.open_dicomdir_dialog, None, "actionOpenDicomdir")
         self.recent_menu = RecentMenu(self, lambda p: self.opener.open_any(p, strict=False))
         self.a_sample = self._act(SAMPLES["volume"][1], lambda: self.open_sample("volume"), None,
                                   "actionOpenSample")
