@@ -8,22 +8,23 @@ from app.cli.common import open_arg, read_progress, warn
 from app.cli.segment import out_format
 from engine.base.errors import InputError
 from engine.data.image import Image
-from engine.io.dicom import scan_folder
 from engine.io.dicomseg import is_dicom_seg
 from engine.io.dispatch import read_labelmap, write_labelmap
-from engine.io.formats import is_nifti, is_raster, kind_of
+from engine.io.formats import is_dicomdir, is_nifti, is_raster, kind_of
 from engine.io.nifti import write_nifti_image
 from engine.io.outputs import check_output
+from engine.io.studies import list_studies
 
 
 def cmd_info(args) -> int:
     """Series found (for a folder), shape, spacing, orientation, modality, intensity range."""
     p = Path(args.image)
-    if p.is_dir():
-        found = scan_folder(p, progress=read_progress("scan"))
-        print(f"{p}: {len(found)} DICOM series")
-        for i, s in enumerate(found, 1):
-            print(f"  {s.line(i)}")
+    if p.is_dir() or is_dicomdir(p):
+        listing = list_studies(p, progress=read_progress("scan"))  # a folder: scan_folder; a DICOMDIR: its files
+        warn(listing.warnings)
+        print(f"{p}: {len(listing.series)} DICOM series")
+        for i, e in enumerate(listing.series, 1):
+            print(f"  {e.info.line(i)}")
     img = open_arg(args.image, args.series)
     print(f"{img.source}:")
     for line in img.summary():

@@ -6,6 +6,9 @@ and the workers. objectNames used by tests: ``mainWindow``, ``sliceView``, ``obj
 actions ``actionOpenFile``, ``actionOpenFolder``, ``actionOpenSample`` (the bundled brain MR volume, first
 in File ▸ Open sample and the tool bar's Sample button), ``actionOpenSampleCT`` (the bundled CT slice),
 ``actionOpenLabelMap``, ``actionSave``, ``actionSaveAs``; ``restoreBar`` (offer to restore autosaved work).
+Opening: ``actionOpenDicomdir``, the study/series browser ``seriesBrowser`` (File ▸ Open DICOM folder /
+DICOMDIR, drops of a folder or DICOMDIR; :mod:`app.gui.opening`), File ▸ Recent ``menuRecent``
+(:mod:`app.gui.recent`).
 Measuring: tools ``toolRuler`` and ``toolRoi`` (Segment menu, tool bar), ``actionDeleteMeasurement`` (Edit),
 ``actionShowRecist`` and ``actionShowMeasurements`` (View; the dock ``measurementsDock`` with
 ``measurementsTable``), ``confidenceStrip`` under the slice slider, ``actionRepropagateFromSlice`` (Segment).
@@ -25,14 +28,16 @@ from app.autosave import find_snapshot
 from app.gui.controller import WINDOW_PRESETS, Controller
 from app.gui.dialogs.about import about_text
 from app.gui.dialogs.settings import SettingsDialog
+from app.gui.opening import Opener
 from app.gui.panels.measurements import MeasurementsPanel
 from app.gui.panels.objects import ObjectsPanel
+from app.gui.recent import RecentMenu, add_recent
 from app.gui.samples import SAMPLES, sample_path
 from app.gui.settings import Settings
 from app.gui.views.confidence_strip import ConfidenceStrip
 from app.gui.views.slice_view import SliceView
 from engine.base.folders import assets_dir
-from engine.io.formats import LABELMAP_SUFFIXES, labelmap_format, patterns
+from engine.io.formats import LABELMAP_SUFFIXES, is_dicomdir, labelmap_format, patterns
 
 
 class PropagateAction(QAction):
@@ -58,6 +63,9 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._build_central()
         self._build_actions()
+        self.setAcceptDrops(True)
+        self.view.setAcceptDrops(False)  # the view's scene would take drags and refuse drops; the window takes them
+        self.view.viewport().setAcceptDrops(False)
         self._build_panel()
         self._build_status()
         c = self.c
@@ -139,6 +147,9 @@ class MainWindow(QMainWindow):
         self.a_open = self._act("&Open file…", self.open_file_dialog, QKeySequence.Open, "actionOpenFile")
         self.a_open_dir = self._act("Open &DICOM folder…", self.open_folder_dialog, "Ctrl+Shift+O",
                                     "actionOpenFolder")
+        self.opener = Opener(self)
+        self.a_open_dicomdir = self._act("Open DICOMD&IR…", self.open_dicomdir_dialog, None, "actionOpenDicomdir")
+        self.recent_menu = RecentMenu(self, lambda p: self.opener.open_any(p, strict=False))
         self.a_sample = self._act(SAMPLES["volume"][1], lambda: self.open_sample("volume"), None,
                                   "actionOpenSample")
         self.a_sample_ct = self._act(SAMPLES["ct"][1], lambda: self.open_sample("ct"), None, "actionOpenSampleCT")
@@ -150,8 +161,8 @@ class MainWindow(QMainWindow):
         self.a_save = self._act("&Save segmentation", self.save, QKeySequence.Save, "actionSave")
         self.a_save_as = self._act("Save segmentation &as…", self.save_as, QKeySequence.SaveAs, "actionSaveAs")
         self.a_quit = self._act("&Quit", self.close, QKeySequence.Quit, "actionQuit")
-        for a in (self.a_open, self.a_open_dir, self.sample_menu, None, self.a_open_lm, self.a_save, self.a_save_as,
-                  None, self.a_quit):
+        for a in (self.a_open, self.a_open_dir, self.a_open_dicomdir, self.sample_menu, self.recent_menu, None,
+                  self.a_open_lm, self.a_save, self.a_save_as, None, self.a_quit):
             f.addSeparator() if a is None else f.addMenu(a) if isinstance(a, QMenu) else f.addAction(a)
         e = mb.addMenu("&Edit")
         self.a_undo = self.c.doc.undo_stack.createUndoAction(self, "&Undo")
@@ -379,19 +390,38 @@ class MainWindow(QMainWindow):
 
     # --- commands ---------------------------------------------------------------------------------
     def open_path(self, path, series=None):
-        return self.c.open_path(path, series)
+        jid = self.c.open_path(path, series)
+        self.c.jobs.after(jid, lambda: (add_recent(path), self.recent_menu.refresh()))  # opened: File ▸ Recent
+        return jid
 
     def open_file_dialog(self):
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open image", "", f"Images ({patterns()});;"
+            self, "Open image", "", f"Images ({patterns()} DICOMDIR);;"
                                     "All files (*)")
-        if path:
+        if path and is_dicomdir(path):
+            self.opener.browse(path)
+        elif path:
             self.open_path(path)
 
     def open_folder_dialog(self):
+        # through the study/series browser: it opens a single series at once and offers a choice of several
         path = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
         if path:
-            self.open_path(path)
+            self.opener.browse(path)
+
+    def open_dicomdir_dialog(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Open DICOMDIR", "", "DICOMDIR (DICOMDIR dicomdir);;All files (*)")
+        if path:
+            self.opener.browse(path)
+
+    def dragEnterEvent(self, e):
+        self.opener.accept_drag(e)
+
+    def dragMoveEvent(self, e):
+        self.opener.accept_drag(e)
+
+    def dropEvent(self, e):
+        self.opener.drop(e)
 
     def open_sample(self, which: str = "volume"):
         return self.open_path(sample_path(which))

@@ -2,7 +2,8 @@
 
 * A folder is scanned recursively; image files are grouped by SeriesInstanceUID (non-image objects
   — SEG, RTSTRUCT, SR, presentation states, ... — and non-DICOM files are skipped).
-  :func:`scan_folder` lists the series; :func:`choose_series` takes the one asked for (UID or its
+  :func:`scan_folder` lists the series (:func:`group_series` groups any list of files: a DICOMDIR's, see
+  :mod:`engine.io.studies`); :func:`choose_series` takes the one asked for (UID or its
   1-based number in the listing) or the one with the most slices (a tie is an error: a choice is
   needed).
 * Slices are sorted by their position along the slice normal, ``n = row_cosine x column_cosine``
@@ -326,16 +327,34 @@ def scan_folder(folder: Path, *, progress: ProgressFn | None = None, should_stop
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder")
     files, too_deep = _walk_files(folder, should_stop)
+    found, refused = group_series(files, folder, progress=progress, should_stop=should_stop)
+    if not found:
+        deep = f"; {too_deep} folder(s) deeper than {MAX_DEPTH} levels not searched" if too_deep else ""
+        if refused:
+            raise InputError(f"{folder}: no usable DICOM image ({len(refused)} refused, first: {refused[0]}){deep}")
+        raise InputError(f"{folder}: no DICOM image files found (searched {len(files)} file(s), recursively){deep}")
+    return found
+
+
+def group_series(files: list[Path], root: Path, *, progress: ProgressFn | None = None,
+                 should_stop: StopFn | None = None) -> tuple[list[SeriesInfo], list[str]]:
+    """Read the headers of ``files`` and group the image files by SeriesInstanceUID, most slices first.
+
+    Non-DICOM files and non-image objects are passed over; a header that fails :func:`check_header` is
+    left out of its series (listed in its ``SeriesInfo.skipped``). ``root``: the folder file names in
+    messages are relative to. progress(done, total) per file; ``should_stop()`` True raises
+    :class:`Cancelled`. Returns (series, "file: reason" of every refused header).
+    """
     groups: dict[str, SeriesInfo] = {}
     refused: list[tuple[str, str]] = []  # (series UID, "file: reason")
     for i, f in enumerate(files):
         if should_stop is not None and should_stop():
-            raise Cancelled(f"scan of {folder.name} stopped after {i} of {len(files)} files")
+            raise Cancelled(f"scan of {Path(root).name} stopped after {i} of {len(files)} files")
         ds = read_header(f)
         if _is_image_header(ds):
             uid = str(ds.SeriesInstanceUID)
             try:
-                check_header(ds, f.relative_to(folder).as_posix())
+                check_header(ds, _relative(f, root))
             except InputError as e:
                 refused.append((uid, str(e)))
                 continue
@@ -354,12 +373,15 @@ def scan_folder(folder: Path, *, progress: ProgressFn | None = None, should_stop
         if uid in groups:
             groups[uid].skipped.append(why)
     log.debug("scanned %d file(s): %d image series, %d refused", len(files), len(groups), len(refused))
-    if not groups:
-        deep = f"; {too_deep} folder(s) deeper than {MAX_DEPTH} levels not searched" if too_deep else ""
-        if refused:
-            raise InputError(f"{folder}: no usable DICOM image ({len(refused)} refused, first: {refused[0][1]}){deep}")
-        raise InputError(f"{folder}: no DICOM image files found (searched {len(files)} file(s), recursively){deep}")
-    return sorted(groups.values(), key=lambda s: (-s.frames, s.number if s.number is not None else 1 << 30, s.uid))
+    found = sorted(groups.values(), key=lambda s: (-s.frames, s.number if s.number is not None else 1 << 30, s.uid))
+    return found, [why for _, why in refused]
+
+
+def _relative(f: Path, root: Path) -> str:
+    try:
+        return Path(f).relative_to(root).as_posix()
+    except ValueError:
+        return Path(f).name
 
 
 def _int_or_none(v) -> int | None:
@@ -809,5 +831,5 @@ def read_dicom(path: Path, *, series: str | None = None, progress: ProgressFn | 
     return read_dicom_file(path, progress=progress, should_stop=should_stop)
 
 
-__all__ = ["SeriesInfo", "choose_series", "read_dicom", "read_dicom_file", "read_series", "scan_folder",
-           "stack_geometry"]
+__all__ = ["SeriesInfo", "choose_series", "group_series", "read_dicom", "read_dicom_file", "read_series",
+           "scan_folder", "stack_geometry"]

@@ -3,6 +3,7 @@
 Images (:func:`open_image`):
 
 * a folder -> DICOM series (:mod:`engine.io.dicom`; ``series`` picks one);
+* a file named ``DICOMDIR`` -> one series of the files it lists (:mod:`engine.io.studies`; ``series`` picks one);
 * ``.nii`` / ``.nii.gz`` -> NIfTI (:mod:`engine.io.nifti`);
 * ``.png .jpg .jpeg .bmp .tif .tiff`` -> raster (:mod:`engine.io.raster`);
 * ``.npz`` -> a challenge case (``imgs`` already in the model's uint8 domain, :mod:`engine.io.challenge_npz`);
@@ -35,12 +36,13 @@ from engine.data.labelmap import LabelMap, Segment, check_onto, segments_for, wi
 from engine.io.challenge_npz import read_challenge_npz
 from engine.io.dicom import read_dicom
 from engine.io.dicomseg import read_dicom_seg, write_dicom_seg
-from engine.io.formats import kind_of, label_description_paths, labelmap_format
+from engine.io.formats import is_dicomdir, kind_of, label_description_paths, labelmap_format
 from engine.io.itksnap import read_label_descriptions, write_label_descriptions
 from engine.io.nifti import read_nifti, read_nifti_labels, write_nifti_labels
 from engine.io.outputs import check_output
 from engine.io.raster import read_png_labels, read_raster, write_label_png
 from engine.io.segnrrd import read_seg_nrrd, write_seg_nrrd
+from engine.io.studies import read_dicomdir
 
 
 def open_image(path: Path | str, *, series: str | None = None, progress: ProgressFn | None = None,
@@ -55,6 +57,8 @@ def open_image(path: Path | str, *, series: str | None = None, progress: Progres
         raise InputError(f"{p}: no such file or folder")
     if p.is_dir():
         return read_dicom(p, series=series, progress=progress, should_stop=should_stop)
+    if is_dicomdir(p):
+        return read_dicomdir(p, series=series, progress=progress, should_stop=should_stop)
     kind = kind_of(p)
     if kind == "nifti":
         return read_nifti(p)

@@ -9,7 +9,8 @@
 | npz      | .npz                                  | challenge case            | ``segs`` of challenge outputs       |
 | nrrd     | .seg.nrrd .nrrd                       | (not read as an image)    | 3D Slicer segmentation (``seg-nrrd``)|
 
-A folder is a DICOM series. New formats add a row here and a reader/writer module beside this one.
+A folder is a DICOM series; a file named ``DICOMDIR`` (:func:`is_dicomdir`) is the index of a patient CD,
+read as the series of the files it lists (:mod:`engine.io.studies`). New formats add a row here and a reader/writer module beside this one.
 
 ITK-SNAP label descriptions (names and colours of a NIfTI label map's values, :mod:`engine.io.itksnap`)
 are a sidecar, not a kind: written as ``<stem>.label.txt`` beside ``<stem>.nii.gz`` and looked for there
@@ -46,6 +47,9 @@ LABELMAP_SUFFIXES: dict[str, tuple[str, ...]] = {
 #: ``<stem>.txt`` (read only when there is no ``.label.txt``/``.label``)
 LABEL_DESCRIPTION_SUFFIXES: tuple[str, ...] = (".label.txt", ".label", ".txt")
 
+#: the file name of a DICOM Media Storage Directory (PS3.10 8.6), the index at the root of a patient CD
+DICOMDIR = "DICOMDIR"
+
 #: SOP Class UID of a DICOM Segmentation object (DICOM PS3.4, "Segmentation Storage")
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
@@ -77,6 +81,11 @@ def is_nifti(path: str | Path) -> bool:
     return kind_of(path) == "nifti"
 
 
+def is_dicomdir(path: str | Path) -> bool:
+    """True for a file named DICOMDIR (any case); by name only, nothing is read."""
+    return Path(path).name.upper() == DICOMDIR
+
+
 def is_raster(path: str | Path) -> bool:
     return kind_of(path) == "raster"
 
@@ -105,5 +114,5 @@ def patterns(*kinds: str, labelmaps: bool = False) -> str:
     return " ".join(f"*{s}" for s in out)
 
 
-__all__ = ["IMAGE_KINDS", "LABELMAP_SUFFIXES", "LABEL_DESCRIPTION_SUFFIXES", "SEG_SOP_CLASS", "SUFFIXES", "is_nifti",
-           "is_raster", "kind_of", "known_suffix", "label_description_paths", "labelmap_format", "patterns", "stem"]
+__all__ = ["DICOMDIR", "IMAGE_KINDS", "LABELMAP_SUFFIXES", "LABEL_DESCRIPTION_SUFFIXES", "SEG_SOP_CLASS", "SUFFIXES",
+           "is_dicomdir", "is_nifti", "is_raster", "kind_of", "known_suffix", "label_description_paths", "labelmap_format", "patterns", "stem"]
