@@ -93,12 +93,30 @@ def write_dicom_seg(path: Path, labels: np.ndarray, image: Image, segments: list
     return path
 
 
+#: Patient and General Study attributes highdicom reads from the first source (``src.PatientID`` ...,
+#: an AttributeError when absent). All are Type 2 in the SEG (present, may be empty), and
+#: anonymisation often removes them from the source: absent ones go in empty.
+_TYPE2_FROM_SOURCE = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber",
+                      "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
 def _clean_source(ds):
-    """A copy of a source header that highdicom accepts: an empty SpecificCharacterSet means the
-    default repertoire (dcmqi's test series has one), which highdicom refuses as a value."""
+    """A copy of a source header that highdicom accepts.
+
+    An empty SpecificCharacterSet means the default repertoire (dcmqi's test series has one), which
+    highdicom refuses as a value; missing Type 2 patient/study attributes become empty ones; a
+    PatientSex other than M/F/O (e.g. ``U`` after anonymisation) becomes empty, as DICOM allows.
+    """
     ds = copy.deepcopy(ds)
     if "SpecificCharacterSet" in ds and not str(ds.SpecificCharacterSet or "").strip():
         del ds.SpecificCharacterSet
+    for keyword in _TYPE2_FROM_SOURCE:
+        if keyword not in ds:
+            setattr(ds, keyword, None)
+    if str(ds.PatientSex or "").strip().upper() not in ("M", "F", "O"):
+        ds.PatientSex = None
+    else:
+        ds.PatientSex = str(ds.PatientSex).strip().upper()
     return ds
 
 
