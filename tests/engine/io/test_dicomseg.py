@@ -205,3 +205,15 @@ def test_malformed_seg_refused(tmp_path, drop):
     msg = one_line_error(tmp_path / "bad.dcm", img)
     assert "malformed DICOM-SEG" in msg or "cannot place" in msg
     one_line_error(tmp_path / "bad.dcm")
+
+
+def test_declared_grid_is_gated_before_allocation(tmp_path, monkeypatch):
+    """A frame moved 500 m away makes the SEG's own grid 100000 slices (5 mm spacing, empty slices allowed):
+    refused from the declared size before anything is allocated (it used to allocate it once per segment)."""
+    img, labels, out = many_segments(tmp_path, n_segments=3, depth=4)
+    ds = pydicom.dcmread(out)
+    ds.PerFrameFunctionalGroupsSequence[-1].PlanePositionSequence[0].ImagePositionPatient = [0.0, 0.0, 5.0e5]
+    ds.save_as(tmp_path / "far.dcm")
+    monkeypatch.setenv("BOXSEG_MEMORY_BUDGET_MIB", "256")
+    msg = one_line_error(tmp_path / "far.dcm")
+    assert "DICOM-SEG label map of 100000x128x128 voxels would need 3.05 GiB" in msg
