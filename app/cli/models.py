@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from engine.inference.manifest import list_models
+import sys
+
+from engine.inference.manifest import scan_models
 
 
 def cmd_models(args) -> int:
-    models = list_models()
+    scan = scan_models()
+    for w in scan.warnings:  # a skipped manifest, a model ignored for its name (docs: engine.inference.manifest)
+        print(f"warning: {w}", file=sys.stderr)
+    models = scan.models
     if not models:
         print("no models installed; build them with `python -m quantization build`")
         return 0

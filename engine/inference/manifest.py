@@ -10,18 +10,24 @@ A model folder holds IR files and a ``manifest.json``::
                  "source_checkpoint": {"file": "lite_medsam.pth", "sha256": "...", "origin": "..."},
                  "license": "Apache-2.0", "attribution": "LICENSE-litemedsam.txt"}]}
 
-Every file a model uses is checked against its sha256 before it is compiled; a mismatch or a
-missing file raises :class:`~engine.base.errors.ModelError` naming the file.
+Every file a model uses is checked against its sha256 before it is compiled, and what is compiled
+is the very bytes that were hashed (:meth:`ModelEntry.read_graph`: read once into memory, hashed,
+handed to OpenVINO from memory; nothing re-reads the files after the check). A mismatch or a missing
+file raises :class:`~engine.base.errors.ModelError` naming the file.
 
-Search path (first match of a name wins): ``$BOXSEG_MODEL_PATH`` (os.pathsep-separated folders),
-the user's model folder (``platformdirs.user_data_dir("BoxSeg")/models``), the bundled
-``assets/models``.
+Search path: ``$BOXSEG_MODEL_PATH`` (os.pathsep-separated folders), the user's model folder
+(``platformdirs.user_data_dir("BoxSeg")/models``), the bundled ``assets/models``. A bundled model's
+name belongs to it: a model elsewhere with the same name is ignored, with a warning that
+``boxseg models`` prints (rename it in its manifest to use it). Among the other folders the first
+one with a name wins, the later ones are ignored with a warning. A manifest that cannot be read is
+skipped with a warning naming it; the other folders' models still load.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +37,8 @@ from engine.base.folders import assets_dir, user_data_dir
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
+
+log = logging.getLogger(__name__)
 
 
 def bundled_models_dir() -> Path:
@@ -90,10 +98,14 @@ class ModelEntry:
             h.update(f"{f['path']}={f['sha256']};".encode())
         return h.hexdigest()
 
-    def check(self) -> list[str]:
-        """Problems with this model's files (empty list = all files present with matching sha256)."""
+    def check(self, skip=()) -> list[str]:
+        """Problems with this model's files (empty list = all files present with matching sha256).
+
+        skip: manifest paths not to check here (those :meth:`read_graph` verifies as it reads them)."""
         problems = []
         for f in self.files:
+            if f["path"] in skip:
+                continue
             p = self.root / f["path"]
             if not p.is_file():
                 problems.append(f"missing file {p}")
@@ -103,11 +115,54 @@ class ModelEntry:
                 problems.append(f"{p}: sha256 does not match the manifest (file changed or corrupt)")
         return problems
 
-    def verify(self) -> None:
-        problems = self.check()
+    def verify(self, skip=()) -> None:
+        problems = self.check(skip)
         if problems:
             raise ModelError(f"model {self.name!r} failed verification: {problems[0]}"
                              + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+
+    def graph_files(self, graph: str) -> tuple[str, str]:
+        """The manifest paths of ``graph``'s IR: (.xml, .bin)."""
+        xml = self.graphs.get(graph)
+        if xml is None:
+            raise ModelError(f"model {self.name!r} has no {graph!r} graph")
+        return xml, xml[:-4] + ".bin"
+
+    def read_file(self, rel: str, *, verify: bool = True) -> bytearray:
+        """The bytes of manifest file ``rel``, read once; with ``verify``, their size and sha256 are the
+        manifest's (else :class:`ModelError` naming the file). The caller uses these bytes, never the file
+        again, so a file changed after the check is never used."""
+        spec = next((f for f in self.files if f["path"] == rel), None)
+        if spec is None:
+            raise ModelError(f"model {self.name!r}: {rel} is not listed in its manifest")
+        p = self.root / rel
+        try:
+            with open(p, "rb") as f:
+                data = bytearray(os.fstat(f.fileno()).st_size)
+                n = f.readinto(data)
+        except FileNotFoundError:
+            raise ModelError(f"model {self.name!r} failed verification: missing file {p}") from None
+        except OSError as e:
+            raise ModelError(f"model {self.name!r}: cannot read {p}: {e.strerror or e}") from e
+        if n != len(data):
+            del data[n:]
+        if verify:
+            if "bytes" in spec and len(data) != spec["bytes"]:
+                raise ModelError(f"model {self.name!r} failed verification: {p}: {len(data)} bytes, manifest says "
+                                 f"{spec['bytes']}")
+            if hashlib.sha256(data).hexdigest() != spec["sha256"]:
+                raise ModelError(f"model {self.name!r} failed verification: {p}: sha256 does not match the manifest "
+                                 "(file changed or corrupt)")
+        return data
+
+    def read_graph(self, graph: str, *, verify: bool = True) -> tuple[str, bytearray]:
+        """``graph``'s IR from memory: (the .xml text, the .bin bytes), both checked by :meth:`read_file`."""
+        xml, weights = self.graph_files(graph)
+        try:
+            text = self.read_file(xml, verify=verify).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ModelError(f"model {self.name!r}: {self.root / xml} is not UTF-8 XML") from e
+        return text, self.read_file(weights, verify=verify)
 
 
 def read_manifest(folder: Path) -> list[ModelEntry]:
@@ -141,13 +196,55 @@ def read_manifest(folder: Path) -> list[ModelEntry]:
     return out
 
 
-def list_models(search_path: list[Path] | None = None) -> list[ModelEntry]:
-    """All models on the search path; earlier folders shadow later ones with the same name."""
-    seen: dict[str, ModelEntry] = {}
+@dataclass(frozen=True)
+class ModelScan:
+    """What the search path holds: the usable models (search-path order) and why others were left out."""
+
+    models: list[ModelEntry]
+    warnings: list[str]
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def scan_models(search_path: list[Path] | None = None) -> ModelScan:
+    """The models on the search path (see the module's docstring for who wins a name) and warnings
+    naming each manifest skipped and each model ignored."""
+    bundled = bundled_models_dir()
+    warnings: list[str] = []
+    folders: list[tuple[Path, list[ModelEntry]]] = []
     for folder in search_path or model_search_path():
-        for entry in read_manifest(folder):
-            seen.setdefault(entry.name, entry)
-    return list(seen.values())
+        try:
+            folders.append((folder, read_manifest(folder)))
+        except ModelError as e:
+            warnings.append(f"skipped a model manifest: {e}")
+    # a bundled model's name is taken whatever comes earlier on the path: a folder on BOXSEG_MODEL_PATH
+    # or in the user's data cannot swap in other weights under the name the user trusts
+    taken = {e.name: e for folder, entries in folders if _same_folder(folder, bundled) for e in entries}
+    seen: dict[str, ModelEntry] = {}
+    for folder, entries in folders:
+        for e in entries:
+            owner = taken.get(e.name) or seen.get(e.name)
+            if owner is not None and owner is not e and not _same_folder(owner.root, e.root):
+                why = ("the bundled model of that name is used" if e.name in taken
+                       else f"{owner.root / MANIFEST} has a model of that name earlier on the search path")
+                warnings.append(f"ignored model {e.name!r} in {folder / MANIFEST}: {why}; rename it in its manifest "
+                                "to use it")
+                continue
+            seen.setdefault(e.name, e)
+    return ModelScan(list(seen.values()), warnings)
+
+
+def list_models(search_path: list[Path] | None = None) -> list[ModelEntry]:
+    """The usable models on the search path (:func:`scan_models`); its warnings go to the log."""
+    scan = scan_models(search_path)
+    for w in scan.warnings:
+        log.warning("%s", w)
+    return scan.models
 
 
 def find_model(name: str | None = None, search_path: list[Path] | None = None) -> ModelEntry:
@@ -175,5 +272,5 @@ def find_model(name: str | None = None, search_path: list[Path] | None = None) -
     raise ModelError(f"model {name!r} not found; installed: {', '.join(m.name for m in models)}{hint}")
 
 
-__all__ = ["MANIFEST", "MANIFEST_FORMAT", "ModelEntry", "bundled_models_dir", "find_model", "list_models",
-           "model_search_path", "read_manifest", "sha256_file", "user_models_dir"]
+__all__ = ["MANIFEST", "MANIFEST_FORMAT", "ModelEntry", "ModelScan", "bundled_models_dir", "find_model", "list_models",
+           "model_search_path", "read_manifest", "scan_models", "sha256_file", "user_models_dir"]

@@ -37,9 +37,18 @@ class Runtime:
 
         if precision not in PRECISIONS:
             raise ModelError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if verify:
-            entry.verify()
         self.entry = entry
+        self._verify = verify
+        #: each graph's IR as read (and, with ``verify``, checked against the manifest) once: (xml text,
+        #: weights tensor over those bytes). OpenVINO builds every model from these, never from the files,
+        #: so a file replaced after the check (e.g. before the point decoder is compiled) is never used.
+        #: Kept for the runtime's life: compiled models may share the weights' memory.
+        self._ir: dict[str, tuple] = {}
+        graph_files = {f for g in entry.graphs for f in entry.graph_files(g)}
+        if verify:
+            entry.verify(skip=graph_files)  # any other listed file; the graphs are checked as they are read
+        for graph in entry.graphs:
+            self._read(graph)
         self.core = ov.Core()
         self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
         if threads:
@@ -78,10 +87,27 @@ class Runtime:
         with self._compile_lock:
             if graph not in self._compiled:
                 try:
-                    self._add(graph, self.core.read_model(str(self.entry.path(graph))))
+                    self._add(graph, self._model(graph))
                 except RuntimeError as e:
                     raise ModelError(f"OpenVINO cannot load {self.entry.path(graph)}: {str(e).splitlines()[0]}") from e
             return self._compiled[graph]
+
+    def _read(self, graph: str) -> tuple:
+        """``graph``'s verified IR in memory (read on first use, then kept)."""
+        import openvino as ov
+
+        ir = self._ir.get(graph)
+        if ir is None:
+            xml, weights = self.entry.read_graph(graph, verify=self._verify)
+            # shared_memory: the tensor uses the verified bytearray itself (no second copy to trust)
+            ir = (xml, ov.Tensor(np.frombuffer(weights, np.uint8), shared_memory=True), weights)
+            self._ir[graph] = ir
+        return ir
+
+    def _model(self, graph: str):
+        """An OpenVINO model of ``graph`` built from the verified bytes in memory."""
+        xml, tensor, _ = self._read(graph)
+        return self.core.read_model(xml, tensor)
 
     def _add(self, key: str, model) -> None:
         """Compile ``model`` and register it as graph ``key`` (call with ``_compile_lock`` held)."""
@@ -109,7 +135,7 @@ class Runtime:
         """Compile ``decoder`` for zero points when its point count is dynamic; returns the graph key."""
         key = "decoder@box"
         try:
-            model = self.core.read_model(str(self.entry.path("decoder")))
+            model = self._model("decoder")
             names = {n for i in model.inputs for n in i.get_names()}
             if not {"points", "labels"} <= names or not model.input("points").get_partial_shape()[1].is_dynamic:
                 return None

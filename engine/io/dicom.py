@@ -48,8 +48,10 @@ NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTRECORD", "RTDOSE", "SR",
 _CODEC_PACKAGES = {
     "1.2.840.10008.1.2.4.50": "pillow (or pylibjpeg pylibjpeg-libjpeg)",
     "1.2.840.10008.1.2.4.51": "pylibjpeg pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.57": "pylibjpeg pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.70": "pylibjpeg pylibjpeg-libjpeg",
+    # JPEG Lossless: python-gdcm (Apache-2.0 wrapper of BSD GDCM; ~18 MB, too big for the installers' 300 MB:
+    # docs/formats.md); pylibjpeg-libjpeg also decodes it but is GPL-3.0
+    "1.2.840.10008.1.2.4.57": "python-gdcm",
+    "1.2.840.10008.1.2.4.70": "python-gdcm",
     "1.2.840.10008.1.2.4.80": "pyjpegls",
     "1.2.840.10008.1.2.4.81": "pyjpegls",
     "1.2.840.10008.1.2.4.90": "pylibjpeg pylibjpeg-openjpeg",

@@ -8,8 +8,9 @@ type SEMIAUTOMATIC: a box drawn by a person, the mask by the model).
 Reading: segments are placed onto an open DICOM image through the SOP instances they reference
 (robust to SEGs that omit empty frames); without such an image the SEG's own plane positions give
 the grid (highdicom's volume), converted to the :mod:`engine.data.image` conventions (LPS -> RAS, slices
-ascending along the normal). Overlapping segments are flattened into one label map, later segment
-numbers winning, with a warning.
+ascending along the normal). Segments are decoded one at a time into one label map (memory: the map
+plus one segment), later segment numbers winning where they overlap, with a warning; a FRACTIONAL
+segment holds the voxels where it is >= 0.5.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from engine.data.labelmap import LabelMap, Segment, check_onto, with_defaults
 from engine.data.palette import default_color
 from engine.io.dicom import quiet, read_header
 from engine.io.formats import SEG_SOP_CLASS, kind_of
+from engine.io.gate import check_size
 
 
 
@@ -93,12 +95,30 @@ def write_dicom_seg(path: Path, labels: np.ndarray, image: Image, segments: list
     return path
 
 
+#: Patient and General Study attributes highdicom reads from the first source (``src.PatientID`` ...,
+#: an AttributeError when absent). All are Type 2 in the SEG (present, may be empty), and
+#: anonymisation often removes them from the source: absent ones go in empty.
+_TYPE2_FROM_SOURCE = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber",
+                      "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
 def _clean_source(ds):
-    """A copy of a source header that highdicom accepts: an empty SpecificCharacterSet means the
-    default repertoire (dcmqi's test series has one), which highdicom refuses as a value."""
+    """A copy of a source header that highdicom accepts.
+
+    An empty SpecificCharacterSet means the default repertoire (dcmqi's test series has one), which
+    highdicom refuses as a value; missing Type 2 patient/study attributes become empty ones; a
+    PatientSex other than M/F/O (e.g. ``U`` after anonymisation) becomes empty, as DICOM allows.
+    """
     ds = copy.deepcopy(ds)
     if "SpecificCharacterSet" in ds and not str(ds.SpecificCharacterSet or "").strip():
         del ds.SpecificCharacterSet
+    for keyword in _TYPE2_FROM_SOURCE:
+        if keyword not in ds:
+            setattr(ds, keyword, None)
+    if str(ds.PatientSex or "").strip().upper() not in ("M", "F", "O"):
+        ds.PatientSex = None
+    else:
+        ds.PatientSex = str(ds.PatientSex).strip().upper()
     return ds
 
 
@@ -117,42 +137,79 @@ def _read(path: Path):
         raise InputError(f"{path.name}: cannot read as DICOM (not a DICOM file, or truncated/corrupt)") from e
     if str(ds.get("SOPClassUID", "")) != SEG_SOP_CLASS:
         raise InputError(f"{path.name}: not a DICOM-SEG (it is a DICOM {ds.get('Modality', 'object')} file)")
+    if not len(ds.get("SegmentSequence", None) or []):
+        raise InputError(f"{path.name}: malformed DICOM-SEG (no SegmentSequence: it describes no segment)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return hd.seg.Segmentation.from_dataset(ds)
-    except (ValueError, TypeError, AttributeError, KeyError) as e:
+            return hd.seg.Segmentation.from_dataset(ds, copy=False)  # ds is ours: no second copy of its frames
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as e:
         raise InputError(f"{path.name}: malformed DICOM-SEG ({str(e).splitlines()[0][:160]})") from e
 
 
-def _segments(seg) -> list[Segment]:
-    out = []
-    for n in seg.get_segment_numbers():
-        d = seg.get_segment_description(n)
-        color = default_color(n)
-        if "RecommendedDisplayCIELabValue" in d:
-            import highdicom as hd
+def _segments(seg, name: str) -> list[Segment]:
+    import highdicom as hd
 
-            try:
-                color = tuple(int(c) for c in hd.color.CIELabColor.from_dicom_value(
-                    list(d.RecommendedDisplayCIELabValue)).to_rgb(clip=True))
-            except (ValueError, TypeError):
-                pass
-        out.append(Segment(int(n), str(d.SegmentLabel), color))
+    out = []
+    try:
+        for n in seg.get_segment_numbers():
+            d = seg.get_segment_description(n)
+            color = default_color(n)
+            if "RecommendedDisplayCIELabValue" in d:
+                try:
+                    color = tuple(int(c) for c in hd.color.CIELabColor.from_dicom_value(
+                        list(d.RecommendedDisplayCIELabValue)).to_rgb(clip=True))
+                except (ValueError, TypeError):
+                    pass
+            out.append(Segment(int(n), str(d.get("SegmentLabel", "") or f"segment {n}"), color))
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as e:
+        raise InputError(f"{name}: malformed DICOM-SEG segment description ({str(e).splitlines()[0][:160]})") from e
     return out
 
 
-def _flatten(stack: np.ndarray, numbers: list[int], warnings: list[str]) -> np.ndarray:
-    """(..., S) per-segment masks -> label map; overlaps go to the later segment (warned)."""
-    m = stack > 0
-    labels = np.zeros(stack.shape[:-1], np.uint8 if max(numbers, default=0) < 256 else np.uint16)
-    for i, n in enumerate(numbers):
-        labels[m[..., i]] = n
-    overlap = int(np.count_nonzero(m.sum(axis=-1) > 1))
-    if overlap:
-        warnings.append(f"segments overlap in {overlap} voxel(s); a label map holds one value per voxel, so the "
-                        "higher segment number is kept there")
-    return labels
+def _cut(seg) -> int:
+    """The smallest stored value that counts as inside a segment: 1 for BINARY; for FRACTIONAL, half of
+    MaximumFractionalValue rounded up (a probability or occupancy >= 0.5, as dcmqi and Slicer threshold)."""
+    if str(seg.get("SegmentationType", "BINARY")).upper() != "FRACTIONAL":
+        return 1
+    return max(1, -(-int(seg.get("MaximumFractionalValue", 255) or 255) // 2))
+
+
+class _Painter:
+    """Flattens segments into one label map, one segment at a time (overlaps: the later segment wins).
+
+    Memory: the label map, the segment being painted (the caller's), and a bool map of the overlapped
+    voxels made only when two segments do overlap.
+    """
+
+    def __init__(self, labels: np.ndarray):
+        self.labels = labels
+        self.overlapped: np.ndarray | None = None
+
+    def add(self, slices, stored: np.ndarray, number: int, cut: int) -> None:
+        """stored: (len(slices), Y, X) stored values of segment ``number``; slice k goes to labels[slices[k]]."""
+        for k, z in enumerate(slices):
+            inside = stored[k] >= cut
+            if not inside.any():
+                continue
+            dst = self.labels[z]
+            hit = inside & (dst != 0)
+            if hit.any():
+                if self.overlapped is None:
+                    self.overlapped = np.zeros(self.labels.shape, bool)
+                self.overlapped[z] |= hit
+            dst[inside] = number
+
+    def warnings(self) -> list[str]:
+        overlap = 0 if self.overlapped is None else int(np.count_nonzero(self.overlapped))
+        if not overlap:
+            return []
+        return [f"segments overlap in {overlap} voxel(s); a label map holds one value per voxel, so the "
+                "higher segment number is kept there"]
+
+
+def _label_dtype(numbers: list[int]):
+    return np.uint8 if max(numbers, default=0) < 256 else np.uint16
 
 
 def _check_frame_positions(seg, image: Image, name: str, atol: float) -> None:
@@ -172,16 +229,40 @@ def _check_frame_positions(seg, image: Image, name: str, atol: float) -> None:
                              f"{np.abs(pos[uid] - p).max():.3g} mm from the slice it references")
 
 
+def _sources_by_segment(seg) -> dict[int, set[str]] | None:
+    """Segment number -> the SOP instances its frames were derived from; None when a frame does not say."""
+    out: dict[int, set[str]] = {}
+    try:
+        for fg in seg.PerFrameFunctionalGroupsSequence:
+            n = int(fg.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+            for derivation in fg.DerivationImageSequence:
+                for src in derivation.SourceImageSequence:
+                    out.setdefault(n, set()).add(str(src.ReferencedSOPInstanceUID))
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return None
+    return out
+
+
+_HD_ERRORS = (ValueError, KeyError, RuntimeError, AttributeError, IndexError, TypeError)
+
+
 def read_dicom_seg(path: Path, image: Image | None = None, *, atol: float = AFFINE_TOL_MM) -> LabelMap:
-    """A DICOM-SEG -> :class:`LabelMap` (values = segment numbers), on ``image``'s grid when given."""
+    """A DICOM-SEG -> :class:`LabelMap` (values = segment numbers), on ``image``'s grid when given.
+
+    Segments are decoded one at a time into the label map (peak memory: the label map plus one
+    segment, not segments x voxels); the label map's declared size passes
+    :func:`engine.io.gate.check_size` first. FRACTIONAL segments count where they are >= 0.5.
+    """
     path = Path(path)
     seg = _read(path)
-    segments = _segments(seg)
+    segments = _segments(seg, path.name)
     numbers = [s.value for s in segments]
+    dtype = _label_dtype(numbers)
+    cut = _cut(seg)
+    per_voxel = np.dtype(dtype).itemsize + 1  # the label map + one uint8 segment
     ref_series = None
     if "ReferencedSeriesSequence" in seg and len(seg.ReferencedSeriesSequence):
         ref_series = str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)
-    warnings: list[str] = []
     single_frame_series = (image is not None and image.dicom and image.dicom_frames is None
                            and len(image.dicom) == image.depth)
     if single_frame_series:
@@ -195,29 +276,52 @@ def read_dicom_seg(path: Path, image: Image | None = None, *, atol: float = AFFI
             raise InputError(f"{path.name}: label map geometry does not match the image: {seg.Columns}x{seg.Rows} "
                              f"frames on a {image.shape[2]}x{image.shape[1]} image")
         _check_frame_positions(seg, image, path.name, atol)
-        try:
-            # many SEGs (dcmqi's among them) do not state SpatialLocationsPreserved; the frame positions
-            # were checked against the instances above instead
-            stack = seg.get_pixels_by_source_instance(
-                source_sop_instance_uids=[uids[i] for i in hits], segment_numbers=numbers, combine_segments=False,
-                skip_overlap_checks=True, ignore_spatial_locations=True)
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise InputError(f"{path.name}: cannot place the DICOM-SEG on this image "
-                             f"({str(e).splitlines()[0][:160]})") from e
-        labels = np.zeros(image.shape, np.uint8 if max(numbers, default=0) < 256 else np.uint16)
-        labels[hits] = _flatten(stack, numbers, warnings)
-        return LabelMap(labels, image.affine.copy(), segments, source=path, referenced_series_uid=ref_series,
-                        warnings=warnings)
+        check_size(path.name, (len(hits), *image.shape[1:]), per_voxel, what="DICOM-SEG label map")
+        painter = _Painter(np.zeros(image.shape, dtype))
+        sources = _sources_by_segment(seg)
+        for n in numbers:
+            # only the slices this segment has frames on (all referenced ones when frames do not say)
+            seg_hits = hits if sources is None else [i for i in hits if uids[i] in sources.get(n, ())]
+            if not seg_hits:
+                continue
+            hit_uids = [uids[i] for i in seg_hits]
+            try:
+                # many SEGs (dcmqi's among them) do not state SpatialLocationsPreserved; the frame positions
+                # were checked against the instances above instead
+                stored = seg.get_pixels_by_source_instance(
+                    source_sop_instance_uids=hit_uids, segment_numbers=[n], combine_segments=False,
+                    skip_overlap_checks=True, ignore_spatial_locations=True, rescale_fractional=False,
+                    dtype=np.uint8)
+            except _HD_ERRORS as e:
+                raise InputError(f"{path.name}: cannot place the DICOM-SEG on this image "
+                                 f"({str(e).splitlines()[0][:160]})") from e
+            painter.add(seg_hits, stored.reshape(len(seg_hits), *image.shape[1:]), n, cut)
+            del stored
+        return LabelMap(painter.labels, image.affine.copy(), segments, source=path, referenced_series_uid=ref_series,
+                        warnings=painter.warnings())
     try:
-        vol = seg.get_volume(combine_segments=False, skip_overlap_checks=True)
-    except (ValueError, KeyError, RuntimeError, AttributeError) as e:
+        geometry = seg.get_volume_geometry()
+        if geometry is None:
+            raise ValueError("the frames' positions are not regularly spaced along one normal")
+        shape = tuple(int(v) for v in geometry.spatial_shape)
+    except _HD_ERRORS as e:
         raise InputError(f"{path.name}: the DICOM-SEG has no regular 3D grid of its own "
                          f"({str(e).splitlines()[0][:160]}); give the image it was drawn on (--reference)") from e
-    arr = np.asarray(vol.array)
-    if arr.ndim == 3:
-        arr = arr[..., None]
-    labels = _flatten(arr, numbers, warnings)
-    hd_aff = np.asarray(vol.affine, np.float64)  # (slice, row, column) index -> LPS
+    check_size(path.name, shape, per_voxel, what="DICOM-SEG label map")
+    painter = _Painter(np.zeros(shape, dtype))
+    hd_aff = np.asarray(geometry.affine, np.float64)  # (slice, row, column) index -> LPS
+    for n in numbers:
+        try:
+            vol = seg.get_volume(segment_numbers=[n], combine_segments=False, skip_overlap_checks=True,
+                                 rescale_fractional=False, dtype=np.uint8)
+        except _HD_ERRORS as e:
+            raise InputError(f"{path.name}: the DICOM-SEG has no regular 3D grid of its own "
+                             f"({str(e).splitlines()[0][:160]}); give the image it was drawn on (--reference)") from e
+        if not np.allclose(np.asarray(vol.affine, np.float64), hd_aff, atol=1e-4):
+            raise InputError(f"{path.name}: malformed DICOM-SEG: segment {n} lies on another grid than the others")
+        painter.add(range(shape[0]), np.asarray(vol.array).reshape(shape), n, cut)
+        del vol
+    labels = painter.labels
     lps = np.eye(4)
     lps[:3, 0], lps[:3, 1], lps[:3, 2], lps[:3, 3] = hd_aff[:3, 2], hd_aff[:3, 1], hd_aff[:3, 0], hd_aff[:3, 3]
     normal = np.cross(lps[:3, 0], lps[:3, 1])
@@ -228,7 +332,8 @@ def read_dicom_seg(path: Path, image: Image | None = None, *, atol: float = AFFI
     affine = LPS_TO_RAS @ lps
     if image is not None:
         labels, affine = _onto_grid(labels, affine, image, path.name, atol)
-    return LabelMap(labels, affine, segments, source=path, referenced_series_uid=ref_series, warnings=warnings)
+    return LabelMap(labels, affine, segments, source=path, referenced_series_uid=ref_series,
+                    warnings=painter.warnings())
 
 
 def _onto_grid(labels: np.ndarray, affine: np.ndarray, image: Image, name: str, atol: float

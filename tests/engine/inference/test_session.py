@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.base.errors import InputError, ModelError, PromptError
-from engine.inference.manifest import bundled_models_dir, find_model, list_models, read_manifest
+from engine.inference.manifest import bundled_models_dir, find_model, read_manifest, scan_models
 from engine.inference.runtime import Runtime
 from engine.inference.session import Session, SessionConfig
 from tests.conftest import SPEC_TESTDATA, needs_shared
@@ -66,11 +67,111 @@ def test_malformed_manifest(tmp_path):
         read_manifest(tmp_path)
 
 
-def test_user_models_shadow_bundled(tmp_path, monkeypatch):
-    root = _copy_models(tmp_path)
-    monkeypatch.setenv("BOXSEG_MODEL_PATH", str(root))
-    assert find_model("litemedsam-fp32").root == root
-    assert len({m.name for m in list_models()}) == len(list_models())
+def _fake_manifest(folder: Path, *names: str) -> Path:
+    """A manifest of models whose files are listed but absent (listing needs no IR)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    models = [{"name": n, "family": "litemedsam", "precision": "int8", "input_size": 256,
+               "graphs": {"encoder": f"{n}/e.xml", "decoder": f"{n}/d.xml"},
+               "files": [{"path": f"{n}/{f}", "sha256": "0" * 64} for f in ("e.xml", "e.bin", "d.xml", "d.bin")]}
+              for n in names]
+    (folder / "manifest.json").write_text(json.dumps({"format": 1, "models": models}))
+    return folder / "manifest.json"
+
+
+def test_bundled_name_is_not_replaced_by_a_model_on_the_path(tmp_path, monkeypatch, capsys):
+    """A model on BOXSEG_MODEL_PATH (or in the user's folder) named like a bundled one is ignored, said out loud;
+    its other models are used; between two non-bundled folders the first keeps the name, also said."""
+    from app.cli.models import cmd_models
+
+    first = _fake_manifest(tmp_path / "a", "litemedsam-int8", "my-model")
+    second = _fake_manifest(tmp_path / "b", "my-model")
+    monkeypatch.setenv("BOXSEG_MODEL_PATH", os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "b")]))
+    assert find_model("litemedsam-int8").root == bundled_models_dir()
+    assert find_model("my-model").root == tmp_path / "a"
+    scan = scan_models()
+    assert sorted(m.name for m in scan.models) == ["litemedsam-fp32", "litemedsam-int8", "my-model"]
+    assert scan.warnings == [
+        f"ignored model 'litemedsam-int8' in {first}: the bundled model of that name is used; rename it in its "
+        "manifest to use it",
+        f"ignored model 'my-model' in {second}: {first} has a model of that name earlier on the search path; "
+        "rename it in its manifest to use it"]
+    assert cmd_models(None) == 0
+    err = capsys.readouterr().err
+    assert f"ignored model 'litemedsam-int8' in {first}" in err and f"ignored model 'my-model' in {second}" in err
+    # the bundled folder itself on the path is no conflict
+    monkeypatch.setenv("BOXSEG_MODEL_PATH", str(bundled_models_dir()))
+    assert scan_models().warnings == []
+
+
+def test_malformed_manifest_on_the_path_is_skipped_with_a_warning(tmp_path, monkeypatch, capsys, caplog):
+    from app.cli.models import cmd_models
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text("{not json")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps({"format": 7, "models": []}))
+    ok = _fake_manifest(tmp_path / "ok", "my-model")
+    monkeypatch.setenv("BOXSEG_MODEL_PATH", os.pathsep.join(str(tmp_path / d) for d in ("bad", "old", "ok")))
+    scan = scan_models()
+    assert sorted(m.name for m in scan.models) == ["litemedsam-fp32", "litemedsam-int8", "my-model"]
+    assert len(scan.warnings) == 2
+    assert str(tmp_path / "bad" / "manifest.json") in scan.warnings[0]
+    assert str(tmp_path / "old" / "manifest.json") in scan.warnings[1] and "format 7" in scan.warnings[1]
+    assert find_model().name == "litemedsam-int8" and find_model("my-model").root == ok.parent
+    assert any(str(tmp_path / "bad" / "manifest.json") in r.getMessage() for r in caplog.records)
+    assert cmd_models(None) == 0
+    out = capsys.readouterr()
+    assert "litemedsam-int8" in out.out and str(tmp_path / "bad" / "manifest.json") in out.err
+
+
+def _copy_int8(tmp_path: Path) -> Path:
+    """The bundled INT8 model's files and manifest (not the FP32 ones: listing does not need them)."""
+    dst = tmp_path / "models"
+    entry = find_model("litemedsam-int8")
+    for f in entry.files:
+        (dst / f["path"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(entry.root / f["path"], dst / f["path"])
+    shutil.copy(entry.root / "manifest.json", dst / "manifest.json")
+    return dst
+
+
+def test_weights_changed_after_verification_are_never_compiled(tmp_path, session):
+    """The point decoder is compiled long after the model was verified: it is built from the verified bytes
+    in memory, so replacing its .bin meanwhile changes nothing (it used to re-read the file)."""
+    root = _copy_int8(tmp_path)
+    entry = next(m for m in read_manifest(root) if m.name == "litemedsam-int8")
+    tampered = Session(SessionConfig(threads=2), entry=entry)
+    assert "decoder" not in tampered.runtime._compiled  # compiled when the first point arrives
+    weights = root / entry.graph_files("decoder")[1]
+    weights.write_bytes(bytes(weights.stat().st_size))  # same size, all zeros
+    img = np.zeros((64, 64), np.uint8)
+    img[16:48, 16:48] = 200
+    got, want = tampered.predictor(), session.predictor()
+    for p in (got, want):
+        p.set_image(img)
+    a = got.predict([10, 10, 54, 54], points=[[32, 32]], point_labels=[1])
+    b = want.predict([10, 10, 54, 54], points=[[32, 32]], point_labels=[1])
+    np.testing.assert_array_equal(a.low_res, b.low_res)
+    assert a.mask[24:40, 24:40].all()
+    with pytest.raises(ModelError, match="sha256 does not match"):  # a new session reads the files again
+        Session(SessionConfig(threads=2), entry=entry)
+
+
+def test_read_file_checks_the_bytes_it_returns(tmp_path):
+    root = _copy_int8(tmp_path)
+    entry = next(m for m in read_manifest(root) if m.name == "litemedsam-int8")
+    xml, weights = entry.graph_files("decoder_prefix")
+    data = entry.read_file(weights)
+    assert len(data) == (root / weights).stat().st_size
+    with open(root / weights, "r+b") as f:
+        f.seek(100)
+        f.write(b"\x01\x02")
+    with pytest.raises(ModelError, match=r"decoder_prefix_fp32\.bin: sha256 does not match"):
+        entry.read_graph("decoder_prefix")
+    assert entry.read_graph("decoder_prefix", verify=False)[1][100:102] == b"\x01\x02"
+    (root / xml).unlink()
+    with pytest.raises(ModelError, match="missing file"):
+        entry.read_graph("decoder_prefix")
 
 
 def test_precision_is_explicit(session):

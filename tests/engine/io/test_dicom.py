@@ -247,10 +247,58 @@ def test_compressed_equals_uncompressed(name, module):
     np.testing.assert_allclose(img.affine, ref.affine)
 
 
-def test_jpeg_lossless_and_jpeg2000_ct():
-    pytest.importorskip("libjpeg", reason="pylibjpeg-libjpeg (GPL, optional) decodes JPEG lossless")
-    img = open_image(pd_file("SC_rgb_jpeg_gdcm.dcm"))
-    assert img.is_rgb
+def jpeg_lossless_sv1(src: Path, out: Path) -> Path:
+    """``src`` re-encoded by GDCM as JPEG Lossless, Process 14, Selection Value 1 (1.2.840.10008.1.2.4.70)."""
+    import gdcm
+
+    r = gdcm.ImageReader()
+    r.SetFileName(str(src))
+    assert r.Read()
+    change = gdcm.ImageChangeTransferSyntax()
+    change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
+    change.SetInput(r.GetImage())
+    assert change.Change()
+    w = gdcm.ImageWriter()
+    w.SetFileName(str(out))
+    w.SetFile(r.GetFile())
+    w.SetImage(change.GetOutput())
+    assert w.Write()
+    return out
+
+
+def test_jpeg_lossless_sv1_equals_uncompressed(tmp_path):
+    pytest.importorskip("gdcm", reason="python-gdcm (Apache-2.0/BSD; optional, not in the installers: "
+                                       "docs/formats.md) decodes JPEG Lossless")
+    assert pydicom.dcmread(pd_file("SC_rgb_jpeg_gdcm.dcm")).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70"
+    rgb = open_image(pd_file("SC_rgb_jpeg_gdcm.dcm"))  # 8-bit RGB, JPEG Lossless SV1
+    assert rgb.is_rgb
+    np.testing.assert_array_equal(rgb.voxels, open_image(pd_file("SC_rgb_rle.dcm")).voxels)
+    for name in ("CT_small.dcm", "MR_small.dcm"):  # 16-bit signed CT (HU after rescale), 16-bit MR
+        out = jpeg_lossless_sv1(pd_file(name), tmp_path / name)
+        ds = pydicom.dcmread(out)
+        assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70" and ds.BitsStored == 16
+        assert len(ds.PixelData) < ds.Rows * ds.Columns * 2  # really compressed
+        img, ref = open_image(out), open_image(pd_file(name))
+        np.testing.assert_array_equal(img.voxels, ref.voxels)  # (GDCM's writer rewrites some geometry tags)
+
+
+def test_jpeg_lossless_without_decoder_names_a_permissive_package():
+    """Without GDCM (and without the GPL libjpeg), the one-line error names python-gdcm."""
+    code = (
+        "import sys\n"
+        "for m in ('gdcm','libjpeg'): sys.modules[m] = None\n"
+        "from engine.io.dispatch import open_image\n"
+        "from engine.base.errors import InputError\n"
+        f"try:\n    open_image({str(pd_file('SC_rgb_jpeg_gdcm.dcm'))!r})\n"
+        "except InputError as e:\n    print(e)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    msg = r.stdout.strip()
+    assert "\n" not in msg and "no decoder installed for JPEG Lossless" in msg and msg.endswith("pip install python-gdcm")
+
+
+def test_jpeg2000_ct():
     pytest.importorskip("openjpeg")
     ct = open_image(pd_file("693_J2KI.dcm"))
     assert ct.modality == "CT" and ct.shape == (1, 512, 512) and ct.voxels.min() < -900

@@ -53,13 +53,51 @@ def test_liver_seg_equals_nrrd_voxel_for_voxel(ct):
     np.testing.assert_allclose(own.affine, ct.affine, atol=1e-4)
 
 
+def pydicom_segments(path, image) -> dict[int, np.ndarray]:
+    """An independent reader (pydicom only, no highdicom, none of our code): each BINARY frame, unpacked
+    by pydicom, put on the slice of the instance it was derived from -> {segment number: bool (Z,Y,X)}."""
+    ds = pydicom.dcmread(path)
+    assert ds.SegmentationType == "BINARY"
+    frames = ds.pixel_array.reshape(int(ds.NumberOfFrames), int(ds.Rows), int(ds.Columns))
+    z_of = {str(d.SOPInstanceUID): z for z, d in enumerate(image.dicom)}
+    out: dict[int, np.ndarray] = {}
+    for frame, fg in zip(frames, ds.PerFrameFunctionalGroupsSequence, strict=True):
+        n = int(fg.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        (src,) = [s for d in fg.DerivationImageSequence for s in d.SourceImageSequence]
+        out.setdefault(n, np.zeros(image.shape, bool))[z_of[str(src.ReferencedSOPInstanceUID)]] |= frame > 0
+    return out
+
+
 @needs_shared
 def test_overlapping_segments_flattened_with_warning(ct):
+    """dcmqi's partial_overlaps.dcm (5 overlapping segments) against the frames decoded by pydicom alone."""
+    masks = pydicom_segments(RAW / "partial_overlaps.dcm", ct)
+    # the SEG's own voxel counts per segment and slice (frames on slices 1; 1; 0, 1, 2; 0; 0)
+    assert {n: [int(m[z].sum()) for z in range(3)] for n, m in sorted(masks.items())} == {
+        1: [0, 9602, 0], 2: [0, 11888, 0], 3: [117, 117, 10509], 4: [6693, 0, 0], 5: [4713, 0, 0]}
+    want = np.zeros(ct.shape, np.uint8)
+    for n in sorted(masks):  # a label map holds one value: the higher segment number wins
+        want[masks[n]] = n
+    overlap = int(np.count_nonzero(sum(m.astype(np.uint8) for m in masks.values()) > 1))
     lm = read_labelmap(RAW / "partial_overlaps.dcm", ct)
-    assert [s.value for s in lm.segments] == [1, 2, 3, 4, 5]
-    assert lm.segments[0].name == "GREEN"
-    assert set(np.unique(lm.labels)) <= {0, 1, 2, 3, 4, 5}
-    assert any("overlap" in w for w in lm.warnings)
+    np.testing.assert_array_equal(lm.labels, want)
+    assert [int(np.count_nonzero(lm.labels == n)) for n in range(1, 6)] == [6518, 11838, 10743, 6693, 4713]
+    assert overlap == 3106
+    assert lm.warnings == [f"segments overlap in {overlap} voxel(s); a label map holds one value per voxel, so "
+                           "the higher segment number is kept there"]
+    assert [(s.value, s.name, s.color) for s in lm.segments] == [
+        (1, "GREEN", (128, 174, 128)), (2, "ORANGE", (216, 101, 79)), (3, "PURPLE", (183, 156, 220)),
+        (4, "LIGHT_BLUE", (140, 224, 228)), (5, "DARK_BLUE", (0, 151, 206))]
+    np.testing.assert_array_equal(read_labelmap(RAW / "partial_overlaps.dcm").labels, want)  # its own grid
+
+
+@needs_shared
+def test_liver_seg_equals_independent_reader(ct):
+    """liver.dcm decoded by pydicom alone equals both our read and dcmqi's liver_seg.nrrd."""
+    (liver,) = pydicom_segments(RAW / "liver.dcm", ct).values()
+    assert [int(liver[z].sum()) for z in range(3)] == [36233, 35645, 35220]
+    assert [int(np.count_nonzero(nrrd_labels("liver_seg.nrrd")[z])) for z in range(3)] == [36233, 35645, 35220]
+    np.testing.assert_array_equal(read_labelmap(RAW / "liver.dcm", ct).labels, liver.astype(np.uint8))
 
 
 @needs_shared
