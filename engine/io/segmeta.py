@@ -98,6 +98,9 @@ def parse_seg_meta(text: str, name: str = "segment metadata") -> dict[int, Segme
             if not 0 < value <= 65535:
                 continue
             label = str(a.get("SegmentLabel") or a.get("SegmentDescription") or f"label {value}")
+            full = str(a.get("SegmentDescription") or "")
+            if len(label) == 64 and full.startswith(label):  # a long name: the label is cut to DICOM's 64
+                label = full
             out[value] = Segment(value, label, _color(a.get("recommendedDisplayRGBValue"), value),
                                  Code.from_json(a.get("SegmentedPropertyCategoryCodeSequence")) or GENERIC_CATEGORY,
                                  Code.from_json(a.get("SegmentedPropertyTypeCodeSequence")) or GENERIC_TYPE,

@@ -60,7 +60,14 @@ class NameDelegate(QStyledItemDelegate):
             self._rename(value, name)
             self.closeEditor.emit(edit, QStyledItemDelegate.NoHint)
 
+        def entered() -> None:
+            # Enter while the popup is open (nothing chosen in it) reaches the line edit from the completer,
+            # past the delegate's own Enter handling: commit here too (a repeated rename is a no-op)
+            self.commitData.emit(edit)
+            self.closeEditor.emit(edit, QStyledItemDelegate.NoHint)
+
         comp.activated[str].connect(picked)
+        edit.returnPressed.connect(entered)
         return edit
 
     def setEditorData(self, editor, index):

@@ -20,9 +20,31 @@ pytestmark = pytest.mark.gui
 SPLEEN_RGB = (157, 108, 162)  # 3D Slicer's spleen
 
 
+def open_editor(qtbot, win, objects, row=0):
+    """Double-click the row's name with real mouse events; returns the open (visible) name editor."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLineEdit
+
+    def editor():  # a closed editor lingers until its deferred deletion
+        return next((e for e in win.findChildren(QLineEdit, "objectNameEditor") if e.isVisible()), None)
+
+    rect = objects.visualItemRect(objects.item(row))
+    # a real double click is press, release, press+double-click event (the view edits only the item it saw pressed)
+    qtbot.mouseClick(objects.viewport(), Qt.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(objects.viewport(), Qt.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: editor() is not None, timeout=5_000)
+    return editor()
+
+
+def editor_open(win) -> bool:
+    from PySide6.QtWidgets import QLineEdit
+
+    return any(e.isVisible() for e in win.findChildren(QLineEdit, "objectNameEditor"))
+
+
 def test_typing_spl_and_picking_spleen_codes_the_object_and_the_saved_seg(qtbot, open_window, tmp_path):
     from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QLineEdit, QListWidget
+    from PySide6.QtWidgets import QListWidget
 
     from app.autosave import list_snapshots
 
@@ -37,12 +59,7 @@ def test_typing_spl_and_picking_spleen_codes_the_object_and_the_saved_seg(qtbot,
     steps = c.doc.undo_stack.count()
 
     objects = win.findChild(QListWidget, "objectList")
-    rect = objects.visualItemRect(objects.item(0))
-    # a real double click is press, release, press+double-click event (the view edits only the item it saw pressed)
-    qtbot.mouseClick(objects.viewport(), Qt.LeftButton, pos=rect.center())
-    qtbot.mouseDClick(objects.viewport(), Qt.LeftButton, pos=rect.center())
-    qtbot.waitUntil(lambda: win.findChild(QLineEdit, "objectNameEditor") is not None, timeout=5_000)
-    editor = win.findChild(QLineEdit, "objectNameEditor")
+    editor = open_editor(qtbot, win, objects)
     assert editor.text() == "Object 1"  # the bare name, without the figures the item shows
     editor.selectAll()
     qtbot.keyClicks(editor, "spl")
@@ -52,6 +69,7 @@ def test_typing_spl_and_picking_spleen_codes_the_object_and_the_saved_seg(qtbot,
     assert rows == ["Spleen"]
     qtbot.mouseClick(popup.viewport(), Qt.LeftButton, pos=popup.visualRect(popup.model().index(0, 0)).center())
     qtbot.waitUntil(lambda: c.doc.objects[0].name == "Spleen", timeout=5_000)
+    assert not editor_open(win)
 
     obj = c.doc.objects[0]
     assert (obj.category_code, obj.type_code.value, obj.type_code.meaning) == (ANATOMY, "78961009", "Spleen")
@@ -76,6 +94,21 @@ def test_typing_spl_and_picking_spleen_codes_the_object_and_the_saved_seg(qtbot,
     win.a_undo.trigger()
     obj = c.doc.objects[0]
     assert (obj.name, obj.type_code, tuple(obj.color)) == ("Object 1", GENERIC_TYPE, before)
+
+    # typed, not picked: Enter with the popup open (nothing chosen in it) names the object as typed
+    at = c.doc.undo_stack.index()
+    editor = open_editor(qtbot, win, objects)
+    assert editor.text() == "Object 1"
+    editor.selectAll()
+    qtbot.keyClicks(editor, "liver")
+    popup = editor.completer().popup()
+    qtbot.waitUntil(popup.isVisible, timeout=5_000)
+    popup.setCurrentIndex(popup.model().index(-1, 0))  # nothing chosen (offscreen, the pointer may hover a row)
+    qtbot.keyClick(popup, Qt.Key_Return)
+    qtbot.waitUntil(lambda: c.doc.objects[0].name == "liver", timeout=5_000)
+    obj = c.doc.objects[0]
+    assert (obj.type_code.value, tuple(obj.color)) == ("10200004", (221, 130, 101))
+    assert c.doc.undo_stack.index() == at + 1 and not editor_open(win)
 
 
 @pytest.fixture
