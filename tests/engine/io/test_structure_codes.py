@@ -127,3 +127,18 @@ def test_dciodvfy_finds_no_error_in_the_coded_seg(case, tmp_path):
     report = (r.stdout + r.stderr).splitlines()
     assert report[0].strip() == "Segmentation"
     assert not [line for line in report if line.startswith("Error")], report
+
+
+def test_metadata_json_keeps_a_long_name_whole_and_skips_bad_entries():
+    from engine.io.segmeta import format_seg_meta, parse_seg_meta
+
+    long = "Liver metastasis segment 7, arterial phase, reviewed by the second reader"  # > 64 characters
+    text = format_seg_meta([Segment(4, long, (1, 2, 3))])
+    assert json.loads(text)["segmentAttributes"][0][0]["SegmentLabel"] == long[:64]
+    back = parse_seg_meta(text)
+    assert list(back) == [4] and back[4].name == long and back[4].color == (1, 2, 3)
+    doc = json.loads(text)
+    doc["segmentAttributes"][0] += [{"labelID": "x"}, {"labelID": 0}, "junk",
+                                    {"labelID": 9, "SegmentedPropertyTypeCodeSequence": {"CodeValue": ""}}]
+    back = parse_seg_meta(json.dumps(doc))
+    assert sorted(back) == [4, 9] and back[9].type_code == GENERIC_TYPE and back[9].name == "label 9"
