@@ -3,10 +3,11 @@
     python docs/screenshots.py [--volume DICOM_FOLDER_OR_NIFTI] [--box X0 Y0 X1 Y1 --slice Z]
 
 States: ``app-drag.png`` (a box being dragged, the live mask following it), ``app-object.png``
-(the committed object with its IoU in the objects panel), ``app-volume.png`` (a volume after
-Propagate, shown on another slice than the one the box was drawn on), ``app-measure.png`` (its
-Measurements table, RECIST axes on their slice, a ruler and the confidence strip) and ``app-restore.png``
-(the offer to restore autosaved work). The 2D states use the bundled CT slice
+(the committed object with its IoU in the objects panel), ``app-names.png`` (its name being edited, the
+named-structure list open), ``app-volume.png`` (a volume after Propagate, shown on another slice than the
+one the box was drawn on), ``app-measure.png`` (its Measurements table, RECIST axes on their slice, a ruler
+and the confidence strip) and ``app-restore.png`` (the offer to restore autosaved work). The 2D states use
+the bundled CT slice
 (``assets/sample/CT_small.dcm``, pydicom test file); the volume defaults to the bundled brain MR
 volume (``assets/sample/mni_icbm152_t1_2009a.nii.gz``, the MNI ICBM152 2009a template) with the
 box around the pons suggested in ``assets/sample/README.md``, propagated through slices 42-58.
@@ -60,6 +61,32 @@ def main(argv=None) -> int:
         win.grab().save(str(out / name))
         print(out / name)
 
+    def names_shot(win, path):
+        """The object's name being edited: 'kid' typed, the named-structure popup open (a separate window,
+        painted onto the main window's picture where it lies)."""
+        from PySide6.QtGui import QPainter
+        from PySide6.QtWidgets import QLineEdit
+
+        lst = win.panel.list
+        rect = lst.visualItemRect(lst.item(0))
+        QTest.mouseClick(lst.viewport(), Qt.LeftButton, Qt.NoModifier, rect.center())
+        QTest.mouseDClick(lst.viewport(), Qt.LeftButton, Qt.NoModifier, rect.center())
+        _pump(200)
+        edit = win.findChild(QLineEdit, "objectNameEditor")
+        edit.selectAll()
+        QTest.keyClicks(edit, "kid")
+        _pump(300)
+        popup = edit.completer().popup()
+        pm = win.grab()
+        painter = QPainter(pm)
+        # under the editor, where Qt puts it on a screen (the offscreen platform places popups elsewhere)
+        painter.drawPixmap(edit.mapTo(win, QPoint(0, edit.height())), popup.grab())
+        painter.end()
+        pm.save(str(path))
+        print(path)
+        QTest.keyClick(edit, Qt.Key_Escape)
+        _pump(100)
+
     # 1-2: the bundled 2D sample: live drag, then the committed object
     win = create_main_window(REPO / "assets" / "sample" / "CT_small.dcm")
     win.resize(1180, 760)
@@ -77,6 +104,7 @@ def main(argv=None) -> int:
     QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, p1)
     _wait(lambda: len(c.doc.objects) == 1, 30, "the object")
     shot(win, "app-object.png")
+    names_shot(win, out / "app-names.png")
     c.shutdown(keep_autosave=True)  # leaves unsaved work behind, like a crash
     win.close()
 
@@ -120,7 +148,7 @@ def main(argv=None) -> int:
             win.panel.z_to.setValue(z_range[1])
         win.panel.propagate.click()
         _wait(lambda: "ok" in done, 600, "propagation")
-        c.doc.update_object(c.doc.current, name=name)
+        c.doc.rename_object(c.doc.current, name)  # a catalogue name ("Liver") brings its codes and colour
         c.set_slice(show if show is not None else max(0, c.z - 1))
         _pump(300)
         win.view._update_cursor(*win.view.item_px((p0 + p1) / 2))

@@ -24,7 +24,7 @@ import numpy as np
 from engine.base.callbacks import ProgressFn, StopFn
 from engine.base.errors import BoxSegError, Cancelled, InputError, PromptError
 from engine.data.image import Image
-from engine.data.labelmap import Segment
+from engine.data.labelmap import Segment, codes_for_name
 from engine.data.palette import default_color
 from engine.inference.propagate import Box3D, propagate_box
 from engine.inference.session import Session
@@ -166,7 +166,9 @@ def segment_study(session: Session, image: Image, objects: list[StudyObject], *,
             where = f"{obj.source} ({obj.name})" if obj.source else obj.name
             raise type(e)(f"{where}: {e}") from e
         labels[res.mask] = k
-    return labels, [Segment(k, o.name, default_color(k)) for k, o in enumerate(objects, start=1)]
+    # a catalogue name ("liver", "Kidney, left") carries its SNOMED CT codes into every format
+    return labels, [Segment(k, o.name, default_color(k), *codes_for_name(o.name))
+                    for k, o in enumerate(objects, start=1)]
 
 
 def validate_case_boxes(case: Case) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from app.cli.common import Progress, add_model_args, load_session, open_arg, warn
 from app.cli.stats import print_rows
 from engine.base.errors import InputError, PromptError
-from engine.data.labelmap import Segment
+from engine.data.labelmap import Segment, codes_for_name
 from engine.data.measure import measure
 from engine.data.palette import default_color
 from engine.data.window import parse_window
@@ -95,8 +95,8 @@ def cmd_segment(args) -> int:
     key = res.window_key
     iou = f", model IoU estimate {res.iou:.3f}" if res.iou is not None else ""
     entry = session.entry
-    write_labelmap(out, labels, img, segments=[Segment(1, args.name, default_color(1))], model_name=entry.name,
-                   model_version=entry.version, z=z)
+    segment = Segment(1, args.name, default_color(1), *codes_for_name(args.name))
+    write_labelmap(out, labels, img, segments=[segment], model_name=entry.name, model_version=entry.version, z=z)
     if args.overlay:
         # oriented as the app's slice view shows the plane (radiological, engine.data.display.Display), not
         # in stored voxel order (a NIfTI's stored rows often run posterior -> anterior); not
@@ -115,7 +115,7 @@ def cmd_segment(args) -> int:
           f"(x{session.timings.encoder_runs}), decoder {session.timings.decoder_ms:.1f} ms "
           f"({session.runtime.precision}, {session.runtime.threads} threads)")
     if args.stats:
-        print_rows(measure(labels, img, [Segment(1, args.name, default_color(1))]), img)
+        print_rows(measure(labels, img, [segment]), img)
     return 0
 
 
@@ -144,7 +144,9 @@ def add_parser(sub) -> None:
     s.add_argument("--overlay", default=None,
                    help="also write an overlay PNG of the box slice (image + mask + box), oriented as the app shows it")
     s.add_argument("--name", default="BoxSeg object",
-                   help="object name stored in the DICOM-SEG / .seg.nrrd segment or the ITK-SNAP label descriptions")
+                   help="object name stored in the DICOM-SEG / .seg.nrrd segment or the ITK-SNAP label descriptions; "
+                        "a named structure (liver, 'Kidney, left', tumour, ...: docs/formats.md) also stores its "
+                        "SNOMED CT codes")
     s.add_argument("--stats", action="store_true",
                    help="also print the object's measurements (the row `boxseg stats` gives: mL, HU, Feret, RECIST)")
     add_model_args(s)

@@ -7,8 +7,9 @@ mask is one :class:`QUndoCommand`, so undo/redo covers all of them; each committ
 
 Label map: ``labels`` is a (Z,Y,X) uint8 array on the image's grid (same axes as
 ``engine.data.image.Image.voxels``): 0 = background, one value per object. Objects carry their name,
-colour, visibility, the model's IoU estimate and the prompt that made them (slice, box, points),
-which refinement and propagation reuse.
+colour, visibility, the model's IoU estimate, the prompt that made them (slice, box, points), which
+refinement and propagation reuse, and what they are (SNOMED CT category/type/modifier codes of a named
+structure, :mod:`engine.data.structures`; set by :meth:`Document.rename_object`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.data.image import Image
-from engine.data.labelmap import LabelMap, Segment
+from engine.data.labelmap import LabelMap, Segment, codes_for_name
 from engine.data.palette import PALETTE, default_color
+from engine.data.structures import GENERIC_CATEGORY, GENERIC_TYPE, Code, Structure, lookup
 
 
 @dataclass
@@ -42,6 +44,13 @@ class SegObject:
     propagated: bool = False
     #: per-slice model IoU estimates of its last propagation: ((z, iou), ...) (None: not propagated)
     slice_iou: tuple[tuple[int, float], ...] | None = None
+    #: what it is (engine.data.structures): DICOM Segmented Property Category/Type and a type modifier
+    #: (laterality); the generic "Tissue" codes for a free-text name
+    category_code: Code = GENERIC_CATEGORY
+    type_code: Code = GENERIC_TYPE
+    type_modifier_code: Code | None = None
+    #: the user picked the colour (Colour…): naming it a catalogue structure then keeps that colour
+    color_chosen: bool = False
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -49,17 +58,29 @@ class SegObject:
         d["box"] = list(self.box) if self.box is not None else None
         d["points"] = [list(p) for p in self.points]
         d["slice_iou"] = [[int(z), float(v)] for z, v in self.slice_iou] if self.slice_iou is not None else None
+        d["category_code"] = self.category_code.to_json()
+        d["type_code"] = self.type_code.to_json()
+        d["type_modifier_code"] = self.type_modifier_code.to_json() if self.type_modifier_code else None
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> "SegObject":
-        return cls(value=int(d["value"]), name=str(d["name"]), color=tuple(int(c) for c in d["color"]),
+        """Snapshots written before named structures have no codes: the codes the name means."""
+        name = str(d["name"])
+        category, kind, modifier = codes_for_name(name)
+        if d.get("type_code") is not None:
+            category = Code.from_json(d.get("category_code")) or GENERIC_CATEGORY
+            kind = Code.from_json(d.get("type_code")) or GENERIC_TYPE
+            modifier = Code.from_json(d.get("type_modifier_code"))
+        return cls(value=int(d["value"]), name=name, color=tuple(int(c) for c in d["color"]),
                    visible=bool(d.get("visible", True)), iou=d.get("iou"), z=d.get("z"),
                    box=tuple(d["box"]) if d.get("box") is not None else None,
                    points=[(float(p[0]), float(p[1]), int(p[2])) for p in d.get("points", [])],
                    propagated=bool(d.get("propagated", False)),
                    slice_iou=(tuple((int(z), float(v)) for z, v in d["slice_iou"])
-                              if d.get("slice_iou") is not None else None))
+                              if d.get("slice_iou") is not None else None),
+                   category_code=category, type_code=kind, type_modifier_code=modifier,
+                   color_chosen=bool(d.get("color_chosen", False)))
 
 
 @dataclass(frozen=True)
@@ -208,7 +229,8 @@ class Document(QObject):
         return v
 
     def segments(self) -> list[Segment]:
-        return [Segment(o.value, o.name, tuple(o.color)) for o in self._objects]
+        return [Segment(o.value, o.name, tuple(o.color), o.category_code, o.type_code, o.type_modifier_code)
+                for o in self._objects]
 
     # --- edits (each one undo step) -----------------------------------------------------------
     def _push(self, text: str, new_labels: np.ndarray | None, objs_after: list[SegObject], select: int,
@@ -319,6 +341,25 @@ class Document(QObject):
         what = "Show/hide" if set(changes) == {"visible"} else "Edit"
         self._push(f"{what} {obj.name}", None, objs, self.current or value)
 
+    def rename_object(self, value: int, name: str, structure: Structure | None = None) -> None:
+        """Name object ``value`` (one undo step). A catalogue structure (``structure``, else the entry the name
+        means: :func:`engine.data.structures.lookup`) sets its codes and, unless the user picked the
+        object's colour, its 3D Slicer colour where it has one; free text sets the generic codes."""
+        obj = self.object(value)
+        name = " ".join(str(name).split())
+        if obj is None or not name:
+            return
+        s = structure if structure is not None else lookup(name)
+        changes = {"name": name}
+        if s is None:
+            changes.update(category_code=GENERIC_CATEGORY, type_code=GENERIC_TYPE, type_modifier_code=None)
+        else:
+            changes.update(category_code=s.category, type_code=s.type, type_modifier_code=s.modifier)
+            if s.color is not None and not obj.color_chosen:
+                changes["color"] = tuple(s.color)
+        if any(getattr(obj, k) != v for k, v in changes.items()):
+            self.update_object(value, **changes)
+
     def load_labelmap(self, lm: LabelMap) -> None:
         """Continue from a saved label map: its values become objects (one undo step)."""
         labels = np.asarray(lm.labels)
@@ -337,7 +378,9 @@ class Document(QObject):
             s = segs.get(v)
             name = s.name if s is not None and s.name and not s.name.startswith("label ") else f"Object {v}"
             color = tuple(s.color) if s is not None else default_color(v)
-            objs.append(SegObject(v, name, color))
+            codes = (s.category_code, s.type_code, s.type_modifier_code) if s is not None else codes_for_name(name)
+            objs.append(SegObject(v, name, color, category_code=codes[0], type_code=codes[1],
+                                  type_modifier_code=codes[2]))
         self._push(f"Load {lm.source.name if lm.source else 'label map'}", labels, objs,
                    objs[-1].value if objs else 0)
 

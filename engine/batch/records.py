@@ -32,7 +32,8 @@ def output_name(study: Study, fmt: str = "auto") -> str:
     """The study's output file name: ``<case>.npz`` for challenge cases, else ``<study>`` plus
     ``.nii.gz`` / ``.dcm`` (DICOM-SEG) / ``.png`` / ``.seg.nrrd`` (3D Slicer); ``auto`` follows the input
     (DICOM -> DICOM-SEG, NIfTI -> NIfTI, 2D raster -> PNG). A NIfTI output has its ITK-SNAP label
-    descriptions beside it (``<study>.label.txt``, written by :func:`engine.io.dispatch.write_labelmap`)."""
+    descriptions and segment metadata beside it (``<study>.label.txt``, ``<study>.meta.json``, written by
+    :func:`engine.io.dispatch.write_labelmap`)."""
     if fmt not in FORMATS:
         raise InputError(f"output format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if study.kind == "npz":

@@ -18,15 +18,36 @@ from engine.base.errors import InputError
 from engine.data.geometry import AFFINE_TOL_MM, geometry_mismatch
 from engine.data.image import Image
 from engine.data.palette import default_color
+from engine.data.structures import GENERIC_CATEGORY, GENERIC_TYPE, Code, lookup
 
 
 @dataclass
 class Segment:
-    """One object of a label map: its value in the array, a display name and an RGB colour."""
+    """One object of a label map: its value in the array, a display name, an RGB colour (0..255) and what it
+    is as codes (:mod:`engine.data.structures`): DICOM's Segmented Property Category and Type, and a type
+    modifier (laterality) or None. A free-text object has the generic codes (SCT 85756007 "Tissue")."""
 
     value: int
     name: str
     color: tuple[int, int, int]
+    category_code: Code = GENERIC_CATEGORY
+    type_code: Code = GENERIC_TYPE
+    type_modifier_code: Code | None = None
+
+    @property
+    def coded(self) -> bool:
+        """Whether the codes say more than the generic free-text ones."""
+        return not (self.category_code.same(GENERIC_CATEGORY) and self.type_code.same(GENERIC_TYPE)
+                    and self.type_modifier_code is None)
+
+
+def codes_for_name(name: str) -> tuple[Code, Code, Code | None]:
+    """(category, type, modifier) of an object called ``name``: the catalogue entry's codes when the name is
+    one (:func:`engine.data.structures.lookup`), else the generic free-text codes."""
+    s = lookup(name)
+    if s is None:
+        return GENERIC_CATEGORY, GENERIC_TYPE, None
+    return s.category, s.type, s.modifier
 
 
 @dataclass
@@ -69,4 +90,4 @@ def check_onto(image: Image, shape, affine, what: str, atol: float = AFFINE_TOL_
         raise InputError(f"{what}: label map geometry does not match the image: {why}")
 
 
-__all__ = ["LabelMap", "Segment", "check_onto", "segments_for", "with_defaults"]
+__all__ = ["LabelMap", "Segment", "check_onto", "codes_for_name", "segments_for", "with_defaults"]

@@ -2,15 +2,18 @@
 
 Writing: a (Z,Y,X) label map drawn on an image read from DICOM becomes a BINARY Segmentation that
 references the source series and its instances (frames in the source's order), one segment per
-object with its name, colour (CIELab) and algorithm identification (BoxSeg + model name/version,
-type SEMIAUTOMATIC: a box drawn by a person, the mask by the model).
+object with its name, colour (CIELab), what it is (SegmentedPropertyCategoryCodeSequence and
+SegmentedPropertyTypeCodeSequence from the :class:`~engine.data.labelmap.Segment`'s codes, with a
+SegmentedPropertyTypeModifierCodeSequence for laterality; SCT "Tissue" for free text) and algorithm
+identification (BoxSeg + model name/version, type SEMIAUTOMATIC: a box drawn by a person, the mask by
+the model).
 
-Reading: segments are placed onto an open DICOM image through the SOP instances they reference
-(robust to SEGs that omit empty frames); without such an image the SEG's own plane positions give
-the grid (highdicom's volume), converted to the :mod:`engine.data.image` conventions (LPS -> RAS, slices
-ascending along the normal). Segments are decoded one at a time into one label map (memory: the map
-plus one segment), later segment numbers winning where they overlap, with a warning; a FRACTIONAL
-segment holds the voxels where it is >= 0.5.
+Reading: segments (label, colour, category/type/modifier codes) are placed onto an open DICOM image
+through the SOP instances they reference (robust to SEGs that omit empty frames); without such an image
+the SEG's own plane positions give the grid (highdicom's volume), converted to the :mod:`engine.data.image`
+conventions (LPS -> RAS, slices ascending along the normal). Segments are decoded one at a time into one
+label map (memory: the map plus one segment), later segment numbers winning where they overlap, with a
+warning; a FRACTIONAL segment holds the voxels where it is >= 0.5.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from engine.data.geometry import AFFINE_TOL_MM, LPS_TO_RAS
 from engine.data.image import Image
 from engine.data.labelmap import LabelMap, Segment, check_onto, with_defaults
 from engine.data.palette import default_color
+from engine.data.structures import GENERIC_CATEGORY, GENERIC_TYPE, Code
 from engine.io.dicom import quiet, read_header
 from engine.io.formats import SEG_SOP_CLASS, kind_of
 from engine.io.gate import check_size
@@ -67,13 +71,7 @@ def write_dicom_seg(path: Path, labels: np.ndarray, image: Image, segments: list
         name=f"BoxSeg {model_name}".strip()[:64], family=codes.cid7162.ArtificialIntelligence,
         version=(f"{model_version}" or __version__)[:64], source="BoxSeg",
         parameters={"boxseg": __version__, "model": model_name or "unknown"})
-    descriptions = [
-        hd.seg.SegmentDescription(
-            segment_number=number, segment_label=(s.name or f"label {s.value}")[:64],
-            segmented_property_category=codes.SCT.Tissue, segmented_property_type=codes.SCT.Tissue,
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC, algorithm_identification=algo,
-            display_color=hd.color.CIELabColor.from_rgb(*[int(c) for c in s.color]))
-        for number, s in enumerate(ordered, start=1)]
+    descriptions = [_description(hd, number, s, algo) for number, s in enumerate(ordered, start=1)]
     sources = [_clean_source(ds) for ds in image.dicom]
     try:
         # highdicom warns with attribute values (e.g. the patient's name): never let those reach logs
@@ -100,6 +98,34 @@ def write_dicom_seg(path: Path, labels: np.ndarray, image: Image, segments: list
 #: anonymisation often removes them from the source: absent ones go in empty.
 _TYPE2_FROM_SOURCE = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber",
                       "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
+def _concept(hd, code: Code):
+    return hd.sr.CodedConcept(value=code.value, scheme_designator=code.scheme, meaning=code.meaning[:64])
+
+
+def _description(hd, number: int, s: Segment, algo):
+    """The SegmentDescription of segment ``number``: label, colour (CIELab), the segment's category and type
+    codes, and its type modifier (laterality) inside the type's code item, where DICOM puts it
+    (SegmentedPropertyTypeModifierCodeSequence, PS3.3 C.8.20.2; highdicom has no argument for it)."""
+    d = hd.seg.SegmentDescription(
+        segment_number=number, segment_label=(s.name or f"label {s.value}")[:64],
+        segmented_property_category=_concept(hd, s.category_code), segmented_property_type=_concept(hd, s.type_code),
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC, algorithm_identification=algo,
+        display_color=hd.color.CIELabColor.from_rgb(*[int(c) for c in s.color]))
+    if s.type_modifier_code is not None:
+        d.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+            _concept(hd, s.type_modifier_code)]
+    return d
+
+
+def _code_of(seq) -> Code | None:
+    """The first item of a DICOM code sequence as a :class:`Code` (None when absent or incomplete)."""
+    try:
+        item = seq[0]
+        return Code(str(item.CodeValue), str(item.CodingSchemeDesignator), str(item.get("CodeMeaning", "")))
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
 
 
 def _clean_source(ds):
@@ -161,7 +187,14 @@ def _segments(seg, name: str) -> list[Segment]:
                         list(d.RecommendedDisplayCIELabValue)).to_rgb(clip=True))
                 except (ValueError, TypeError):
                     pass
-            out.append(Segment(int(n), str(d.get("SegmentLabel", "") or f"segment {n}"), color))
+            category = _code_of(d.get("SegmentedPropertyCategoryCodeSequence")) or GENERIC_CATEGORY
+            type_seq = d.get("SegmentedPropertyTypeCodeSequence")
+            kind = _code_of(type_seq) or GENERIC_TYPE
+            modifier = None
+            if type_seq:
+                modifier = _code_of(type_seq[0].get("SegmentedPropertyTypeModifierCodeSequence"))
+            out.append(Segment(int(n), str(d.get("SegmentLabel", "") or f"segment {n}"), color, category, kind,
+                               modifier))
     except (ValueError, TypeError, AttributeError, KeyError, IndexError) as e:
         raise InputError(f"{name}: malformed DICOM-SEG segment description ({str(e).splitlines()[0][:160]})") from e
     return out

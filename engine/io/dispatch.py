@@ -13,7 +13,8 @@ Images (:func:`open_image`):
 Label maps (:func:`read_labelmap`, :func:`write_labelmap`) on an image's grid:
 
 * ``.nii`` / ``.nii.gz`` — NIfTI in the image's exact geometry (:mod:`engine.io.nifti`), with the names and
-  colours in ITK-SNAP label descriptions beside it (``<stem>.label.txt``, :mod:`engine.io.itksnap`);
+  colours in ITK-SNAP label descriptions beside it (``<stem>.label.txt``, :mod:`engine.io.itksnap`) and each
+  value's names, colours and codes in dcmqi's metadata JSON (``<stem>.meta.json``, :mod:`engine.io.segmeta`);
 * ``.dcm`` — DICOM-SEG referencing the image's DICOM series (:mod:`engine.io.dicomseg`);
 * ``.png`` (``.tif``) — one 2D slice (:mod:`engine.io.raster`);
 * ``.seg.nrrd`` (``.nrrd``) — a 3D Slicer segmentation on the image's grid (:mod:`engine.io.segnrrd`).
@@ -32,15 +33,16 @@ from engine.base.callbacks import ProgressFn, StopFn
 from engine.base.errors import InputError
 from engine.data.geometry import AFFINE_TOL_MM
 from engine.data.image import Image
-from engine.data.labelmap import LabelMap, Segment, check_onto, segments_for, with_defaults
+from engine.data.labelmap import LabelMap, Segment, check_onto, codes_for_name, segments_for, with_defaults
 from engine.io.challenge_npz import read_challenge_npz
 from engine.io.dicom import read_dicom
 from engine.io.dicomseg import read_dicom_seg, write_dicom_seg
-from engine.io.formats import is_dicomdir, kind_of, label_description_paths, labelmap_format
+from engine.io.formats import is_dicomdir, kind_of, label_description_paths, labelmap_format, seg_meta_path
 from engine.io.itksnap import read_label_descriptions, write_label_descriptions
 from engine.io.nifti import read_nifti, read_nifti_labels, write_nifti_labels
 from engine.io.outputs import check_output
 from engine.io.raster import read_png_labels, read_raster, write_label_png
+from engine.io.segmeta import read_seg_meta, write_seg_meta
 from engine.io.segnrrd import read_seg_nrrd, write_seg_nrrd
 from engine.io.studies import read_dicomdir
 
@@ -73,18 +75,39 @@ def open_image(path: Path | str, *, series: str | None = None, progress: Progres
 
 
 def _nifti_segments(path: Path, labels: np.ndarray) -> tuple[list[Segment], list[str]]:
-    """Segments of a NIfTI label map's values: names and colours from the first ITK-SNAP label description
-    file found beside it (:func:`~engine.io.formats.label_description_paths`), else defaults. A file that
-    does not parse gives defaults and a warning: the voxels are still the label map."""
+    """Segments of a NIfTI label map's values (only those present: ITK-SNAP tables list many).
+
+    Names and colours: the first ITK-SNAP label description file found beside it
+    (:func:`~engine.io.formats.label_description_paths`), else the segment metadata JSON
+    (:func:`~engine.io.formats.seg_meta_path`), else defaults. Codes: the metadata JSON's for a value whose
+    name there is the same (a name changed since, e.g. in ITK-SNAP, no longer means that code), else the
+    codes the name means (:func:`~engine.data.labelmap.codes_for_name`). A sidecar that does not parse gives
+    defaults and a warning: the voxels are still the label map."""
+    notes: list[str] = []
+    meta: dict[int, Segment] = {}
+    if seg_meta_path(path).is_file():
+        try:
+            meta = read_seg_meta(seg_meta_path(path))
+        except InputError as e:
+            notes.append(f"structure codes not read: {e}")
+    described: dict[int, Segment] | None = None
     for candidate in label_description_paths(path):
         if candidate.is_file():
             try:
                 described = {s.value: s for s in read_label_descriptions(candidate)}
             except InputError as e:
-                return segments_for(labels), [f"names and colours not read: {e}"]
-            present = segments_for(labels)  # only the values in the label map: ITK-SNAP tables list many
-            return [described.get(s.value, s) for s in present], []
-    return segments_for(labels), []
+                notes.append(f"names and colours not read: {e}")
+            break
+    out = []
+    for s in segments_for(labels):
+        m = meta.get(s.value)
+        base = described.get(s.value, s) if described is not None else (m or s)
+        if m is not None and " ".join(m.name.lower().split()) == " ".join(base.name.lower().split()):
+            codes = (m.category_code, m.type_code, m.type_modifier_code)
+        else:
+            codes = codes_for_name(base.name)
+        out.append(Segment(s.value, base.name, tuple(base.color), *codes))
+    return out, notes
 
 
 def read_labelmap(path: Path, image: Image | None = None, *, atol: float = AFFINE_TOL_MM) -> LabelMap:
@@ -121,8 +144,9 @@ def write_labelmap(path: Path, labels: np.ndarray, image: Image, *, segments: li
     """Write a (Z,Y,X) label map on ``image``'s grid; the format follows the extension.
 
     ``.nii``/``.nii.gz``: NIfTI in the image's geometry, and ``segments``' names and colours as ITK-SNAP
-    label descriptions beside it (``<stem>.label.txt``). ``.dcm``: DICOM-SEG (the image must come
-    from DICOM), segments named and coloured by ``segments``, algorithm BoxSeg + model name/version.
+    label descriptions beside it (``<stem>.label.txt``), names, colours and codes in dcmqi's metadata JSON
+    (``<stem>.meta.json``). ``.dcm``: DICOM-SEG (the image must come from DICOM), segments named, coloured
+    and coded by ``segments``, algorithm BoxSeg + model name/version.
     ``.png``: one slice — the only one for a 2D image, else slice ``z``. ``.seg.nrrd``: a 3D Slicer
     segmentation on the image's grid with ``segments``' names, colours and terminology. Never over one
     of the image's own files (:func:`engine.io.outputs.check_output`).
@@ -134,8 +158,11 @@ def write_labelmap(path: Path, labels: np.ndarray, image: Image, *, segments: li
     fmt = labelmap_format(path)
     if fmt == "nifti":
         sidecar = check_output(label_description_paths(path)[0], image)
+        meta = check_output(seg_meta_path(path), image)
+        ordered = with_defaults(labels, segments)
         out = write_nifti_labels(path, labels, image)
-        write_label_descriptions(sidecar, with_defaults(labels, segments))
+        write_label_descriptions(sidecar, ordered)
+        write_seg_meta(meta, ordered, algorithm=f"BoxSeg {model_name}".strip())
         return out
     if fmt == "seg-nrrd":
         return write_seg_nrrd(path, labels, image, with_defaults(labels, segments))

@@ -14,7 +14,9 @@ read as the series of the files it lists (:mod:`engine.io.studies`). New formats
 
 ITK-SNAP label descriptions (names and colours of a NIfTI label map's values, :mod:`engine.io.itksnap`)
 are a sidecar, not a kind: written as ``<stem>.label.txt`` beside ``<stem>.nii.gz`` and looked for there
-as ``<stem>.label.txt``, ``<stem>.label`` and ``<stem>.txt`` (:data:`LABEL_DESCRIPTION_SUFFIXES`).
+as ``<stem>.label.txt``, ``<stem>.label`` and ``<stem>.txt`` (:data:`LABEL_DESCRIPTION_SUFFIXES`). What each
+value is (SNOMED CT codes; ITK-SNAP's format has no place for them) is a second sidecar, ``<stem>.meta.json``
+(:data:`SEG_META_SUFFIX`, dcmqi's segmentation metadata JSON, :mod:`engine.io.segmeta`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ LABEL_DESCRIPTION_SUFFIXES: tuple[str, ...] = (".label.txt", ".label", ".txt")
 
 #: the file name of a DICOM Media Storage Directory (PS3.10 8.6), the index at the root of a patient CD
 DICOMDIR = "DICOMDIR"
+
+#: the segment metadata beside a NIfTI label map ``<stem>.nii.gz``: ``<stem>`` + this (dcmqi's
+#: itkimage2segimage metadata JSON: names, colours and codes of each label value, :mod:`engine.io.segmeta`)
+SEG_META_SUFFIX = ".meta.json"
 
 #: SOP Class UID of a DICOM Segmentation object (DICOM PS3.4, "Segmentation Storage")
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -104,6 +110,12 @@ def label_description_paths(labelmap: str | Path) -> list[Path]:
     return [p.with_name(stem(p) + s) for s in LABEL_DESCRIPTION_SUFFIXES]
 
 
+def seg_meta_path(labelmap: str | Path) -> Path:
+    """The segment metadata JSON of a NIfTI label map (``seg.nii.gz`` -> ``seg.meta.json``)."""
+    p = Path(labelmap)
+    return p.with_name(stem(p) + SEG_META_SUFFIX)
+
+
 def patterns(*kinds: str, labelmaps: bool = False) -> str:
     """Glob patterns for a file dialog, e.g. ``*.nii *.nii.gz *.dcm``: the given kinds, else the image kinds
     (:data:`IMAGE_KINDS`); ``labelmaps``: the label map formats' suffixes."""
@@ -114,5 +126,6 @@ def patterns(*kinds: str, labelmaps: bool = False) -> str:
     return " ".join(f"*{s}" for s in out)
 
 
-__all__ = ["DICOMDIR", "IMAGE_KINDS", "LABELMAP_SUFFIXES", "LABEL_DESCRIPTION_SUFFIXES", "SEG_SOP_CLASS", "SUFFIXES",
-           "is_dicomdir", "is_nifti", "is_raster", "kind_of", "known_suffix", "label_description_paths", "labelmap_format", "patterns", "stem"]
+__all__ = ["DICOMDIR", "IMAGE_KINDS", "LABELMAP_SUFFIXES", "LABEL_DESCRIPTION_SUFFIXES", "SEG_META_SUFFIX",
+           "SEG_SOP_CLASS", "SUFFIXES", "is_dicomdir", "is_nifti", "is_raster", "kind_of", "known_suffix",
+           "label_description_paths", "labelmap_format", "patterns", "seg_meta_path", "stem"]

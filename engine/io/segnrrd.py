@@ -15,9 +15,9 @@ The layout is Slicer's documented segmentation labelmap file format (Slicer deve
   and colour instead of taking them from the terminology), ``_Color`` (RGB 0..1), ``_LabelValue``
   (the value in the label map), ``_Layer`` = 0, ``_Extent`` (min/max i, j, k of its voxels;
   ``0 -1 0 -1 0 -1`` when empty, as Slicer writes) and ``_Tags`` with the ``TerminologyEntry`` of the
-  object's code (SNOMED CT "Tissue", the same code as our DICOM-SEG segments, from pydicom's code
-  dictionary), in Slicer's 7-part ``context~category~type~modifier~anatomic context~region~modifier``
-  form;
+  object's codes (the segment's category, type and type modifier, the same codes as our DICOM-SEG
+  segments: :mod:`engine.data.structures`, SNOMED CT "Tissue" for free text), in Slicer's 7-part
+  ``context~category~type~modifier~anatomic context~region~modifier`` form;
 * ``Segmentation_MasterRepresentation`` and its newer name ``Segmentation_SourceRepresentation`` =
   ``Binary labelmap``, ``Segmentation_ContainedRepresentationNames`` = ``Binary labelmap|``,
   ``Segmentation_ReferenceImageExtentOffset`` = ``0 0 0`` (the file covers the whole image).
@@ -26,7 +26,9 @@ Reading takes what Slicer and other tools write: ``space`` LPS, RAS or LAS; one 
 list of layers (overlaps flattened, later segments winning, with a warning); segments without
 ``_LabelValue``/``_Layer`` (Slicer before 4.11: one binary layer per segment); a file cropped to the
 segments' extent (Slicer's "crop to minimum extent") that lies on the image's voxel lattice is put
-back in place; Slicer's single-voxel file of an empty segmentation is an empty label map. A grid
+back in place; Slicer's single-voxel file of an empty segmentation is an empty label map. Codes come from
+each segment's ``TerminologyEntry``; a segment without one gets the codes its name means (the catalogue
+entry of that name, else "Tissue"). A grid
 that does not lie on the open image is refused (:class:`InputError`, one line naming the file).
 """
 
@@ -42,8 +44,9 @@ from engine.base.atomic import writing
 from engine.base.errors import InputError
 from engine.data.geometry import AFFINE_TOL_MM
 from engine.data.image import Image
-from engine.data.labelmap import LabelMap, Segment, check_onto, segments_for, with_defaults
+from engine.data.labelmap import LabelMap, Segment, check_onto, codes_for_name, segments_for, with_defaults
 from engine.data.palette import default_color
+from engine.data.structures import Code
 from engine.io.nifti import label_dtype
 
 #: NRRD ``space`` values (long and short spellings) -> the 4x4 matrix taking that space's mm to RAS mm
@@ -65,24 +68,38 @@ ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
 BINARY_LABELMAP = "Binary labelmap"
 
 
-def object_code() -> tuple[str, str, str]:
-    """(coding scheme, code value, code meaning) of a BoxSeg object: SNOMED CT 85756007 "Tissue", the
-    category and type our DICOM-SEG segments carry (:mod:`engine.io.dicomseg`)."""
-    from pydicom.sr.codedict import codes
-
-    c = codes.SCT.Tissue
-    return str(c.scheme_designator), str(c.value), str(c.meaning)
-
-
-def terminology_entry(category: tuple[str, str, str], kind: tuple[str, str, str]) -> str:
+def terminology_entry(category: Code, kind: Code, modifier: Code | None = None) -> str:
     """Slicer's ``TerminologyEntry`` tag value: 7 parts joined by ``~``, each code as
     ``scheme^value^meaning`` (``^^`` for none): context, category, type, type modifier, anatomic context,
     anatomic region, anatomic region modifier."""
-    def code(c):
-        return "^".join(c) if c else "^^"
+    def code(c: Code | None) -> str:
+        return "^".join([c.scheme, c.value, _clean(c.meaning).replace("^", " ").replace("~", " ").replace("|", " ")]
+                        ) if c else "^^"
 
-    return "~".join([TERMINOLOGY_CONTEXT, code(category), code(kind), code(None), ANATOMIC_CONTEXT, code(None),
+    return "~".join([TERMINOLOGY_CONTEXT, code(category), code(kind), code(modifier), ANATOMIC_CONTEXT, code(None),
                      code(None)])
+
+
+def parse_terminology_entry(tags: str | None) -> tuple[Code, Code, Code | None] | None:
+    """(category, type, type modifier) from a ``Segment{N}_Tags`` value (``key:value|...``, its
+    ``TerminologyEntry``); None when there is none or it is malformed."""
+    for tag in str(tags or "").split("|"):
+        key, _, value = tag.partition(":")
+        if key.strip() != "TerminologyEntry":
+            continue
+        parts = value.split("~")
+        if len(parts) < 3:
+            return None
+        codes = []
+        for part in parts[1:4]:
+            fields = part.split("^")
+            codes.append(Code(fields[1], fields[0], "^".join(fields[2:])) if len(fields) >= 3 and fields[0] and
+                         fields[1] else None)
+        codes += [None] * (3 - len(codes))
+        if codes[0] is None or codes[1] is None:
+            return None
+        return codes[0], codes[1], codes[2]
+    return None
 
 
 def _clean(text: str) -> str:
@@ -113,9 +130,8 @@ def seg_nrrd_header(labels: np.ndarray, image: Image, segments: list[Segment]) -
         "Segmentation_ContainedRepresentationNames": BINARY_LABELMAP + "|",
         "Segmentation_ReferenceImageExtentOffset": "0 0 0",
     }
-    code = object_code()
-    tags = f"TerminologyEntry:{terminology_entry(code, code)}|"
     for n, s in enumerate(segments):
+        tags = f"TerminologyEntry:{terminology_entry(s.category_code, s.type_code, s.type_modifier_code)}|"
         r, g, b = (float(c) / 255.0 for c in s.color)
         header.update({
             f"Segment{n}_ID": f"Segment_{s.value}",
@@ -259,7 +275,8 @@ def _flatten(path: Path, layers: np.ndarray, fields: list[dict]) -> tuple[np.nda
         overlap += int(np.count_nonzero(mask & (out != 0)))
         out[mask] = mine
         name = _clean(f.get("Name") or f.get("ID") or f"label {mine}")
-        segments.append(Segment(mine, name, _color(f.get("Color"), mine)))
+        coded = parse_terminology_entry(f.get("Tags"))
+        segments.append(Segment(mine, name, _color(f.get("Color"), mine), *(coded or codes_for_name(name))))
     if overlap:
         warnings.append(f"{path.name}: {overlap} voxels belong to more than one segment; each is given to the "
                         "segment listed last")
@@ -309,5 +326,5 @@ def read_seg_nrrd(path: Path, image: Image | None = None, *, atol: float = AFFIN
     return LabelMap(labels, affine, segments, source=path, warnings=warnings)
 
 
-__all__ = ["SPACES", "WRITE_SPACE", "object_code", "read_seg_nrrd", "seg_nrrd_header", "terminology_entry",
-           "write_seg_nrrd"]
+__all__ = ["SPACES", "WRITE_SPACE", "parse_terminology_entry", "read_seg_nrrd", "seg_nrrd_header",
+           "terminology_entry", "write_seg_nrrd"]

@@ -3,7 +3,8 @@ for a 2D image) and mean ± SD of the image inside; propagate, delete.
 
 The figures come from the controller's measurements (``engine.data.measure`` on the measure worker,
 after every change; "…" until the first result); each item's ``Qt.UserRole + 1`` holds its
-(volume or area, unit, mean, sd). objectNames: ``objectList``, ``propagateButton``, ``deleteButton``.
+(volume or area, unit, mean, sd). objectNames: ``objectList``, ``propagateButton``, ``deleteButton``. Names are
+edited with a completer of named structures (:mod:`app.gui.panels.structure_names`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QColorDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from app.gui.panels.structure_names import NameDelegate
 from engine.data.measure import format_value
+from engine.data.structures import GENERIC_CATEGORY, GENERIC_TYPE
 
 
 class PropagateButton(QPushButton):
@@ -41,6 +44,14 @@ def figures_text(m, image) -> str:
     return f"{size:.4g} {unit}{stats}"
 
 
+def _codes_tip(o) -> str:
+    """The object's SNOMED CT codes for its tooltip ('' for the generic free-text ones)."""
+    if o.type_code == GENERIC_TYPE and o.category_code == GENERIC_CATEGORY and o.type_modifier_code is None:
+        return ""
+    side = f", {o.type_modifier_code.meaning}" if o.type_modifier_code is not None else ""
+    return f"\n{o.type_code.meaning}{side} ({o.type_code.scheme} {o.type_code.value}); {o.category_code.meaning}"
+
+
 def _swatch(color) -> QIcon:
     pm = QPixmap(14, 14)
     pm.fill(QColor(*color))
@@ -59,6 +70,8 @@ class ObjectsPanel(QWidget):
         self.list = QListWidget()
         self.list.setObjectName("objectList")
         self.list.setIconSize(QSize(14, 14))
+        # names are edited with a completer of named structures (codes + Slicer colour), free text allowed
+        self.list.setItemDelegate(NameDelegate(self.list, self._rename, self._name_of))
         lay.addWidget(self.list, 1)
         row = QHBoxLayout()
         self.propagate = PropagateButton("Propagate ↕")
@@ -118,8 +131,8 @@ class ObjectsPanel(QWidget):
             it.setData(Qt.UserRole + 2, it.text())  # the text without figures
             it.setFlags(it.flags() | Qt.ItemIsUserCheckable | Qt.ItemIsEditable)
             it.setCheckState(Qt.Checked if o.visible else Qt.Unchecked)
-            it.setToolTip(f"label {o.value}; model IoU estimate {o.iou:.3f}" if o.iou is not None else
-                          f"label {o.value}")
+            tip = f"label {o.value}; model IoU estimate {o.iou:.3f}" if o.iou is not None else f"label {o.value}"
+            it.setToolTip(tip + _codes_tip(o))
             self.list.addItem(it)
         self._updating = False
         self.refresh_figures()
@@ -166,13 +179,18 @@ class ObjectsPanel(QWidget):
             return
         visible = it.checkState() == Qt.Checked
         name = it.text().split(SEP)[0].strip() or o.name
-        changes = {}
         if visible != o.visible:
-            changes["visible"] = visible
+            QTimer.singleShot(0, lambda: self.c.doc.update_object(v, visible=visible))
         if name != o.name:
-            changes["name"] = name
-        if changes:
-            QTimer.singleShot(0, lambda: self.c.doc.update_object(v, **changes))
+            QTimer.singleShot(0, lambda: self._rename(v, name))
+
+    def _name_of(self, value) -> str:
+        o = self.c.doc.object(value)
+        return o.name if o is not None else ""
+
+    def _rename(self, value, name: str) -> None:
+        """A catalogue name sets its codes (and Slicer colour unless picked); free text the generic codes."""
+        self.c.doc.rename_object(value, name)
 
     def _pick_color(self):
         o = self.c.doc.object(self.c.doc.current)
@@ -180,7 +198,7 @@ class ObjectsPanel(QWidget):
             return
         col = QColorDialog.getColor(QColor(*o.color), self, f"Colour of {o.name}")
         if col.isValid():
-            self.c.doc.update_object(o.value, color=(col.red(), col.green(), col.blue()))
+            self.c.doc.update_object(o.value, color=(col.red(), col.green(), col.blue()), color_chosen=True)
 
     def z_range(self):
         return None if self.whole.isChecked() else (self.z_from.value(), self.z_to.value())

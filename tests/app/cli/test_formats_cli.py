@@ -37,6 +37,8 @@ def test_segment_writes_a_seg_nrrd_on_the_nifti(tmp_path, capsys):
     assert data.shape[2] == 1 and h["dimension"] == 3  # one slice, still three spatial axes (Slicer needs them)
     [f] = segment_fields(h)
     assert f["Name"] == "vessel" and f["LabelValue"] == "1"
+    # a named structure (here by its synonym): SNOMED CT "Blood Vessel" in the Slicer terminology entry
+    assert f["Tags"].split("~")[1:3] == ["SCT^85756007^Tissue", "SCT^59820001^Blood Vessel"]
     assert columns((tmp_path / "ct.label.txt").read_text())[1][-1] == "vessel"
 
 

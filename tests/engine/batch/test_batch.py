@@ -255,7 +255,8 @@ def test_manifest_of_raw_files_with_bad_rows(tmp_path, cluster, reference, capsy
     assert np.array_equal(seg.labels, reference[CT3])
     assert [s.name for s in seg.segments] == ["liver", "spine", "heart"]
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "ct-3slice.dcm", "report.csv", "sub-spleen2_ct.label.txt", "sub-spleen2_ct.nii.gz"]  # + ITK-SNAP names
+        "ct-3slice.dcm", "report.csv", "sub-spleen2_ct.label.txt", "sub-spleen2_ct.meta.json",
+        "sub-spleen2_ct.nii.gz"]  # + ITK-SNAP names, dcmqi metadata (codes)
     _no_temp_files(out)
     rec = json.loads((out / ".boxseg" / "ct-3slice.dcm.json").read_text())
     assert rec["objects"] == 3 and up_to_date(out, "ct-3slice.dcm", rec["fingerprint"], rec["model_sha256"])

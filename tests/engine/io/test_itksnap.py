@@ -44,7 +44,9 @@ def test_written_beside_the_nifti_and_parsed_back(tmp_path):
     labels = objects_on(img.shape)
     nii = write_labelmap(tmp_path / "scan_seg.nii.gz", labels, img, segments=SEGMENTS)
     side = tmp_path / "scan_seg.label.txt"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan_seg.label.txt", "scan_seg.nii.gz"]
+    # + the segment metadata JSON with the codes (tests/engine/io/test_structure_codes.py)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan_seg.label.txt", "scan_seg.meta.json",
+                                                          "scan_seg.nii.gz"]
     text = side.read_text()
     assert "# IDX   -R-  -G-  -B-  -A--  VIS MSH  LABEL" in text
     rows = columns(text)
@@ -94,6 +96,12 @@ def test_a_broken_description_file_keeps_the_label_map_with_a_warning(tmp_path):
     labels = objects_on(img.shape)
     write_labelmap(tmp_path / "seg.nii.gz", labels, img, segments=SEGMENTS)
     (tmp_path / "seg.label.txt").write_text(ITKSNAP_EXPORT + "    4   1 2\n")
+    lm = read_labelmap(tmp_path / "seg.nii.gz", img)
+    # the names and colours written into the segment metadata JSON beside it stand in
+    assert np.array_equal(lm.labels, labels) and [(s.name, s.color) for s in lm.segments] == [
+        (s.name, s.color) for s in SEGMENTS]
+    assert len(lm.warnings) == 1 and "seg.label.txt: line 10" in lm.warnings[0]
+    (tmp_path / "seg.meta.json").unlink()
     lm = read_labelmap(tmp_path / "seg.nii.gz", img)
     assert np.array_equal(lm.labels, labels) and [s.name for s in lm.segments] == ["label 1", "label 2", "label 7"]
     assert len(lm.warnings) == 1 and "seg.label.txt: line 10" in lm.warnings[0]
