@@ -37,6 +37,51 @@ def missing_display(environ=None, platform: str | None = None) -> str | None:
             "(boxseg segment/convert/info/stats/batch ...) need no display")
 
 
+#: the system libraries Qt's X11 platform plugin (libqxcb, libQt6XcbQpa) loads, with their Debian/Ubuntu
+#: packages: the PySide6 wheels do not ship them, and a minimal system (a container, a server with Xvfb)
+#: lacks some; Qt then prints several lines and aborts the process instead of raising
+X11_LIBRARIES = {
+    "libxcb.so.1": "libxcb1", "libX11-xcb.so.1": "libx11-xcb1", "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4", "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-image.so.0": "libxcb-image0", "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render-util.so.0": "libxcb-render-util0", "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-xkb.so.1": "libxcb-xkb1", "libxcb-xfixes.so.0": "libxcb-xfixes0", "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-shm.so.0": "libxcb-shm0", "libxcb-render.so.0": "libxcb-render0",
+    "libxkbcommon.so.0": "libxkbcommon0", "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libEGL.so.1": "libegl1", "libGL.so.1": "libgl1", "libfontconfig.so.1": "libfontconfig1",
+    "libdbus-1.so.3": "libdbus-1-3", "libglib-2.0.so.0": "libglib2.0-0",
+}
+
+
+def _loadable(soname: str) -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL(soname)
+        return True
+    except OSError:
+        return False
+
+
+def missing_x11_libraries(environ=None, platform: str | None = None, loadable=_loadable) -> str | None:
+    """Why Qt's X11 plugin cannot start here (one line naming the missing libraries and the packages that
+    hold them), or None: not an X11 start (another OS, Wayland, a headless platform) or nothing missing."""
+    env = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux") or not env.get("DISPLAY"):
+        return None
+    wanted = [p.strip().split(":")[0] for p in env.get("QT_QPA_PLATFORM", "").split(";") if p.strip()]
+    if (wanted and wanted[0] != "xcb") or (not wanted and env.get("WAYLAND_DISPLAY")):
+        return None
+    missing = [so for so in X11_LIBRARIES if not loadable(so)]
+    if not missing:
+        return None
+    return (f"the desktop app's X11 window needs system libraries that are missing: {', '.join(missing)} "
+            f"(Debian/Ubuntu: apt-get install {' '.join(X11_LIBRARIES[so] for so in missing)}); "
+            "`boxseg app --smoke-test PATH` runs it offscreen, and the command-line subcommands "
+            "(boxseg segment/convert/info/stats/batch ...) need no display")
+
+
 def cmd_app(args) -> int:
     """The desktop app (PySide6, imported only here), or its end-to-end ``--smoke-test``."""
     if importlib.util.find_spec("PySide6") is None:
@@ -48,7 +93,7 @@ def cmd_app(args) -> int:
         if not Path(args.path).exists():
             raise InputError(f"{args.path}: no such file or folder")
     else:
-        why = missing_display()
+        why = missing_display() or missing_x11_libraries()
         if why is not None:
             raise InputError(why)  # one line and exit 2 (app.cli.main), instead of Qt aborting the process
     # the only imports of Qt from the command line: here, after the check above, so that every other
@@ -74,4 +119,4 @@ def add_parser(sub) -> None:
     a.set_defaults(func=cmd_app)
 
 
-__all__ = ["HEADLESS_PLATFORMS", "add_parser", "cmd_app", "missing_display"]
+__all__ = ["HEADLESS_PLATFORMS", "X11_LIBRARIES", "add_parser", "cmd_app", "missing_display", "missing_x11_libraries"]

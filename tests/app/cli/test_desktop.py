@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from app.cli.desktop import missing_display
+from app.cli.desktop import X11_LIBRARIES, missing_display, missing_x11_libraries
 from tests.conftest import REPO
 
 SAMPLE_MR = REPO / "assets" / "sample" / "mni_icbm152_t1_2009a.nii.gz"
@@ -67,3 +67,38 @@ def test_smoke_test_still_runs_without_a_display(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["saved"] and res["mask_pixels"] > 0
+
+
+@pytest.mark.parametrize("env, platform, checked", [
+    ({"DISPLAY": ":0"}, "linux", True),
+    ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "xcb"}, "linux", True),
+    ({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, "linux", False),  # Qt picks Wayland
+    ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, "linux", False),
+    ({}, "linux", False),                                                 # missing_display's case
+    ({"DISPLAY": ":0"}, "darwin", False),
+])
+def test_missing_x11_libraries_names_them_and_their_packages(env, platform, checked):
+    gone = {"libxcb-icccm.so.4", "libxcb-keysyms.so.1"}
+    why = missing_x11_libraries(env, platform, loadable=lambda so: so not in gone)
+    if not checked:
+        assert why is None
+        return
+    assert why is not None and "\n" not in why
+    assert "libxcb-icccm.so.4, libxcb-keysyms.so.1" in why and "apt-get install libxcb-icccm4 libxcb-keysyms1" in why
+    assert "--smoke-test" in why
+    assert missing_x11_libraries(env, platform, loadable=lambda so: True) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 libraries are a Linux matter")
+def test_x11_library_check_uses_the_real_loader():
+    """On this machine: every library the check reports missing really fails to load, and the rest load."""
+    import ctypes
+
+    why = missing_x11_libraries({"DISPLAY": ":0"}, "linux")
+    for so in X11_LIBRARIES:
+        try:
+            ctypes.CDLL(so)
+            loads = True
+        except OSError:
+            loads = False
+        assert (why is not None and so in why) != loads, so
