@@ -47,6 +47,7 @@ from app.gui.workers import Autosaver, DecodeRequest, DecodeResult, InferenceWor
 from engine.base.atomic import remove_stale_temps, write_text
 from engine.base.errors import InputError
 from engine.data.display import display_level_width
+from engine.data.interpolate import drawn_slices
 from engine.data.labeledit import LabelEdit, brush, fill_object_holes, interpolate_object, keep_largest, smooth_object
 from engine.data.measure import measure, to_csv
 from engine.data.palette import default_color
@@ -66,6 +67,12 @@ def confidence_path(labelmap: Path) -> Path:
     """``<folder>/<label map name without its suffix>.confidence.json``."""
     labelmap = Path(labelmap)
     return labelmap.with_name(f"{stem(labelmap.name)}.confidence.json")
+
+
+def _gaps(mask) -> int:
+    """Empty slices between the first and last slice of a bool (Z,Y,X) mask."""
+    zs = drawn_slices(mask)
+    return (zs[-1] - zs[0] + 1 - len(zs)) if zs else 0
 
 
 def compute_figures(image, labels, segments, propagated) -> tuple[dict, dict]:
@@ -501,15 +508,18 @@ class Controller(QObject):
             mask[keep_z] = keep  # the drawn (maybe refined) slice stays as the user made it
             if obj.iou is not None:
                 ious[keep_z] = float(obj.iou)  # the estimate of the mask kept there
-            return mask, ious
+            return mask, ious, _gaps(mask)
 
         t0 = time.perf_counter()
 
         def done(res):
-            mask, ious = res
+            mask, ious, gaps = res
             self.last_propagate_s = time.perf_counter() - t0
             self.doc.set_object_volume(value, mask, slice_iou=ious)
             self._emit_timings()
+            if gaps:
+                self.message.emit(f"{obj.name} is empty on {gaps} slice{'s' if gaps != 1 else ''} between its "
+                                  "slices: Segment ▸ Fill between slices (Ctrl+I) interpolates them")
 
         return self._submit(f"Propagating {obj.name}", "infer", fn, done)
 

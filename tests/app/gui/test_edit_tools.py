@@ -132,7 +132,7 @@ def test_brush_paints_the_stroked_disc_on_this_slice_only_eraser_removes_it_undo
     assert zs.tolist() == [z - 1, z, z + 1]
 
 
-def test_locked_object_is_unchanged_by_a_box_a_stroke_and_a_propagation(qtbot, open_window):
+def test_locked_object_is_unchanged_by_a_box_a_stroke_an_interpolation_and_a_propagation(qtbot, open_window):
     from PySide6.QtWidgets import QToolButton
 
     from app.gui.smoke import box_to_viewport, drag
@@ -143,8 +143,11 @@ def test_locked_object_is_unchanged_by_a_box_a_stroke_and_a_propagation(qtbot, o
     _action(win, "toolBrush").trigger()
     win.brush_size.setValue(8.0)
     _stroke(qtbot, view, (70, 60), (100, 60))
+    c.set_slice(z + 1)
+    _stroke(qtbot, view, (70, 60), (100, 60))
+    c.set_slice(z)
     first = c.doc.labels == 1
-    assert first.any()
+    assert first[z].any() and first[z + 1].any()
     lock = win.panel.findChild(QToolButton, "lockButton")
     assert lock is not None
     lock.click()  # the objects panel's lock control
@@ -174,6 +177,15 @@ def test_locked_object_is_unchanged_by_a_box_a_stroke_and_a_propagation(qtbot, o
     n = c.doc.undo_stack.count()
     _stroke(qtbot, view, (60, 90), (80, 90))
     assert c.doc.undo_stack.count() == n and np.array_equal(c.doc.labels == 1, first)
+
+    # an interpolation of object 2 between slices z and z + 2, across object 1 on slice z + 1
+    c.doc.set_current(2)
+    c.set_slice(z + 2)
+    _stroke(qtbot, view, (60, 55), (110, 65))
+    _wait_job(qtbot, c, _action(win, "actionFillBetween").trigger)
+    assert c.preview.slices == [z + 1]
+    assert c.accept_fill()
+    assert (c.doc.labels[z + 1] == 2).any() and np.array_equal(c.doc.labels == 1, first)
 
     # a propagation of object 2 through neighbouring slices
     c.doc.set_current(2)
