@@ -263,9 +263,20 @@ def test_keys_select_objects_change_the_brush_and_are_listed(qtbot, open_window)
     qtbot.keyClick(view, Qt.Key_BracketLeft)
     qtbot.keyClick(view, Qt.Key_BracketLeft)
     assert win.brush_size.value() == mm - 1
-    for key, name in ((Qt.Key_E, "toolEraser"), (Qt.Key_X, "toolBox"), (Qt.Key_B, "toolBrush")):
+    for key, name in ((Qt.Key_E, "toolEraser"), (Qt.Key_B, "toolBrush"), (Qt.Key_X, "toolBox")):
         qtbot.keyClick(view, key)
         assert _action(win, name).isChecked(), name
+    # with the box tool, a click without a drag selects the object under the cursor
+    from PySide6.QtTest import QTest
+
+    p, _ = _viewport_point(view, 90, 90)
+    QTest.mouseClick(view.viewport(), Qt.LeftButton, Qt.NoModifier, p)
+    assert c.doc.current == 2 and len(c.doc.objects) == 2
+    # digits typed into a spin box stay there (the 1-9 shortcuts do not take them)
+    win.brush_size.setFocus()
+    win.brush_size.lineEdit().selectAll()
+    qtbot.keyClicks(win.brush_size.lineEdit(), "12")
+    assert win.brush_size.value() == 12.0 and c.doc.current == 2
     dlg = win.show_shortcuts()
     table = dlg.findChild(QTableWidget, "shortcutsTable")
     rows = {table.item(i, 1).text(): table.item(i, 0).text() for i in range(table.rowCount())}
