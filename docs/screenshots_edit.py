@@ -4,8 +4,8 @@
 
 On the bundled brain MR volume: the pons boxed on slice 50 (the model) and locked; a second object
 painted with the brush on slices 48 and 56 around it (the stroke over the pons leaves it untouched);
-Fill between slices previewed on slice 50 (around the locked pons) with its Accept/Discard bar; the brush outline under the
-cursor. Autosaves and settings go to a temporary folder.
+Fill between slices previewed on slice 50 (around the locked pons) with its Accept/Discard bar; the brush
+outline under the cursor. Autosaves and settings go to a temporary folder.
 """
 
 from __future__ import annotations

@@ -917,4 +917,5 @@ class Controller(QObject):
             remove_snapshot(self._session_key())
 
 
-__all__ = ["CONFIDENCE_FORMAT", "Controller", "FillPreview", "OpenResult", "WINDOW_PRESETS", "compute_figures", "confidence_path"]
+__all__ = ["CONFIDENCE_FORMAT", "Controller", "FillPreview", "OpenResult", "WINDOW_PRESETS", "compute_figures",
+           "confidence_path"]
