@@ -3,8 +3,8 @@
 A snapshot is ``<user data dir>/BoxSeg/autosave/<key>.npz`` (``key``: a hash of the image's
 source path and series UID) holding the label map (compressed) and a JSON header: source path,
 series UID, shape, the image's affine and content fingerprint (:func:`image_fingerprint`), objects
-(name, colour, IoU, prompt, per-slice IoU of a propagation, the SNOMED CT codes of a named structure and
-whether the user picked the colour), the rulers and ROIs (kind, slice, end points),
+(name, colour, IoU, prompt, per-slice IoU of a propagation, the SNOMED CT codes of a named structure,
+whether the user picked the colour, lock), the rulers and ROIs (kind, slice, end points),
 current slice and time. It is written with
 :func:`engine.base.atomic.atomic_path` (a temporary file in the same folder, fsynced and renamed over
 the old one, readable by the user only), so a crash mid-write leaves the previous snapshot intact. It

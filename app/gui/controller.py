@@ -12,6 +12,14 @@ drawn on and tracked in ``_pending`` until its result is applied, so a new drag 
 open of another image waits (on its worker) until they are applied, and a result whose image is no
 longer open is never applied to the new one.
 
+Label edits (brush, eraser, clean-up, fill between slices) are engine functions
+(:mod:`engine.data.labeledit`) called with the document's lock and overlap rules
+(:meth:`Document.edit_rules`). A brush stroke is painted into the label map as the mouse moves (each
+segment well under a millisecond of numpy on the slice; the view redraws on :attr:`strokePainted`) and
+becomes one undo step on release; clean-ups and interpolation run as jobs on a copy of the label map
+and are applied only if the map did not change meanwhile; an interpolation is first shown as a preview
+(:attr:`fillPreview`) the user accepts or discards.
+
 Long jobs (open, propagate, save, read a label map) go through one :class:`~app.gui.jobs.JobQueue`:
 one runs at a time, the next starts when it ends, so "propagate, then save" saves the propagated
 result. Each reports progress and can be cancelled; they run on the I/O worker or (propagation,
@@ -21,6 +29,7 @@ which needs the predictor's session) on the inference worker.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -38,7 +47,10 @@ from app.gui.workers import Autosaver, DecodeRequest, DecodeResult, InferenceWor
 from engine.base.atomic import remove_stale_temps, write_text
 from engine.base.errors import InputError
 from engine.data.display import display_level_width
+from engine.data.interpolate import drawn_slices
+from engine.data.labeledit import LabelEdit, brush, fill_object_holes, interpolate_object, keep_largest, smooth_object
 from engine.data.measure import measure, to_csv
+from engine.data.palette import default_color
 from engine.inference.confidence import slice_confidence
 from engine.inference.propagate import Box3D
 from engine.inference.registry import shared_session
@@ -55,6 +67,12 @@ def confidence_path(labelmap: Path) -> Path:
     """``<folder>/<label map name without its suffix>.confidence.json``."""
     labelmap = Path(labelmap)
     return labelmap.with_name(f"{stem(labelmap.name)}.confidence.json")
+
+
+def _gaps(mask) -> int:
+    """Empty slices between the first and last slice of a bool (Z,Y,X) mask."""
+    zs = drawn_slices(mask)
+    return (zs[-1] - zs[0] + 1 - len(zs)) if zs else 0
 
 
 def compute_figures(image, labels, segments, propagated) -> tuple[dict, dict]:
@@ -76,6 +94,18 @@ class OpenResult:
     fingerprint: str | None = None   # app.autosave.image_fingerprint of the image
 
 
+@dataclass
+class FillPreview:
+    """An interpolation shown before it is applied: the edit of object ``value``, the slices it fills, and
+    the undo-stack index it was computed at (it is applied only onto that same label map)."""
+
+    edit: LabelEdit
+    value: int
+    slices: list
+    gen: int
+    image: object
+
+
 class Controller(QObject):
     """See the module docstring. Lives on the GUI thread; owns the worker threads."""
 
@@ -95,6 +125,8 @@ class Controller(QObject):
     windowChanged = Signal()
     restoreAvailable = Signal(object)         # Snapshot
     measurementsChanged = Signal()            # self.measurements / self.confidence were recomputed
+    strokePainted = Signal(int, int)          # a live brush stroke changed slices z0..z1 (not yet an undo step)
+    fillPreview = Signal(object)              # the pending fill-between preview (FillPreview) or None
 
     def __init__(self, parent=None, settings: Settings | None = None):
         super().__init__(parent)
@@ -122,12 +154,19 @@ class Controller(QObject):
         self._shut = False
         self._autosaved = False
         self.last_propagate_s = None
+        self.last_stroke_ms = None              # slowest segment of the last brush stroke
         self.measurements: dict = {}            # object value -> engine.data.measure.Measurement
         self.confidence: dict = {}              # object value -> engine.inference.confidence.SliceConfidence
         self._measure_gen = 0                   # requests posted to the measure worker
         self._measured_gen = 0                  # the request whose results are shown
         self._measure_key = None
         self._labels_version = 0
+        self.brush_mm = float(self.settings.brush_mm)   # brush radius
+        self.brush_3d = False                           # a ball through neighbouring slices instead of a disc
+        self.smooth_mm = 1.0                            # ball radius of Smooth
+        self._stroke: dict | None = None                # the stroke being painted (see stroke_begin)
+        self.preview: FillPreview | None = None         # an interpolation waiting for Accept/Discard
+        self.doc.overlap_policy = self.settings.overlap
 
         self.precompute = PrecomputeThread()
         self.precompute.setObjectName("boxseg-precompute")
@@ -186,6 +225,7 @@ class Controller(QObject):
         if settings is not None:
             self.settings = settings
         s = self.settings
+        self.doc.overlap_policy = s.overlap
         self.session = None
         self.ready_slices.clear()
         config = s.session_config()
@@ -360,6 +400,9 @@ class Controller(QObject):
         if obj is None or self.image is None:
             self.message.emit("select an object to refine first (or draw a box)")
             return False
+        if obj.locked:
+            self.message.emit(f"{obj.name} is locked (L unlocks it)")
+            return False
         queued = self._pending_prompt.get(obj.value)
         if queued is not None and queued[0] == self.z:
             _, box, points = queued  # an earlier click is still decoding: build on its prompt
@@ -448,6 +491,9 @@ class Controller(QObject):
         if not self.can_propagate(value):
             self.message.emit("propagation needs a volume and an object drawn with a box")
             return None
+        if obj.locked:
+            self.message.emit(f"{obj.name} is locked (L unlocks it)")
+            return None
         img, window, infer = self.image, self.model_window, self.infer
         z0, z1 = z_range if z_range is not None else (0, img.depth - 1)
         z0, z1 = max(0, min(z0, obj.z)), min(img.depth - 1, max(z1, obj.z))
@@ -462,15 +508,18 @@ class Controller(QObject):
             mask[keep_z] = keep  # the drawn (maybe refined) slice stays as the user made it
             if obj.iou is not None:
                 ious[keep_z] = float(obj.iou)  # the estimate of the mask kept there
-            return mask, ious
+            return mask, ious, _gaps(mask)
 
         t0 = time.perf_counter()
 
         def done(res):
-            mask, ious = res
+            mask, ious, gaps = res
             self.last_propagate_s = time.perf_counter() - t0
             self.doc.set_object_volume(value, mask, slice_iou=ious)
             self._emit_timings()
+            if gaps:
+                self.message.emit(f"{obj.name} is empty on {gaps} slice{'s' if gaps != 1 else ''} between its "
+                                  "slices: Segment ▸ Fill between slices (Ctrl+I) interpolates them")
 
         return self._submit(f"Propagating {obj.name}", "infer", fn, done)
 
@@ -510,6 +559,182 @@ class Controller(QObject):
             self._emit_timings()
 
         return self._submit(f"Re-propagating {obj.name} from slice {z}", "infer", fn, done)
+
+    # --- label edits: brush, clean-up, fill between slices -------------------------------------
+    def _editable(self, what: str):
+        """The selected object if it may be edited, else None (with a message why)."""
+        obj = self.doc.object(self.doc.current)
+        if self.image is None or obj is None:
+            self.message.emit(f"select an object to {what}")
+            return None
+        if obj.locked:
+            self.message.emit(f"{obj.name} is locked (L unlocks it)")
+            return None
+        return obj
+
+    def stroke_begin(self, x: float, y: float, erase: bool = False) -> bool:
+        """Start a brush (or eraser) stroke on the current slice at voxel (x, y) (continuous, integers at
+        voxel centres) and paint its first stamp. Paints the selected object; with nothing selected the
+        brush starts a new object (added with the stroke's undo step)."""
+        if self.image is None or self.image.is_rgb:
+            return False
+        self.discard_fill()
+        obj = self.doc.object(self.doc.current)
+        new = None
+        if obj is None:
+            if erase:
+                self.message.emit("select an object to erase from")
+                return False
+            try:
+                value = self.doc.next_value()
+            except ValueError as e:
+                self.message.emit(str(e))
+                return False
+            new = SegObject(value, f"Object {value}", default_color(value))
+        elif obj.locked:
+            self.message.emit(f"{obj.name} is locked (L unlocks it)")
+            return False
+        else:
+            value = obj.value
+        rz = int(math.ceil(self.brush_mm / self.image.spacing[0])) if self.brush_3d else 0
+        z0, z1 = max(self.z - rz, 0), min(self.z + rz + 1, self.image.depth)
+        self._stroke = {"value": value, "new": new, "erase": bool(erase), "sphere": self.brush_3d,
+                        "radius": self.brush_mm, "z": self.z, "z0": z0, "slab": self.doc.labels[z0:z1].copy(),
+                        "where": None, "last": (float(x), float(y)), "ms": 0.0}
+        self._paint([(x, y, self.z)])
+        return True
+
+    def stroke_to(self, x: float, y: float) -> None:
+        """Extend the stroke to voxel (x, y): the capsule from the last position is painted at once."""
+        st = self._stroke
+        if st is None:
+            return
+        lx, ly = st["last"]
+        st["last"] = (float(x), float(y))
+        self._paint([(lx, ly, st["z"]), (x, y, st["z"])])
+
+    def _paint(self, centres) -> None:
+        st = self._stroke
+        t0 = time.perf_counter()
+        edit = brush(self.doc.labels, st["value"], self.image.spacing, centres, st["radius"], sphere=st["sphere"],
+                     erase=st["erase"], **self.doc.edit_rules())
+        if edit is not None:
+            edit.apply(self.doc.labels)
+            w = edit.where
+            old = st["where"]
+            st["where"] = w if old is None else (min(old[0], w[0]), max(old[1], w[1]), min(old[2], w[2]),
+                                                 max(old[3], w[3]), min(old[4], w[4]), max(old[5], w[5]))
+            st["ms"] = max(st["ms"], (time.perf_counter() - t0) * 1000)
+            self.strokePainted.emit(w[0], w[1] - 1)
+
+    def stroke_end(self) -> None:
+        """The stroke becomes one undo step (the label map already holds it)."""
+        st, self._stroke = self._stroke, None
+        if st is None or st["where"] is None:
+            return
+        self.last_stroke_ms = st["ms"]
+        z0, z1, y0, y1, x0, x1 = st["where"]
+        before = st["slab"][z0 - st["z0"]:z1 - st["z0"], y0:y1, x0:x1].copy()
+        edit = LabelEdit(st["where"], self.doc.labels[z0:z1, y0:y1, x0:x1].copy())
+        name = st["new"].name if st["new"] is not None else self.doc.object(st["value"]).name
+        self.doc.apply_edit(f"{'Erase' if st['erase'] else 'Paint'} {name}", edit, st["value"], new_object=st["new"],
+                            before=before)
+
+    def stroke_cancel(self) -> None:
+        """Esc during a stroke: the label map as it was before it."""
+        st, self._stroke = self._stroke, None
+        if st is not None and st["where"] is not None:
+            z0, z1 = st["z0"], st["z0"] + len(st["slab"])
+            self.doc.labels[z0:z1] = st["slab"]
+            self.strokePainted.emit(z0, z1 - 1)
+
+    @property
+    def stroking(self) -> bool:
+        return self._stroke is not None
+
+    #: clean-up operations: kind -> (title, engine function of (labels, value, spacing, rules))
+    CLEANUPS = {
+        "fill-holes": ("Fill holes", lambda lab, v, sp, c, r: fill_object_holes(lab, v, **r)),
+        "fill-holes-2d": ("Fill holes per slice", lambda lab, v, sp, c, r: fill_object_holes(lab, v, True, **r)),
+        "keep-largest": ("Keep largest part", lambda lab, v, sp, c, r: keep_largest(lab, v, **r)),
+        "smooth": ("Smooth", lambda lab, v, sp, c, r: smooth_object(lab, v, sp, c.smooth_mm, **r)),
+    }
+
+    def cleanup(self, kind: str) -> int | None:
+        """Clean up the selected object (``CLEANUPS``: fill holes in 3D / per slice, keep the largest
+        26-connected part, smooth) on the I/O worker; one undo step."""
+        obj = self._editable("clean up")
+        if obj is None:
+            return None
+        self.discard_fill()
+        title, op = self.CLEANUPS[kind]
+        img, value, labels, rules = self.image, obj.value, self.doc.labels.copy(), self.doc.edit_rules()
+        gen = self.doc.undo_stack.index()
+
+        def fn(progress, should_stop):
+            return op(labels, value, img.spacing, self, rules)
+
+        def done(edit):
+            if edit is None:
+                self.message.emit(f"{title}: nothing to change in {obj.name}")
+            elif self.doc.image is not img or self.doc.undo_stack.index() != gen or self.stroking:
+                self.message.emit(f"{title}: the segmentation changed meanwhile; run it again")
+            else:
+                self.doc.apply_edit(f"{title} of {obj.name}", edit, value)
+
+        return self._submit(f"{title} of {obj.name}", "io", fn, done)
+
+    def fill_between(self, z_range: tuple[int, int] | None = None) -> int | None:
+        """Interpolate the selected object's empty slices between the slices where it is drawn (within
+        z_range, inclusive) on the I/O worker; the result is a preview (:attr:`fillPreview`) until
+        :meth:`accept_fill` or :meth:`discard_fill`."""
+        obj = self._editable("fill between slices")
+        if obj is None:
+            return None
+        self.discard_fill()
+        img, value, labels, rules = self.image, obj.value, self.doc.labels.copy(), self.doc.edit_rules()
+        gen = self.doc.undo_stack.index()
+
+        def fn(progress, should_stop):
+            return interpolate_object(labels, value, img.spacing, z_range, progress=progress,
+                                      should_stop=should_stop, **rules)
+
+        def done(res):
+            edit, zs = res
+            if edit is None:
+                self.message.emit(f"{obj.name}: no empty slices between drawn slices to fill")
+            elif self.doc.image is not img or self.doc.undo_stack.index() != gen:
+                self.message.emit("fill between slices: the segmentation changed meanwhile; run it again")
+            else:
+                self.preview = FillPreview(edit, value, zs, gen, img)
+                self.fillPreview.emit(self.preview)
+
+        return self._submit(f"Filling between slices of {obj.name}", "io", fn, done)
+
+    def accept_fill(self) -> bool:
+        """Apply the previewed interpolation (one undo step), if the segmentation is still the one it was made on."""
+        p, self.preview = self.preview, None
+        if p is None:
+            return False
+        self.fillPreview.emit(None)
+        if self.doc.image is not p.image or self.doc.undo_stack.index() != p.gen or self.doc.object(p.value) is None:
+            self.message.emit("fill between slices: the segmentation changed meanwhile; run it again")
+            return False
+        n = len(p.slices)
+        self.doc.apply_edit(f"Fill {n} slice{'s' if n != 1 else ''} of {self.doc.object(p.value).name}", p.edit,
+                            p.value)
+        return True
+
+    def discard_fill(self) -> None:
+        if self.preview is not None:
+            self.preview = None
+            self.fillPreview.emit(None)
+
+    def set_locked(self, value: int, locked: bool) -> None:
+        """Lock or unlock object ``value`` (one undo step)."""
+        obj = self.doc.object(value)
+        if obj is not None and obj.locked != bool(locked):
+            self.doc.update_object(value, locked=bool(locked))
 
     # --- measurements ---------------------------------------------------------------------------
     def add_annotation(self, kind: str, points) -> None:
@@ -692,4 +917,5 @@ class Controller(QObject):
             remove_snapshot(self._session_key())
 
 
-__all__ = ["CONFIDENCE_FORMAT", "Controller", "OpenResult", "WINDOW_PRESETS", "compute_figures", "confidence_path"]
+__all__ = ["CONFIDENCE_FORMAT", "Controller", "FillPreview", "OpenResult", "WINDOW_PRESETS", "compute_figures",
+           "confidence_path"]

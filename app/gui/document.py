@@ -7,9 +7,14 @@ mask is one :class:`QUndoCommand`, so undo/redo covers all of them; each committ
 
 Label map: ``labels`` is a (Z,Y,X) uint8 array on the image's grid (same axes as
 ``engine.data.image.Image.voxels``): 0 = background, one value per object. Objects carry their name,
-colour, visibility, the model's IoU estimate, the prompt that made them (slice, box, points), which
+colour, visibility, lock, the model's IoU estimate, the prompt that made them (slice, box, points), which
 refinement and propagation reuse, and what they are (SNOMED CT category/type/modifier codes of a named
 structure, :mod:`engine.data.structures`; set by :meth:`Document.rename_object`).
+
+Locks and overlap: every mask written into the label map (a box's object, a refinement, a propagation,
+a brush stroke, a clean-up, an interpolation) goes through :func:`engine.data.labeledit.merge` with
+:meth:`Document.edit_rules` — the locked objects' values and :attr:`Document.overlap_policy` — so a
+locked object's voxels never change, and with ``never-overwrite`` no object takes another's voxels.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.data.image import Image
+from engine.data.labeledit import NEVER_OVERWRITE, OVERWRITE_UNLOCKED, REPLACE, LabelEdit, merge
 from engine.data.labelmap import LabelMap, Segment, codes_for_name
 from engine.data.palette import PALETTE, default_color
 from engine.data.structures import GENERIC_CATEGORY, GENERIC_TYPE, Code, Structure, lookup
@@ -31,7 +37,8 @@ from engine.data.structures import GENERIC_CATEGORY, GENERIC_TYPE, Code, Structu
 class SegObject:
     """One object: label ``value`` in the label map, display ``name``/``color``/``visible``, the
     model's IoU estimate of its last prediction, and its prompt: ``z`` the slice the box was drawn
-    on, ``box`` [x0, y0, x1, y1] in voxel indices of that slice, ``points`` [(x, y, 1|0), ...]."""
+    on, ``box`` [x0, y0, x1, y1] in voxel indices of that slice, ``points`` [(x, y, 1|0), ...].
+    ``locked``: its voxels are never changed by any edit (see the module docstring)."""
 
     value: int
     name: str
@@ -51,6 +58,7 @@ class SegObject:
     type_modifier_code: Code | None = None
     #: the user picked the colour (Colour…): naming it a catalogue structure then keeps that colour
     color_chosen: bool = False
+    locked: bool = False
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -80,7 +88,8 @@ class SegObject:
                    slice_iou=(tuple((int(z), float(v)) for z, v in d["slice_iou"])
                               if d.get("slice_iou") is not None else None),
                    category_code=category, type_code=kind, type_modifier_code=modifier,
-                   color_chosen=bool(d.get("color_chosen", False)))
+                   color_chosen=bool(d.get("color_chosen", False)),
+                   locked=bool(d.get("locked", False)))
 
 
 @dataclass(frozen=True)
@@ -114,13 +123,15 @@ class _LabelEdit(QUndoCommand):
     """One change of the label map (a crop of changed voxels before/after) and of the objects."""
 
     def __init__(self, doc: "Document", text: str, new_labels_crop, where, objs_before, objs_after, select,
-                 annotations_after=None):
+                 annotations_after=None, before=None):
         super().__init__(text)
         self.ann_before = tuple(doc.annotations)
         self.ann_after = self.ann_before if annotations_after is None else tuple(annotations_after)
         self.doc = doc
         self.where = where  # (z0, z1, y0, y1, x0, x1) or None when only objects change
-        self.before = doc.labels[self._slices()].copy() if where is not None else None
+        # before: given when the edit is already in the label map (a brush stroke painted live)
+        self.before = before if before is not None else doc.labels[self._slices()].copy() if where is not None \
+            else None
         self.after = new_labels_crop
         self.objs_before, self.objs_after = objs_before, objs_after
         self.select_after = select
@@ -178,6 +189,7 @@ class Document(QObject):
         self._objects: list[SegObject] = []
         self.annotations: list[Annotation] = []
         self.current = 0
+        self.overlap_policy = OVERWRITE_UNLOCKED  # engine.data.labeledit.POLICIES; set from the settings
         self.saved_path: Path | None = None
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
@@ -228,6 +240,22 @@ class Document(QObject):
             raise ValueError("at most 255 objects per image")
         return v
 
+    def locked_values(self) -> set[int]:
+        return {o.value for o in self._objects if o.locked}
+
+    def edit_rules(self) -> dict:
+        """The keyword arguments of every engine.data.labeledit write: locked values and the overlap policy."""
+        return {"locked": self.locked_values(), "policy": self.overlap_policy}
+
+    def _merged(self, value: int, z0: int, z1: int, mask: np.ndarray, mode: str = REPLACE, policy=None) -> np.ndarray:
+        """A copy of the label map with object ``value``'s mask (for slices z0..z1-1) merged in by the rules."""
+        rules = self.edit_rules()
+        if policy is not None:
+            rules["policy"] = policy
+        new = self.labels.copy()
+        new[z0:z1] = merge(self.labels[z0:z1], value, mask, mode, **rules)
+        return new
+
     def segments(self) -> list[Segment]:
         return [Segment(o.value, o.name, tuple(o.color), o.category_code, o.type_code, o.type_modifier_code)
                 for o in self._objects]
@@ -255,12 +283,11 @@ class Document(QObject):
 
     def add_object(self, z: int, mask: np.ndarray, *, iou: float | None, box, points=(), name: str | None = None
                    ) -> int:
-        """A new object from a 2D mask on slice z (overwrites other objects where they overlap)."""
+        """A new object from a 2D mask on slice z (takes other objects' voxels as :meth:`edit_rules` allow)."""
         value = self.next_value()
         obj = SegObject(value, name or f"Object {value}", default_color(value), iou=iou, z=int(z),
                         box=tuple(float(v) for v in box) if box is not None else None, points=list(points))
-        new = self.labels.copy()
-        new[z][mask] = value
+        new = self._merged(value, z, z + 1, np.asarray(mask, bool)[None])
         self._push(f"Add {obj.name}", new, self._objects + [obj], value)
         return value
 
@@ -270,10 +297,7 @@ class Document(QObject):
         obj = self.object(value)
         if obj is None:
             return
-        new = self.labels.copy()
-        sl = new[z]
-        sl[sl == value] = 0
-        sl[mask] = value
+        new = self._merged(value, z, z + 1, np.asarray(mask, bool)[None])
         objs = _copy_objects(self._objects)
         o = next(o for o in objs if o.value == value)
         o.iou = iou if iou is not None else o.iou
@@ -287,15 +311,13 @@ class Document(QObject):
                           slice_iou: dict[int, float] | None = None, z_range: tuple[int, int] | None = None) -> None:
         """Replace object ``value`` with a (Z,Y,X) mask on slices ``z_range`` (inclusive; default all);
         other objects' voxels are kept. slice_iou: the model's IoU estimate of each slice it
-        predicted (z -> iou); it replaces the object's estimates on those slices."""
+        predicted (z -> iou); it replaces the object's estimates on those slices. A propagation never
+        takes other objects' voxels, whatever the overlap policy (it runs unattended through the volume)."""
         obj = self.object(value)
         if obj is None:
             return
         z0, z1 = (0, self.labels.shape[0] - 1) if z_range is None else z_range
-        new = self.labels.copy()
-        part = new[z0:z1 + 1]
-        part[part == value] = 0
-        part[mask[z0:z1 + 1] & (part == 0)] = value
+        new = self._merged(value, z0, z1 + 1, np.asarray(mask, bool)[z0:z1 + 1], policy=NEVER_OVERWRITE)
         objs = _copy_objects(self._objects)
         o = next(o for o in objs if o.value == value)
         o.propagated = True
@@ -304,6 +326,17 @@ class Document(QObject):
             old.update({int(z): float(v) for z, v in slice_iou.items() if z0 <= z <= z1})
             o.slice_iou = tuple(sorted(old.items()))
         self._push(f"{text} {obj.name}", new, objs, value)
+
+    def apply_edit(self, text: str, edit: LabelEdit, value: int, *, new_object: SegObject | None = None,
+                   before: np.ndarray | None = None) -> None:
+        """One undo step from an engine.data.labeledit edit of object ``value`` (computed with
+        :meth:`edit_rules`): a brush stroke, a clean-up, an interpolation. new_object: the object the
+        edit creates (a first brush stroke with nothing selected). before: the crop's voxels before the
+        edit when it is already in the label map (a stroke painted live), else they are read here."""
+        objs = _copy_objects(self._objects) + ([new_object] if new_object is not None else [])
+        self.undo_stack.push(_LabelEdit(self, text, edit.after.copy(), tuple(edit.where), _copy_objects(self._objects),
+                                        objs, value, None, before))
+        self.committed.emit()
 
     # --- rulers and ROIs (each add/delete one undo step) --------------------------------------
     def add_annotation(self, kind: str, z: int, points) -> Annotation:
@@ -338,7 +371,8 @@ class Document(QObject):
         o = next(o for o in objs if o.value == value)
         for k, v in changes.items():
             setattr(o, k, v)
-        what = "Show/hide" if set(changes) == {"visible"} else "Edit"
+        what = {"visible": "Show/hide", "locked": "Lock/unlock"}.get(next(iter(changes)), "Edit") \
+            if len(changes) == 1 else "Edit"
         self._push(f"{what} {obj.name}", None, objs, self.current or value)
 
     def rename_object(self, value: int, name: str, structure: Structure | None = None) -> None:

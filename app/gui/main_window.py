@@ -12,6 +12,11 @@ DICOMDIR, drops of a folder or DICOMDIR; :mod:`app.gui.opening`), File ▸ Recen
 Measuring: tools ``toolRuler`` and ``toolRoi`` (Segment menu, tool bar), ``actionDeleteMeasurement`` (Edit),
 ``actionShowRecist`` and ``actionShowMeasurements`` (View; the dock ``measurementsDock`` with
 ``measurementsTable``), ``confidenceStrip`` under the slice slider, ``actionRepropagateFromSlice`` (Segment).
+Editing (issue 14): tools ``toolBox``, ``toolBrush``, ``toolEraser`` (exclusive with the point, pan, ruler and
+ROI tools), ``brushSize`` (QDoubleSpinBox, mm, tool bar), ``actionBrush3D``; Segment ▸ ``actionFillBetween``
+(a preview with ``fillBar``: ``fillAcceptButton`` / ``fillDiscardButton``), ``actionFillHoles``,
+``actionFillHolesSlices``, ``actionKeepLargest``, ``actionSmooth``; ``actionLockObject`` (L; also the objects
+panel's lock button); Help ▸ ``actionShortcuts`` (the ``shortcutsDialog``).
 """
 
 from __future__ import annotations
@@ -20,15 +25,16 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDialog, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow,
-                               QMenu, QMessageBox, QProgressBar, QProgressDialog, QPushButton, QSlider, QToolBar,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDialog, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QHBoxLayout,
+                               QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar, QProgressDialog, QPushButton,
+                               QSlider, QToolBar, QVBoxLayout, QWidget)
 
 from app.autosave import find_snapshot
 from app.gui.controller import WINDOW_PRESETS, Controller
 from app.gui.dialogs.about import about_text
 from app.gui.dialogs.settings import SettingsDialog
 from app.gui.opening import Opener
+from app.gui.dialogs.shortcuts import ShortcutsDialog
 from app.gui.panels.measurements import MeasurementsPanel
 from app.gui.panels.objects import ObjectsPanel
 from app.gui.recent import RecentMenu, add_recent
@@ -66,6 +72,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.view.setAcceptDrops(False)  # the view's scene would take drags and refuse drops; the window takes them
         self.view.viewport().setAcceptDrops(False)
+        self._build_edit_actions()
         self._build_panel()
         self._build_status()
         c = self.c
@@ -109,6 +116,7 @@ class MainWindow(QMainWindow):
         self.restore_btn.clicked.connect(self._restore)
         self.discard_btn.clicked.connect(self._discard)
         lay.addWidget(self.restore_bar)
+        lay.addWidget(self._build_fill_bar())
         lay.addWidget(self.view, 1)
         row = QHBoxLayout()
         row.setContentsMargins(8, 4, 8, 4)
@@ -169,7 +177,7 @@ class MainWindow(QMainWindow):
         self.a_undo.setShortcut(QKeySequence.Undo)
         self.a_undo.setObjectName("actionUndo")
         self.a_redo = self.c.doc.undo_stack.createRedoAction(self, "&Redo")
-        self.a_redo.setShortcut(QKeySequence.Redo)
+        self.a_redo.setShortcuts([QKeySequence.Redo, QKeySequence("Ctrl+Shift+Z")])
         self.a_redo.setObjectName("actionRedo")
         self.a_delete = self._act("&Delete object", self.delete_object, QKeySequence.Delete, "actionDelete")
         self.a_settings = self._act("Se&ttings…", self.open_settings, None, "actionSettings")
@@ -181,13 +189,17 @@ class MainWindow(QMainWindow):
             e.addSeparator() if a is None else e.addAction(a)
         s = mb.addMenu("&Segment")
         tools = QActionGroup(self)
-        self.a_box = self._act("&Box", lambda: self.set_tool("box"), "B", "actionBoxTool", True)
+        self.a_box = self._act("&Box", lambda: self.set_tool("box"), "X", "toolBox", True)
         self.a_add = self._act("Add (+) point", lambda: self.set_tool("add"), "A", "actionAddPoint", True)
         self.a_remove = self._act("Remove (−) point", lambda: self.set_tool("remove"), "R", "actionRemovePoint", True)
         self.a_pan = self._act("&Pan", lambda: self.set_tool("pan"), "H", "actionPan", True)
         self.a_ruler = self._act("R&uler", lambda: self.set_tool("ruler"), "U", "toolRuler", True)
-        self.a_roi = self._act("R&OI (ellipse)", lambda: self.set_tool("roi"), "E", "toolRoi", True)
-        for a in (self.a_box, self.a_add, self.a_remove, self.a_pan, self.a_ruler, self.a_roi):
+        self.a_roi = self._act("R&OI (ellipse)", lambda: self.set_tool("roi"), "I", "toolRoi", True)
+        self.a_brush = self._act("B&rush", lambda: self.set_tool("brush"), "B", "toolBrush", True)
+        self.a_eraser = self._act("&Eraser", lambda: self.set_tool("eraser"), "E", "toolEraser", True)
+        self.tools = tools
+        for a in (self.a_box, self.a_add, self.a_remove, self.a_brush, self.a_eraser, self.a_pan, self.a_ruler,
+                  self.a_roi):
             tools.addAction(a)
             s.addAction(a)
         self.a_box.setChecked(True)
@@ -200,6 +212,7 @@ class MainWindow(QMainWindow):
         self.a_repropagate.setToolTip("Re-box the selected object on this slice (its mask as it is now) and "
                                       "propagate it again from here outward, replacing it from this slice on")
         s.addAction(self.a_repropagate)
+        self.segment_menu = s
         v = mb.addMenu("&View")
         self.a_fit = self._act("&Fit to window", self.view.fit, "F", "actionFit")
         self.a_zoom_in = self._act("Zoom &in", lambda: self.view.zoom(1.25), QKeySequence.ZoomIn)
@@ -221,6 +234,8 @@ class MainWindow(QMainWindow):
         self.window_actions[0][0].setChecked(True)
         h = mb.addMenu("&Help")
         self.a_about = self._act("&About BoxSeg", self.about, None, "actionAbout")
+        self.a_shortcuts = self._act("&Keyboard shortcuts", self.show_shortcuts, "F1", "actionShortcuts")
+        h.addAction(self.a_shortcuts)
         h.addAction(self.a_about)
 
         tb = QToolBar("Main")
@@ -239,9 +254,10 @@ class MainWindow(QMainWindow):
         short = {self.a_open: "Open", self.a_open_dir: "DICOM folder", self.a_sample: "Sample", self.a_save: "Save",
                  self.a_add: "+ point", self.a_remove: "− point", self.a_propagate: "Propagate ↕",
                  self.a_ruler: "Ruler", self.a_roi: "ROI"}
+        short.update({self.a_brush: "Brush", self.a_eraser: "Eraser"})
         for a in (self.a_open, self.a_open_dir, self.a_sample, self.a_save, None, self.tb_undo, self.tb_redo, None,
-                  self.a_box, self.a_add, self.a_remove, self.a_pan, self.a_ruler, self.a_roi, None,
-                  self.a_propagate):
+                  self.a_box, self.a_add, self.a_remove, self.a_brush, self.a_eraser, self.a_pan, self.a_ruler,
+                  self.a_roi, None, self.a_propagate):
             if a is None:
                 tb.addSeparator()
                 continue
@@ -267,6 +283,132 @@ class MainWindow(QMainWindow):
         self.opacity.valueChanged.connect(lambda v: self.view.set_opacity(v / 100))
         tb.addWidget(self.opacity)
         tb.addAction(self.a_outline)
+
+    def _build_fill_bar(self) -> QFrame:
+        """The bar shown while a fill between slices is previewed: Accept / Discard."""
+        bar = QFrame()
+        bar.setObjectName("fillBar")
+        bar.setStyleSheet("#fillBar { background: #d9ecff; } QLabel { color: #002a4d; }")
+        row = QHBoxLayout(bar)
+        self.fill_label = QLabel()
+        self.fill_accept = QPushButton("Accept")
+        self.fill_accept.setObjectName("fillAcceptButton")
+        self.fill_discard = QPushButton("Discard")
+        self.fill_discard.setObjectName("fillDiscardButton")
+        row.addWidget(self.fill_label, 1)
+        row.addWidget(self.fill_accept)
+        row.addWidget(self.fill_discard)
+        bar.hide()
+        self.fill_accept.clicked.connect(self.c.accept_fill)
+        self.fill_discard.clicked.connect(self.c.discard_fill)
+        self.c.fillPreview.connect(self._on_fill_preview)
+        self.fill_bar = bar
+        return bar
+
+    def _on_fill_preview(self, p) -> None:
+        if p is None:
+            self.fill_bar.hide()
+            return
+        zs = p.slices
+        self.fill_label.setText(f"Fill between slices: {len(zs)} slice{'s' if len(zs) != 1 else ''} "
+                                f"({min(zs)}–{max(zs)}) shown brighter. Keep them?")
+        self.fill_bar.show()
+        if self.c.z not in zs:
+            self.c.set_slice(zs[len(zs) // 2])
+
+    def _build_edit_actions(self):
+        """Brush size and 3D toggle, clean-up and fill between slices, lock, select object 1-9."""
+        s, c = self.segment_menu, self.c
+        self.addToolBarBreak()
+        tb = QToolBar("Editing")  # a second row: the main tool bar is full
+        tb.setObjectName("editToolBar")
+        tb.setMovable(False)
+        self.addToolBar(tb)
+        self.a_brush3d = self._act("Brush &3D (ball through slices)", self._set_brush_3d, "Shift+B", "actionBrush3D",
+                                   True)
+        self.a_brush3d.setIconText("3D")
+        self.a_smaller = self._act("Smaller brush", lambda: self.brush_size.stepDown(), "[", "actionBrushSmaller")
+        self.a_larger = self._act("Larger brush", lambda: self.brush_size.stepUp(), "]", "actionBrushLarger")
+        self.a_fill_between = self._act("Fill &between slices", self.fill_between, "Ctrl+I", "actionFillBetween")
+        self.a_fill_between.setToolTip("Interpolate the selected object on the empty slices between the slices where "
+                                       "it is drawn (a preview to accept or discard)")
+        self.a_fill_holes = self._act("Fill &holes (3D)", lambda: c.cleanup("fill-holes"), None, "actionFillHoles")
+        self.a_fill_holes2d = self._act("Fill holes in each &slice", lambda: c.cleanup("fill-holes-2d"), None,
+                                        "actionFillHolesSlices")
+        self.a_keep_largest = self._act("&Keep largest part (remove islands)", lambda: c.cleanup("keep-largest"),
+                                        None, "actionKeepLargest")
+        self.a_smooth = self._act("S&mooth (1 mm)", lambda: c.cleanup("smooth"), None, "actionSmooth")
+        self.a_lock = self._act("&Lock object", self.toggle_lock, "L", "actionLockObject", True)
+        self.a_lock.setToolTip("A locked object's voxels are never changed by a box, propagation, brush, "
+                               "clean-up or interpolation")
+        s.addSeparator()
+        s.addAction(self.a_brush3d)
+        s.addAction(self.a_smaller)
+        s.addAction(self.a_larger)
+        s.addSeparator()
+        s.addAction(self.a_fill_between)
+        cm = s.addMenu("&Clean up")
+        for a in (self.a_fill_holes, self.a_fill_holes2d, self.a_keep_largest, self.a_smooth):
+            cm.addAction(a)
+        s.addSeparator()
+        s.addAction(self.a_lock)
+        self.select_actions = []
+        for k in range(1, 10):
+            a = self._act(f"Select object {k}", lambda _=False, k=k: self.select_object(k), str(k), f"actionSelect{k}")
+            self.addAction(a)  # shortcuts without a menu entry
+            self.select_actions.append(a)
+        tb.addWidget(QLabel(" Brush "))
+        self.brush_size = QDoubleSpinBox()
+        self.brush_size.setObjectName("brushSize")
+        self.brush_size.setRange(0.5, 100.0)
+        self.brush_size.setSingleStep(1.0)
+        self.brush_size.setDecimals(1)
+        self.brush_size.setSuffix(" mm")
+        self.brush_size.setToolTip("Brush radius in mm ([ and ] change it)")
+        self.brush_size.setValue(c.brush_mm)
+        self.brush_size.valueChanged.connect(self._set_brush_mm)
+        tb.addWidget(self.brush_size)
+        tb.addAction(self.a_brush3d)
+        tb.addSeparator()
+        short = {self.a_fill_between: "Fill between", self.a_fill_holes: "Fill holes", self.a_keep_largest:
+                 "Keep largest", self.a_smooth: "Smooth", self.a_lock: "Lock"}
+        for a in (self.a_fill_between, self.a_fill_holes, self.a_keep_largest, self.a_smooth, None, self.a_lock):
+            if a is None:
+                tb.addSeparator()
+                continue
+            a.setIconText(short[a])
+            a.setToolTip(a.toolTip() or a.text().replace("&", ""))
+            tb.addAction(a)
+
+    def _set_brush_mm(self, mm: float) -> None:
+        self.c.brush_mm = float(mm)
+        self.c.settings.brush_mm = float(mm)
+        self.view.update_brush_cursor()
+
+    def _set_brush_3d(self, on: bool) -> None:
+        self.c.brush_3d = bool(on)
+
+    def toggle_lock(self):
+        o = self.c.doc.object(self.c.doc.current)
+        if o is None:
+            self.a_lock.setChecked(False)
+            return
+        self.c.set_locked(o.value, not o.locked)
+
+    def select_object(self, k: int) -> None:
+        """Select the k-th object of the list (1-based)."""
+        objs = self.c.doc.objects
+        if 1 <= k <= len(objs):
+            self.c.doc.set_current(objs[k - 1].value)
+
+    def fill_between(self):
+        return self.c.fill_between(z_range=self.panel.z_range())
+
+    def show_shortcuts(self):
+        dlg = ShortcutsDialog(self)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+        dlg.open()
+        return dlg
 
     def _build_panel(self):
         self.panel = ObjectsPanel(self)
@@ -347,6 +489,12 @@ class MainWindow(QMainWindow):
         self.a_delete.setEnabled(has_obj)
         self.panel.delete.setEnabled(has_obj)
         self.panel.color.setEnabled(has_obj)
+        obj = self.c.doc.object(self.c.doc.current)
+        self.a_lock.setEnabled(has_obj)
+        self.a_lock.setChecked(bool(obj is not None and obj.locked))
+        editable = has_img and has_obj and not obj.locked
+        for a in (self.a_fill_between, self.a_fill_holes, self.a_fill_holes2d, self.a_keep_largest, self.a_smooth):
+            a.setEnabled(editable)
 
     def _on_precompute(self, done, total):
         if total <= 0 or done >= total:
@@ -483,6 +631,7 @@ class MainWindow(QMainWindow):
     def set_tool(self, tool):
         self.view.tool = tool
         self.view.setCursor(Qt.OpenHandCursor if tool == "pan" else Qt.CrossCursor)
+        self.view.update_brush_cursor()
 
     def set_window(self, spec):
         for a, s in self.window_actions:

@@ -6,32 +6,40 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QSettings
 
+from engine.data.labeledit import OVERWRITE_UNLOCKED, POLICIES
 from engine.inference.session import SessionConfig
 
 
 @dataclass
 class Settings:
     """model name ('' = the default model), precision, threads (0 = OpenVINO's choice), embedding cache
-    size in MiB. :meth:`session_config` is what the app loads."""
+    size in MiB. :meth:`session_config` is what the app loads. overlap: what a new mask does to other
+    objects' voxels (engine.data.labeledit.POLICIES: 'overwrite-unlocked' or 'never-overwrite').
+    brush_mm: the brush radius in mm."""
 
     model: str = ""
     precision: str = "f32"
     threads: int = 0
     cache_mb: int = 1024
+    overlap: str = OVERWRITE_UNLOCKED
+    brush_mm: float = 5.0
 
     @classmethod
     def load(cls) -> "Settings":
         q = QSettings("BoxSeg", "BoxSeg")
         d = cls()
         try:
+            overlap = str(q.value("overlap", d.overlap))
             return cls(model=str(q.value("model", d.model) or ""), precision=str(q.value("precision", d.precision)),
-                       threads=int(q.value("threads", d.threads)), cache_mb=int(q.value("cache_mb", d.cache_mb)))
+                       threads=int(q.value("threads", d.threads)), cache_mb=int(q.value("cache_mb", d.cache_mb)),
+                       overlap=overlap if overlap in POLICIES else d.overlap,
+                       brush_mm=float(q.value("brush_mm", d.brush_mm)))
         except (TypeError, ValueError):
             return d
 
     def save(self) -> None:
         q = QSettings("BoxSeg", "BoxSeg")
-        for k in ("model", "precision", "threads", "cache_mb"):
+        for k in ("model", "precision", "threads", "cache_mb", "overlap", "brush_mm"):
             q.setValue(k, getattr(self, k))
         q.sync()
 

@@ -33,6 +33,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from engine.data.components import label
+
 _DBL_EPSILON = np.finfo(np.float64).eps
 _COEF_BITS = 11                  # INTER_RESIZE_COEF_BITS
 _COEF_SCALE = 1 << _COEF_BITS    # INTER_RESIZE_COEF_SCALE
@@ -274,57 +276,14 @@ def label_components(mask: np.ndarray, connectivity: int = 8) -> tuple[np.ndarra
     mask: bool or integer (H,W), non-zero = foreground. ``connectivity`` 8 (diagonal neighbours
     connect) or 4. Background is 0 and the components are 1..n, numbered in raster order of their
     first pixel, which is what ``scipy.ndimage.label`` gives (with a 3x3 structure of ones for 8).
-    Works on horizontal runs: the runs of neighbouring rows that touch are merged by vectorised
-    union-find (min-label hooking and pointer jumping).
+    The 2D case of :func:`engine.data.components.label` (runs and vectorised union-find).
     """
     if connectivity not in (4, 8):
         raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
     m = np.asarray(mask) != 0
     if m.ndim != 2:
         raise ValueError(f"label_components needs a 2D image, got shape {m.shape}")
-    h, w = m.shape
-    labels = np.zeros((h, w), np.int32)
-    edges = np.diff(np.pad(m.astype(np.int8), ((0, 0), (1, 1))), axis=1)
-    rows, starts = np.nonzero(edges == 1)          # runs in raster order: row, [start, end)
-    ends = np.nonzero(edges == -1)[1]
-    n = rows.size
-    if n == 0:
-        return labels, 0
-    # runs of consecutive rows that touch: start_b < end_a + d and start_a < end_b + d, with d = 1
-    # for 8-connectivity (diagonal contact) and 0 for 4. Runs of a row are sorted and disjoint, so
-    # the runs b of the next row touching run a are a contiguous range, found by binary search on
-    # raster-order keys row * (w + 2) + column.
-    d = 1 if connectivity == 8 else 0
-    stride = w + 2
-    key_start, key_end = rows * stride + starts, rows * stride + ends
-    nxt = (rows + 1) * stride
-    lo = np.searchsorted(key_end, nxt + starts - d, side="right")
-    hi = np.searchsorted(key_start, nxt + ends + d, side="left")
-    span = np.maximum(hi - lo, 0)
-    ia = np.repeat(np.arange(n), span)
-    ib = np.arange(int(span.sum())) - np.repeat(np.cumsum(span) - span, span) + np.repeat(lo, span)
-    parent = np.arange(n)
-    if ia.size:
-        while True:
-            # pointer jumping: every run points at its tree's root
-            while True:
-                pp = parent[parent]
-                if np.array_equal(pp, parent):
-                    break
-                parent = pp
-            pa, pb = parent[ia], parent[ib]
-            if np.array_equal(pa, pb):
-                break
-            lo = np.minimum(pa, pb)
-            np.minimum.at(parent, pa, lo)   # hook each root onto the smaller root of a touching run
-            np.minimum.at(parent, pb, lo)
-    # a component's root is its smallest run index, i.e. its first run in raster order
-    roots, comp = np.unique(parent, return_inverse=True)
-    lengths = ends - starts
-    flat = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) \
-        + np.repeat(rows * w + starts, lengths)
-    labels.ravel()[flat] = np.repeat(comp.astype(np.int32) + 1, lengths)
-    return labels, int(roots.size)
+    return label(m, connectivity)
 
 
 __all__ = ["label_components", "resize_area"]

@@ -1,11 +1,16 @@
-"""Edit ▸ Settings: model, precision, inference threads, embedding cache size."""
+"""Edit ▸ Settings: model, precision, inference threads, embedding cache size, overlap policy of new masks."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QSpinBox
 
 from app.gui.settings import Settings
+from engine.data.labeledit import NEVER_OVERWRITE, OVERWRITE_UNLOCKED
 from engine.inference.manifest import list_models
+
+#: the overlap policies offered: (label, engine.data.labeledit policy)
+OVERLAP_CHOICES = [("New masks take unlocked objects' voxels", OVERWRITE_UNLOCKED),
+                   ("New masks never take another object's voxels", NEVER_OVERWRITE)]
 
 
 class SettingsDialog(QDialog):
@@ -31,10 +36,18 @@ class SettingsDialog(QDialog):
         self.cache.setSingleStep(256)
         self.cache.setSuffix(" MiB")
         self.cache.setValue(settings.cache_mb)
+        self.overlap = QComboBox()
+        self.overlap.setObjectName("overlapPolicy")
+        for label, policy in OVERLAP_CHOICES:
+            self.overlap.addItem(label, policy)
+        self.overlap.setCurrentIndex(max(self.overlap.findData(settings.overlap), 0))
+        self.overlap.setToolTip("Locked objects are never changed, whichever is chosen")
+        self._brush_mm = settings.brush_mm
         form.addRow("Model", self.model)
         form.addRow("Precision", self.precision)
         form.addRow("Inference threads", self.threads)
         form.addRow("Embedding cache", self.cache)
+        form.addRow("Overlapping objects", self.overlap)
         bb = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         bb.accepted.connect(self.accept)
         bb.rejected.connect(self.reject)
@@ -42,7 +55,7 @@ class SettingsDialog(QDialog):
 
     def result_settings(self) -> Settings:
         return Settings(self.model.currentData(), self.precision.currentText(), self.threads.value(),
-                        self.cache.value())
+                        self.cache.value(), self.overlap.currentData(), self._brush_mm)
 
 
 __all__ = ["SettingsDialog"]

@@ -3,16 +3,17 @@ for a 2D image) and mean ± SD of the image inside; propagate, delete.
 
 The figures come from the controller's measurements (``engine.data.measure`` on the measure worker,
 after every change; "…" until the first result); each item's ``Qt.UserRole + 1`` holds its
-(volume or area, unit, mean, sd). objectNames: ``objectList``, ``propagateButton``, ``deleteButton``. Names are
-edited with a completer of named structures (:mod:`app.gui.panels.structure_names`).
+(volume or area, unit, mean, sd). objectNames: ``objectList``, ``propagateButton``, ``deleteButton``,
+``lockButton`` (the window's ``actionLockObject``: a locked object shows a padlock on its colour swatch). Names
+are edited with a completer of named structures (:mod:`app.gui.panels.structure_names`).
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QColorDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from app.gui.panels.structure_names import NameDelegate
 from engine.data.measure import format_value
@@ -52,9 +53,21 @@ def _codes_tip(o) -> str:
     return f"\n{o.type_code.meaning}{side} ({o.type_code.scheme} {o.type_code.value}); {o.category_code.meaning}"
 
 
-def _swatch(color) -> QIcon:
+def _swatch(color, locked: bool = False) -> QIcon:
+    """The object's colour; with a padlock (white body, dark outline) when it is locked."""
     pm = QPixmap(14, 14)
     pm.fill(QColor(*color))
+    if locked:
+        p = QPainter(pm)
+        p.setRenderHint(QPainter.Antialiasing)
+        p.setPen(QColor(20, 20, 20))
+        p.setBrush(Qt.NoBrush)
+        p.drawArc(4, 1, 6, 7, 0, 180 * 16)   # the shackle
+        p.drawLine(4, 4, 4, 6)
+        p.drawLine(10, 4, 10, 6)
+        p.setBrush(QColor(255, 255, 255))
+        p.drawRect(2, 6, 10, 7)              # the body
+        p.end()
     return QIcon(pm)
 
 
@@ -81,8 +94,13 @@ class ObjectsPanel(QWidget):
         self.delete = QPushButton("Delete")
         self.delete.setObjectName("deleteButton")
         self.color = QPushButton("Colour…")
+        self.lock = QToolButton()
+        self.lock.setObjectName("lockButton")
+        self.lock.setDefaultAction(win.a_lock)  # toggles SegObject.locked of the selected object
+        self.lock.setText("Lock")
         row.addWidget(self.propagate)
         row.addWidget(self.color)
+        row.addWidget(self.lock)
         row.addWidget(self.delete)
         lay.addLayout(row)
         rng = QHBoxLayout()
@@ -126,13 +144,13 @@ class ObjectsPanel(QWidget):
         self.list.clear()
         for o in self.c.doc.objects:
             iou = f"   IoU {o.iou:.2f}" if o.iou is not None else ""
-            it = QListWidgetItem(_swatch(o.color), f"{o.name}{iou}{'   3D' if o.propagated else ''}")
+            it = QListWidgetItem(_swatch(o.color, o.locked), f"{o.name}{iou}{'   3D' if o.propagated else ''}")
             it.setData(Qt.UserRole, o.value)
             it.setData(Qt.UserRole + 2, it.text())  # the text without figures
             it.setFlags(it.flags() | Qt.ItemIsUserCheckable | Qt.ItemIsEditable)
             it.setCheckState(Qt.Checked if o.visible else Qt.Unchecked)
             tip = f"label {o.value}; model IoU estimate {o.iou:.3f}" if o.iou is not None else f"label {o.value}"
-            it.setToolTip(tip + _codes_tip(o))
+            it.setToolTip(tip + ("; locked" if o.locked else "") + _codes_tip(o))
             self.list.addItem(it)
         self._updating = False
         self.refresh_figures()

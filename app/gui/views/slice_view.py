@@ -1,5 +1,6 @@
 """The slice view (objectName ``sliceView``): a QGraphicsView with the image, the objects' masks,
-the live mask of the box being dragged, and the box/point tools.
+the live mask of the box being dragged, the preview of a fill between slices, and the box, point,
+brush and eraser tools.
 
 Screen orientation follows ``Image.display`` (radiological convention, as ITK-SNAP/3D Slicer), and
 pixels are drawn with their in-plane spacing (an item transform), so anatomy has its true shape.
@@ -10,7 +11,10 @@ Mouse: left-drag draws a box (box tool), a ruler (ruler tool: its length beside 
 (ROI tool: area and mean/SD/min/max of the image inside); a click with the ruler or ROI tool selects
 the ruler/ROI under it (Edit ▸ Delete ruler/ROI removes it); clicks add points (+/- tools); right-drag sets
 window/level; middle-drag (or the pan tool, or Space+drag) pans; wheel scrolls slices, Ctrl+wheel
-zooms at the cursor. Keys: PgUp/PgDn, Up/Down scroll slices; Esc cancels a drag.
+zooms at the cursor. Brush/eraser tools: left-drag paints/erases the selected object on the slice (a
+ball through neighbouring slices with the 3D toggle; Shift+drag with the brush erases), the cursor
+shows the brush's outline at its true size in mm. Keys: PgUp/PgDn, Up/Down scroll slices; Esc cancels
+a drag or a stroke.
 
 Rulers and ROIs are the document's (``Document.annotations``, per slice, undoable, autosaved); their
 figures come from :mod:`engine.data.roi`. With View ▸ RECIST axes the long and short axes of each
@@ -102,6 +106,10 @@ class SliceView(QGraphicsView):
         self.scene_.addItem(self.image_item)
         self.overlay_item = QGraphicsPixmapItem(self.image_item)
         self.live_item = QGraphicsPixmapItem(self.image_item)
+        self.preview_item = QGraphicsPixmapItem(self.image_item)  # a fill between slices waiting for Accept
+        self.brush_item = QGraphicsEllipseItem(self.image_item)   # the brush outline under the cursor
+        self.brush_item.setPen(_pen(QColor(255, 255, 255), 1.2, Qt.DashLine))
+        self.brush_item.hide()
         self.box_item = QGraphicsRectItem(self.image_item)
         pen = QPen(QColor(255, 220, 0), 0, Qt.DashLine)
         pen.setCosmetic(True)
@@ -130,6 +138,8 @@ class SliceView(QGraphicsView):
         c.windowChanged.connect(self._on_window)
         c.liveMask.connect(self._on_live)
         c.doc.labelsChanged.connect(self._on_labels)
+        c.strokePainted.connect(self._on_labels)
+        c.fillPreview.connect(lambda _p: self.render_preview())
         c.doc.objectsChanged.connect(self.render_overlay)
         c.doc.currentChanged.connect(lambda v: self.render_points())
         c.doc.annotationsChanged.connect(self.render_annotations)
@@ -231,7 +241,27 @@ class SliceView(QGraphicsView):
         self.render_points()
         self.render_annotations()
         self.render_recist()
+        self.render_preview()
         self.viewport().update()
+
+    def render_preview(self) -> None:
+        """The voxels a pending fill between slices adds on this slice (the object's colour, brighter)."""
+        p = self.c.preview
+        z = self.c.z
+        if self.image is None or p is None or not (p.edit.where[0] <= z < p.edit.where[1]):
+            self.preview_item.setPixmap(QPixmap())
+            return
+        z0, _, y0, y1, x0, x1 = p.edit.where
+        labels = self.c.doc.labels
+        m = np.zeros(labels.shape[1:], bool)
+        m[y0:y1, x0:x1] = (p.edit.after[z - z0] == p.value) & (labels[z, y0:y1, x0:x1] != p.value)
+        m = self.image.display.to_screen(m)
+        obj = self.c.doc.object(p.value)
+        color = QColor(*(obj.color if obj is not None else (255, 255, 0))).lighter(150)
+        rgba = np.zeros(m.shape + (4,), np.uint8)
+        rgba[m] = (color.red(), color.green(), color.blue(), 170)
+        rgba[outline(m.astype(np.uint8))] = (255, 255, 255, 255)
+        self.preview_item.setPixmap(QPixmap.fromImage(_qimage(rgba)))
 
     def _label_item(self, text: str, color: QColor, at: QPointF) -> QGraphicsSimpleTextItem:
         t = QGraphicsSimpleTextItem(text)
@@ -488,6 +518,11 @@ class SliceView(QGraphicsView):
             self.drawing_item.setPen(_pen(_RULER, 1.5, Qt.DashLine))
         elif b == Qt.LeftButton and self.tool in ("add", "remove"):
             self._drag = ("click", pos)
+        elif b == Qt.LeftButton and self.tool in ("brush", "eraser"):
+            erase = self.tool == "eraser" or bool(e.modifiers() & Qt.ShiftModifier)
+            self._drag = None
+            if self._in_image(col, row) and self.c.stroke_begin(*self.screen_to_index_f(col, row), erase=erase):
+                self._drag = ("stroke",)
         e.accept()
 
     def mouseMoveEvent(self, e):
@@ -496,11 +531,14 @@ class SliceView(QGraphicsView):
         pos = e.position()
         col, row = self.item_px(pos)
         self._update_cursor(col, row)
+        self.update_brush_cursor(col, row)
         d = self._drag
         if d is None:
             return
         self._moved = True
-        if d[0] == "box":
+        if d[0] == "stroke":
+            self.c.stroke_to(*self.screen_to_index_f(col, row))
+        elif d[0] == "box":
             c0, r0 = d[1]
             rows, cols = self.screen_shape()
             c1, r1 = float(np.clip(col, 0, cols)), float(np.clip(row, 0, rows))
@@ -534,7 +572,9 @@ class SliceView(QGraphicsView):
         if d is None:
             return
         col, row = self.item_px(e.position())
-        if d[0] == "box":
+        if d[0] == "stroke":
+            self.c.stroke_end()
+        elif d[0] == "box":
             c0, r0 = d[1]
             rows, cols = self.screen_shape()
             c1, r1 = float(np.clip(col, 0, cols)), float(np.clip(row, 0, rows))
@@ -587,6 +627,23 @@ class SliceView(QGraphicsView):
         self.render_annotations()
         return best
 
+    def update_brush_cursor(self, col: float | None = None, row: float | None = None) -> None:
+        """The brush outline (radius ``c.brush_mm`` on the slice's true spacing) centred at screen
+        position (col, row), or where it was; hidden for the other tools and outside the image."""
+        if col is None:
+            if not self.brush_item.isVisible():
+                return
+            r = self.brush_item.rect()
+            col, row = r.center().x(), r.center().y()
+        if self.image is None or self.tool not in ("brush", "eraser") or not self._in_image(col, row):
+            self.brush_item.hide()
+            return
+        _, sy, sx = self.image.spacing
+        cw, rh = (sy, sx) if self.image.display.transpose else (sx, sy)  # mm per screen column / row
+        rc, rr = self.c.brush_mm / cw, self.c.brush_mm / rh
+        self.brush_item.setRect(QRectF(col - rc, row - rr, 2 * rc, 2 * rr))
+        self.brush_item.show()
+
     def _select_at(self, col, row) -> None:
         idx = self.to_index(col, row, clamp=False)
         if idx is None or self.c.doc.labels is None:
@@ -629,6 +686,9 @@ class SliceView(QGraphicsView):
             self.c.set_slice(self.c.z + (10 if k == Qt.Key_PageUp and e.modifiers() & Qt.ShiftModifier else 1))
         elif self.image is not None and k in (Qt.Key_PageDown, Qt.Key_Down):
             self.c.set_slice(self.c.z - 1)
+        elif k == Qt.Key_Escape and self._drag is not None and self._drag[0] == "stroke":
+            self._drag = None
+            self.c.stroke_cancel()
         elif k == Qt.Key_Escape and self._drag is not None and self._drag[0] == "box":
             self._drag = None
             self.box_item.hide()

@@ -76,3 +76,34 @@ def test_autosave_is_atomic_and_round_trips(tmp_path, autosave_dir):
     assert find_snapshot(src).key == snap.key and find_snapshot().key == snap.key
     (autosave_dir / "damaged.npz").write_bytes(b"garbage")
     assert [s.key for s in list_snapshots()] == [snap.key]
+
+
+def test_locked_objects_and_the_overlap_policy_hold_for_every_write(doc):
+    """A box's object, a refinement and a propagation never change a locked object's voxels; with
+    'never-overwrite' no object takes another's; the lock is one undo step and survives the autosave JSON."""
+    from app.gui.document import SegObject
+
+    a = doc.add_object(1, _mask(2, 10, 2, 10), iou=0.9, box=(2, 2, 9, 9))
+    first = doc.labels == a
+    doc.update_object(a, locked=True)
+    assert doc.object(a).locked and doc.undo_stack.undoText() == "Lock/unlock Object 1"
+    b = doc.add_object(1, _mask(5, 15, 5, 15), iou=0.8, box=(5, 5, 14, 14))
+    assert np.array_equal(doc.labels == a, first) and (doc.labels[1] == b).sum() == 100 - 25
+    doc.set_object_slice(b, 1, _mask(0, 20, 0, 30))
+    assert np.array_equal(doc.labels == a, first) and (doc.labels[1] == b).sum() == 600 - 64
+    doc.set_object_volume(b, np.ones(doc.image.shape, bool))
+    assert np.array_equal(doc.labels == a, first)
+    doc.set_object_slice(a, 1, _mask(0, 2, 0, 2))  # a locked object itself is not edited
+    assert np.array_equal(doc.labels == a, first)
+    doc.undo_stack.undo()
+    doc.undo_stack.undo()
+    doc.undo_stack.undo()  # back to object b from its box only
+    doc.update_object(a, locked=False)
+    doc.overlap_policy = "never-overwrite"
+    c = doc.add_object(1, _mask(0, 20, 0, 30), iou=0.5, box=(0, 0, 29, 19))
+    assert np.array_equal(doc.labels == a, first) and (doc.labels[1] == c).sum() == 600 - 64 - 75
+    doc.overlap_policy = "overwrite-unlocked"
+    doc.set_object_slice(c, 1, _mask(0, 20, 0, 30))
+    assert (doc.labels[1] == c).sum() == 600  # unlocked objects give way
+    o = SegObject.from_json(doc.object(a).to_json() | {"locked": True})
+    assert o.locked and not SegObject.from_json({"value": 1, "name": "x", "color": [1, 2, 3]}).locked

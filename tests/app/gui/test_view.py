@@ -267,6 +267,7 @@ def test_settings_dialog_values_persist(qtbot, open_window, temp_qsettings):
         dlg.threads.setValue(1)
         dlg.cache.setValue(512)
         dlg.precision.setCurrentText("f32")
+        dlg.overlap.setCurrentIndex(dlg.overlap.findData("never-overwrite"))
         dlg.findChild(QDialogButtonBox).button(QDialogButtonBox.Ok).click()
 
     ready = []
@@ -276,6 +277,7 @@ def test_settings_dialog_values_persist(qtbot, open_window, temp_qsettings):
     assert seen["initial"] == Settings()
     stored = Settings.load()
     assert (stored.threads, stored.cache_mb, stored.precision, stored.model) == (1, 512, "f32", "")
+    assert stored.overlap == "never-overwrite" and win.c.doc.overlap_policy == "never-overwrite"
     q = QSettings("BoxSeg", "BoxSeg")
     assert q.fileName().startswith(str(temp_qsettings))
     assert int(q.value("threads")) == 1 and int(q.value("cache_mb")) == 512

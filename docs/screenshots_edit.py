@@ -1,0 +1,95 @@
+"""Render the editing tools offscreen into docs/app-edit.png (real model, real mouse events).
+
+    python docs/screenshots_edit.py [--out docs]
+
+On the bundled brain MR volume: the pons boxed on slice 50 (the model) and locked; a second object
+painted with the brush on slices 48 and 56 around it (the stroke over the pons leaves it untouched);
+Fill between slices previewed on slice 50 (around the locked pons) with its Accept/Discard bar; the brush
+outline under the cursor. Autosaves and settings go to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_VOLUME = REPO / "assets" / "sample" / "mni_icbm152_t1_2009a.nii.gz"
+PONS_BOX, PONS_Z = (78, 90, 118, 124), 50  # assets/sample/README.md
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(REPO / "docs"))
+    args = ap.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    tmp = tempfile.mkdtemp(prefix="boxseg-shots-")
+    os.environ["BOXSEG_AUTOSAVE_DIR"] = str(Path(tmp) / "autosave")
+    os.environ["XDG_CONFIG_HOME"] = str(Path(tmp) / "config")
+    sys.path.insert(0, str(REPO))
+
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui.launch import create_main_window
+    from app.gui.smoke import _pump, _wait, box_to_viewport, drag
+
+    app = QApplication.instance() or QApplication(["boxseg"])  # noqa: F841
+    win = create_main_window(SAMPLE_VOLUME)
+    win.resize(1440, 800)
+    c, v = win.c, win.view
+    c.set_slice(PONS_Z)
+    _wait(c.slice_ready, 120, "the slice's embedding")
+    p0, p1 = box_to_viewport(v, PONS_BOX)
+    drag(v, p0, p1)
+    _wait(lambda: len(c.doc.objects) == 1, 60, "the object")
+    c.doc.update_object(1, name="Pons")
+    win.a_lock.trigger()
+
+    def vp_at(x, y):
+        col, row = v.index_to_screen(x, y)
+        return v.mapFromScene(v.image_item.mapToScene(QPointF(col, row)))
+
+    def stroke(points):
+        vp = v.viewport()
+        QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, vp_at(*points[0]))
+        for x, y in points[1:]:
+            QTest.mouseMove(vp, vp_at(x, y))
+            _pump(20)
+        QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, vp_at(*points[-1]))
+        _pump(50)
+
+    c.doc.set_current(0)
+    win.a_brush.trigger()
+    win.brush_size.setValue(4.0)
+    path = [(70 + 4 * i, 100 + (i % 3)) for i in range(16)]  # across the pons: it stays as it is
+    for z in (PONS_Z - 2, PONS_Z + 6):
+        c.set_slice(z)
+        stroke(path)
+    c.doc.update_object(2, name="Brush")
+    done = {}
+    c.jobFinished.connect(lambda i, ok, m: done.update(ok=ok))
+    win.a_fill_between.trigger()
+    _wait(lambda: "ok" in done, 60, "fill between")
+    c.set_slice(PONS_Z)  # the locked pons, and the previewed fill around it
+    _pump(200)
+    cur = vp_at(100, 140)
+    QTest.mouseMove(v.viewport(), cur)
+    v.update_brush_cursor(*v.item_px(cur))
+    v._update_cursor(*v.item_px(cur))
+    _pump(300)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    win.grab().save(str(out / "app-edit.png"))
+    print(out / "app-edit.png")
+    c.shutdown(keep_autosave=False)
+    win.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Edits of one object in a label map, each as a small :class:`LabelEdit` (a box and its new voxels),
+and the one rule by which any mask is written into a label map: locked objects and the overlap policy.
+
+Label maps are (Z,Y,X) uint8/uint16 arrays on an image's grid (:mod:`engine.data.labelmap`), 0 =
+background. Every operation here works on the object's bounding box (a crop), never on the whole
+volume, and returns only what changed, so undo stores a few kB for a brush stroke.
+
+Locks and overlap (:func:`merge`): the voxels of a locked object are never changed, whatever writes
+(a box, a propagation, the brush, an interpolation, a clean-up); a locked object itself is not edited
+at all. With the policy ``overwrite-unlocked`` a new mask takes voxels from other unlocked objects;
+with ``never-overwrite`` it only takes background (and its own voxels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.base.callbacks import ProgressFn, StopFn
+from engine.data.brush import stroke_mask
+from engine.data.interpolate import fill_between
+from engine.data.morphology import fill_holes, largest_component, smooth
+
+OVERWRITE_UNLOCKED = "overwrite-unlocked"
+NEVER_OVERWRITE = "never-overwrite"
+POLICIES = (OVERWRITE_UNLOCKED, NEVER_OVERWRITE)
+
+#: how a mask is combined with the object's voxels already in the box
+REPLACE, ADD, ERASE = "replace", "add", "erase"
+
+Where = tuple[int, int, int, int, int, int]  # (z0, z1, y0, y1, x0, x1), half-open
+
+
+@dataclass(frozen=True)
+class LabelEdit:
+    """labels[z0:z1, y0:y1, x0:x1] becomes ``after`` (same dtype as the label map)."""
+
+    where: Where
+    after: np.ndarray
+
+    @property
+    def slices(self) -> tuple[slice, slice, slice]:
+        z0, z1, y0, y1, x0, x1 = self.where
+        return slice(z0, z1), slice(y0, y1), slice(x0, x1)
+
+    def apply(self, labels: np.ndarray) -> None:
+        """Write it into ``labels`` in place."""
+        labels[self.slices] = self.after
+
+    @property
+    def voxels(self) -> int:
+        return int(self.after.size)
+
+
+def slices_of(where: Where) -> tuple[slice, slice, slice]:
+    z0, z1, y0, y1, x0, x1 = where
+    return slice(z0, z1), slice(y0, y1), slice(x0, x1)
+
+
+def merge(current: np.ndarray, value: int, mask: np.ndarray, mode: str = REPLACE, *, locked=(),
+          policy: str = OVERWRITE_UNLOCKED) -> np.ndarray:
+    """The label voxels after writing object ``value``'s ``mask`` into them (a new array; ``current`` is kept).
+
+    current: labels of a box (any shape); mask: bool of the same shape. mode: ``replace`` (the object
+    becomes ``mask`` in this box), ``add`` (the brush) or ``erase`` (the eraser: only ``value``'s voxels
+    under the mask are cleared). locked: values never changed; when ``value`` is locked nothing changes.
+    policy: ``overwrite-unlocked`` or ``never-overwrite`` (see the module docstring).
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"overlap policy must be one of {POLICIES}, got {policy!r}")
+    if mode not in (REPLACE, ADD, ERASE):
+        raise ValueError(f"mode must be replace, add or erase, got {mode!r}")
+    out = current.copy()
+    locked = [int(v) for v in locked]
+    if int(value) in locked:
+        return out
+    own = current == value
+    m = np.asarray(mask, bool)
+    if mode == ERASE:
+        out[own & m] = 0
+        return out
+    if mode == REPLACE:
+        out[own & ~m] = 0
+    free = own | (current == 0)
+    if policy == OVERWRITE_UNLOCKED:
+        free |= ~np.isin(current, locked) if locked else np.ones_like(free)
+    out[m & free] = value
+    return out
+
+
+def _changed(before: np.ndarray, after: np.ndarray, origin=(0, 0, 0)) -> LabelEdit | None:
+    """The edit from ``before`` to ``after`` (a box at ``origin`` (z, y, x)), shrunk to the changed voxels."""
+    diff = before != after
+    if not diff.any():
+        return None
+    bounds = []
+    for axis in range(3):
+        idx = np.flatnonzero(diff.any(axis=tuple(a for a in range(3) if a != axis)))
+        bounds += [int(idx[0]), int(idx[-1]) + 1]
+    z0, z1, y0, y1, x0, x1 = bounds
+    oz, oy, ox = origin
+    return LabelEdit((z0 + oz, z1 + oz, y0 + oy, y1 + oy, x0 + ox, x1 + ox), after[z0:z1, y0:y1, x0:x1].copy())
+
+
+def write_mask(labels: np.ndarray, value: int, where: Where, mask: np.ndarray, mode: str = REPLACE, *, locked=(),
+               policy: str = OVERWRITE_UNLOCKED) -> LabelEdit | None:
+    """The edit that writes object ``value``'s bool ``mask`` (the box ``where``) into ``labels`` by
+    :func:`merge`; None when nothing changes. ``labels`` is not modified."""
+    before = labels[slices_of(where)]
+    after = merge(before, value, mask, mode, locked=locked, policy=policy)
+    return _changed(before, after, where[::2])
+
+
+def object_box(labels: np.ndarray, value: int, pad: int | tuple[int, int, int] = 0) -> Where | None:
+    """Bounding box (z0, z1, y0, y1, x0, x1) of object ``value``, grown by ``pad`` voxels per axis
+    (z, y, x) within the array; None when it has no voxel."""
+    own = labels == value
+    if not own.any():
+        return None
+    pads = (pad,) * 3 if isinstance(pad, int) else tuple(pad)
+    out = []
+    for axis in range(3):
+        idx = np.flatnonzero(own.any(axis=tuple(a for a in range(3) if a != axis)))
+        out += [max(int(idx[0]) - pads[axis], 0), min(int(idx[-1]) + 1 + pads[axis], labels.shape[axis])]
+    return tuple(out)
+
+
+def brush(labels: np.ndarray, value: int, spacing, centres, radius_mm: float, *, sphere: bool = False,
+          erase: bool = False, locked=(), policy: str = OVERWRITE_UNLOCKED) -> LabelEdit | None:
+    """Paint (or erase) object ``value`` along a stroke (:func:`engine.data.brush.stroke_mask`: centres
+    [(x, y, z), ...] voxel indices, radius in mm, disc on the first centre's slice or ball)."""
+    hit = stroke_mask(labels.shape, spacing, centres, radius_mm, sphere)
+    if hit is None:
+        return None
+    where, mask = hit
+    return write_mask(labels, value, where, mask, ERASE if erase else ADD, locked=locked, policy=policy)
+
+
+def _object_op(labels, value, fn, pad=0, *, locked=(), policy=OVERWRITE_UNLOCKED) -> LabelEdit | None:
+    where = object_box(labels, value, pad)
+    if where is None:
+        return None
+    own = labels[slices_of(where)] == value
+    return write_mask(labels, value, where, fn(own), REPLACE, locked=locked, policy=policy)
+
+
+def fill_object_holes(labels: np.ndarray, value: int, per_slice: bool = False, *, locked=(),
+                      policy: str = OVERWRITE_UNLOCKED) -> LabelEdit | None:
+    """Fill the holes of object ``value`` in 3D, or in each slice (:func:`engine.data.morphology.fill_holes`);
+    a hole holding another object is filled only where the policy lets the object take it."""
+    return _object_op(labels, value, lambda m: fill_holes(m, per_slice), locked=locked, policy=policy)
+
+
+def keep_largest(labels: np.ndarray, value: int, *, locked=(), policy: str = OVERWRITE_UNLOCKED) -> LabelEdit | None:
+    """Remove every part of object ``value`` but its largest 26-connected one."""
+    return _object_op(labels, value, largest_component, locked=locked, policy=policy)
+
+
+def smooth_object(labels: np.ndarray, value: int, spacing, radius_mm: float = 1.0, *, locked=(),
+                  policy: str = OVERWRITE_UNLOCKED) -> LabelEdit | None:
+    """Closing then opening of object ``value`` by a ball of ``radius_mm`` on the true spacing."""
+    pad = tuple(int(np.ceil(radius_mm / s)) + 1 for s in spacing)
+    return _object_op(labels, value, lambda m: smooth(m, radius_mm, spacing), pad, locked=locked, policy=policy)
+
+
+def interpolate_object(labels: np.ndarray, value: int, spacing, z_range: tuple[int, int] | None = None, *,
+                       locked=(), policy: str = OVERWRITE_UNLOCKED, progress: ProgressFn | None = None,
+                       should_stop: StopFn | None = None) -> tuple[LabelEdit | None, list[int]]:
+    """Fill the empty slices between the slices where object ``value`` is drawn
+    (:func:`engine.data.interpolate.fill_between`); returns (the edit, the slices filled)."""
+    where = object_box(labels, value)
+    if where is None:
+        return None, []
+    own = labels[slices_of(where)] == value
+    zr = None if z_range is None else (z_range[0] - where[0], z_range[1] - where[0])
+    new, zs = fill_between(own, spacing, zr, progress=progress, should_stop=should_stop)
+    edit = write_mask(labels, value, where, new, ADD, locked=locked, policy=policy)
+    return edit, [z + where[0] for z in zs]
+
+
+__all__ = ["ADD", "ERASE", "LabelEdit", "NEVER_OVERWRITE", "OVERWRITE_UNLOCKED", "POLICIES", "REPLACE", "brush",
+           "fill_object_holes", "interpolate_object", "keep_largest", "merge", "object_box", "slices_of",
+           "smooth_object", "write_mask"]
