@@ -59,6 +59,8 @@ def _derived_id(image: Path, series: str | None, base: Path) -> str:
     except ValueError:
         rel = Path(image.name)
     parts = list(rel.parts)
+    if not parts:  # the root folder
+        return safe_id(f"study_series-{series}" if series else "study")
     parts[-1] = stem(parts[-1])
     sid = "_".join(p for p in parts if p not in ("", "."))
     if series:
@@ -147,8 +149,9 @@ def read_manifest(path: Path | str, *, exclude: Path | None = None) -> list[Stud
     keys = {k for _, r in rows for k in r}
     known = {_COLUMNS.get(k) for k in keys} - {None}
     if not {"image", "box"} <= known:
+        found = ", ".join(repr(" ".join(str(k).split())[:40]) for k in sorted(keys)[:20])  # one line, bounded
         raise InputError(f"{p.name}: the manifest needs columns 'image' and 'box' (optional: series, study, object, "
-                         f"slice, window); found {', '.join(sorted(keys)) or 'none'}")
+                         f"slice, window); found {found or 'none'}")
     base = p.parent.resolve()
     studies: dict[str, Study] = {}
     order: list[Study] = []
@@ -165,8 +168,13 @@ def read_manifest(path: Path | str, *, exclude: Path | None = None) -> list[Stud
                         error=f"row {line}: no image path")
             order.append(bad)
             continue
-        img = Path(image).expanduser()
-        img = (img if img.is_absolute() else base / img).resolve()
+        try:
+            img = Path(image).expanduser()
+            img = (img if img.is_absolute() else base / img).resolve()
+        except (RuntimeError, ValueError, OSError) as e:  # ~unknown-user, a NUL byte, a path too long
+            order.append(Study(study=explicit or f"row-{line}", kind="image", image="", rows=[line],
+                               error=f"row {line}: image path {image[:80]!r} is not usable ({type(e).__name__})"))
+            continue
         sid = explicit or _derived_id(img, series, base)
         st = studies.get(sid)
         if st is None:

@@ -10,6 +10,7 @@ challenge's inference flows are :func:`engine.pipeline.segment_case`.
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +59,9 @@ def load_case(path: Path, *, with_gt: bool = True) -> Case:
             spacing = z["spacing"] if "spacing" in z.files else None
     except InputError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise InputError(f"{path.name}: cannot read as .npz ({e})") from e
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, KeyError, struct.error) as e:
+        # RuntimeError: zipfile's encrypted members and unsupported methods (NotImplementedError)
+        raise InputError(f"{path.name}: cannot read as .npz ({_first_line(e)})") from e
     if imgs.dtype != np.uint8:
         if np.issubdtype(imgs.dtype, np.integer) and imgs.size and imgs.min() >= 0 and imgs.max() <= 255:
             imgs = imgs.astype(np.uint8)
@@ -103,8 +105,12 @@ def _gate(path: Path) -> None:
         raise
     except FileNotFoundError as e:
         raise InputError(f"{path}: no such file") from e
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        raise InputError(f"{path.name}: cannot read as .npz ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from e
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, RuntimeError, struct.error) as e:
+        raise InputError(f"{path.name}: cannot read as .npz ({_first_line(e)})") from e
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
 
 
 def read_challenge_npz(path: Path) -> Image:

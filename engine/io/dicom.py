@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.base.callbacks import ProgressFn, StopFn
-from engine.base.errors import Cancelled, InputError
+from engine.base.errors import BoxSegError, Cancelled, InputError
 from engine.data.geometry import affine_from_dicom, raster_affine
 from engine.data.image import Image
 from engine.io.formats import SEG_SOP_CLASS
@@ -95,12 +95,72 @@ class SeriesInfo:
         return f"{num}{self.modality} {self.frames} slice(s) {self.columns}x{self.rows}{desc} {self.uid}"
 
 
+class _Silent(logging.Filter):
+    """Drops pydicom's log records while a :func:`quiet` block runs (its validation warnings are logged as
+    well as warned, and quote the offending value: with a corrupt length, the elements after it too)."""
+
+    depth = 0
+
+    def filter(self, record):
+        return _Silent.depth == 0
+
+
+logging.getLogger("pydicom").addFilter(_Silent())
+
+
 @contextlib.contextmanager
 def quiet():
-    """Silence pydicom's/highdicom's warnings: they quote attribute values, the patient's name among them."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    """Silence pydicom's/highdicom's warnings and pydicom's log: they quote attribute values, the patient's
+    name among them."""
+    _Silent.depth += 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        _Silent.depth -= 1
+
+
+@contextlib.contextmanager
+def corrupt_is_input_error(name: str):
+    """Reading one file's bytes: anything but BoxSeg's own errors is corrupt or unsupported data, an
+    :class:`InputError` naming the file (pydicom converts values lazily, so any attribute access of a
+    corrupt file can raise; the Rust RLE decoder panics). Only the exception's type is quoted: pydicom's
+    messages quote values. The block runs :func:`quiet`."""
+    try:
+        with quiet():
+            yield
+    except BoxSegError:
+        raise
+    except Exception as e:  # noqa: BLE001 - see above
+        raise InputError(f"{name}: cannot read as DICOM (corrupt or unsupported data: {type(e).__name__})") from e
+    except BaseException as e:
+        if type(e).__name__ != "PanicException":  # pyo3's, a BaseException
+            raise
+        raise InputError(f"{name}: cannot decode the pixel data (the decoder failed on corrupt data)") from e
+
+
+class _Clamped:
+    """A binary file whose ``read(n)`` never asks for more than is left: pydicom reads an element's declared
+    length at once, and a corrupt length of 4 GiB would allocate 4 GiB before finding the file short."""
+
+    def __init__(self, f):
+        self._f = f
+        self._size = os.fstat(f.fileno()).st_size
+
+    def read(self, n=-1):
+        if n is None or n < 0:
+            return self._f.read()
+        return self._f.read(max(0, min(n, self._size - self._f.tell())))
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+@contextlib.contextmanager
+def _clamped(path: Path):
+    with open(path, "rb") as f:
+        yield _Clamped(f)
 
 
 #: most bytes a Deflated Explicit VR file may inflate to for a header read (the header lies before the pixels)
@@ -124,20 +184,31 @@ def _dcmread(path: Path, *, inflate_limit: int = HEADER_INFLATE_MAX, **kw):
 
     with quiet():
         try:
-            meta = pydicom.filereader.read_file_meta_info(path)
-        except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
+            with _clamped(path) as f:  # read_file_meta_info itself, on the clamped file (it takes a path)
+                pydicom.filereader.read_preamble(f, False)
+                meta = pydicom.filereader._read_file_meta_info(f)
+        except Exception:  # noqa: BLE001 - any corrupt file meta: read below as without one
             meta = None
         if meta is not None and str(meta.get("TransferSyntaxUID", "")) == _DEFLATED \
                 and "FileMetaInformationGroupLength" in meta:
             return _read_deflated(path, meta, inflate_limit, **kw)
         try:
-            return pydicom.dcmread(path, **kw)
+            with _clamped(path) as f:
+                return _unbuffered(pydicom.dcmread(f, **kw))
         except InvalidDicomError:
             if not _starts_like_dataset(path):
                 raise
-        ds = pydicom.dcmread(path, force=True, **kw)
+        with _clamped(path) as f:
+            ds = _unbuffered(pydicom.dcmread(f, force=True, **kw))
         _fill_transfer_syntax(ds)
         return ds
+
+
+def _unbuffered(ds):
+    """A dataset read from a file object keeps it as ``buffer`` (closed by now; deepcopy warns about it)."""
+    if getattr(ds, "buffer", None) is not None:
+        ds.buffer = None
+    return ds
 
 
 def _read_deflated(path: Path, meta, limit: int, **kw):
@@ -206,11 +277,9 @@ def _fill_transfer_syntax(ds) -> None:
 
 def read_header(path: Path):
     """The header of one file (pixel data not read), or None for anything that is not a readable DICOM file."""
-    from pydicom.errors import InvalidDicomError
-
     try:
         return _dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
+    except Exception:  # noqa: BLE001 - a corrupt file is not a DICOM header (pydicom raises many kinds)
         return None
 
 
@@ -242,7 +311,7 @@ def check_header(ds, name: str) -> None:
             items = list(raw) if not isinstance(raw, (str, bytes, int, float)) else [raw]
             try:
                 nums = [float(v) for v in items]
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise InputError(f"{name}: {kw} {str(raw)[:40]!r} is not a number") from None
             if not all(np.isfinite(nums)) or (integer and any(v != int(v) for v in nums)):
                 raise InputError(f"{name}: {kw} {str(raw)[:40]!r} is not a {'whole' if integer else 'finite'} number")
@@ -272,9 +341,26 @@ def check_header(ds, name: str) -> None:
     check_size(name, (frames, rows, cols, spp), 1 if spp == 3 else max(4, bits // 8), what="DICOM image")
 
 
+def modality_of(ds) -> str:
+    """The Modality code ('CT', 'MR', ...), 'OT' when absent or not a code: a corrupt element length makes
+    pydicom read the elements after it (patient data among them) as Modality's values."""
+    v = ds.get("Modality", "")
+    v = v if isinstance(v, str) else ""
+    v = v.strip().upper()
+    return v if v and len(v) <= 16 and all(c.isalnum() or c in " _" for c in v) else "OT"
+
+
+def text_of(ds, keyword: str, limit: int = 64) -> str:
+    """A short text attribute (SeriesDescription, a UID) as shown to the user, '' when it is not one: a value
+    longer than its VR allows or with control characters holds other elements' bytes (a corrupt length)."""
+    v = ds.get(keyword, "")
+    v = str(v).strip() if isinstance(v, str) else ""
+    return v if len(v) <= limit and v.isprintable() else ""
+
+
 def _is_image_header(ds) -> bool:
     return ds is not None and "Rows" in ds and "SeriesInstanceUID" in ds \
-        and str(ds.get("Modality", "")).upper() not in NON_IMAGE_MODALITIES
+        and modality_of(ds) not in NON_IMAGE_MODALITIES
 
 
 #: folders deeper than this below the opened one are not searched (a DICOM CD nests 4-6 levels)
@@ -353,24 +439,31 @@ def group_series(files: list[Path], root: Path, *, progress: ProgressFn | None =
         if should_stop is not None and should_stop():
             raise Cancelled(f"scan of {Path(root).name} stopped after {i} of {len(files)} files")
         ds = read_header(f)
-        if _is_image_header(ds):
-            uid = str(ds.SeriesInstanceUID)
-            try:
-                check_header(ds, _relative(f, root))
-            except InputError as e:
-                refused.append((uid, str(e)))
-                continue
-            s = groups.get(uid)
-            if s is None:
-                s = groups[uid] = SeriesInfo(uid, str(ds.get("Modality", "OT") or "OT"),
-                                             str(ds.get("SeriesDescription", "") or "").strip(),
-                                             _int_or_none(ds.get("SeriesNumber")), rows=int(ds.Rows),
-                                             columns=int(ds.Columns))
-            s.files.append(f)
-            s.headers.append(ds)
-            s.frames += int(ds.get("NumberOfFrames", 1) or 1)
-        if progress is not None:
-            progress(i + 1, len(files))
+        rel = _relative(f, root)
+        uid = None
+        try:
+            with corrupt_is_input_error(rel):
+                if not _is_image_header(ds):
+                    continue
+                uid = text_of(ds, "SeriesInstanceUID")
+                if not uid:
+                    raise InputError(f"{rel}: SeriesInstanceUID is not a UID")
+                check_header(ds, rel)
+                desc = text_of(ds, "SeriesDescription")
+                number, rows, columns = _int_or_none(ds.get("SeriesNumber")), int(ds.Rows), int(ds.Columns)
+                frames = int(ds.get("NumberOfFrames", 1) or 1)
+        except InputError as e:
+            refused.append((uid, str(e)))
+            continue
+        finally:
+            if progress is not None:
+                progress(i + 1, len(files))
+        s = groups.get(uid)
+        if s is None:
+            s = groups[uid] = SeriesInfo(uid, modality_of(ds), desc, number, rows=rows, columns=columns)
+        s.files.append(f)
+        s.headers.append(ds)
+        s.frames += frames
     for uid, why in refused:
         if uid in groups:
             groups[uid].skipped.append(why)
@@ -469,6 +562,10 @@ def _pixel_bytes(ds) -> int:
 
 #: RLE Lossless cannot expand more than 64:1 (a 2-byte run codes at most 128 bytes), plus its 64-byte headers
 _RLE_MAX_RATIO = 64
+#: other compressed pixel data: above COMPRESSED_CHECK_BYTES declared, a ratio beyond this is refused (a
+#: constant 1024x1024 16-bit JPEG 2000 frame compresses ~8000:1; whole files of such frames do not occur)
+_COMPRESSED_MAX_RATIO = 16384
+_COMPRESSED_CHECK_BYTES = 256 << 20
 
 
 def _check_pixel_length(ds, name: str, ts) -> None:
@@ -484,6 +581,12 @@ def _check_pixel_length(ds, name: str, ts) -> None:
     raw = ds["PixelData"].value
     size = len(raw) if raw is not None else 0
     uid = UID(str(ts))
+    if not uid.is_transfer_syntax:
+        raise InputError(f"{name}: unknown transfer syntax {str(ts)[:64]!r}")
+    if uid.is_compressed and str(uid) != "1.2.840.10008.1.2.5" and declared > _COMPRESSED_CHECK_BYTES \
+            and declared > _COMPRESSED_MAX_RATIO * size:
+        raise InputError(f"{name}: compressed pixel data of {size} bytes cannot hold the {declared} bytes the header "
+                         "declares (corrupt or crafted)")
     if not uid.is_compressed:
         # odd lengths are padded to even; 1-bit data is packed
         check_data_present(name, declared - (declared % 2 if declared % 2 else 0), size, what="pixel data")
@@ -646,8 +749,11 @@ def _strip_pixels(ds):
 def read_series(info: SeriesInfo, *, progress: ProgressFn | None = None, should_stop: StopFn | None = None
                 ) -> Image:
     """Read one series found by :func:`scan_folder` into an :class:`Image` (slices sorted by position)."""
-    from pydicom.errors import InvalidDicomError
+    with corrupt_is_input_error(Path(info.files[0]).parent.name if info.files else f"series {info.uid}"):
+        return _read_series(info, progress, should_stop)
 
+
+def _read_series(info: SeriesInfo, progress: ProgressFn | None, should_stop: StopFn | None) -> Image:
     headers = info.headers
     if any(int(h.get("NumberOfFrames", 1) or 1) > 1 for h in headers):
         if len(headers) == 1:
@@ -689,11 +795,9 @@ def read_series(info: SeriesInfo, *, progress: ProgressFn | None = None, should_
         if should_stop is not None and should_stop():
             raise Cancelled(f"reading series stopped after {z} of {len(order)} slices")
         f = info.files[idx]
-        try:
+        with corrupt_is_input_error(f.name):
             ds = _dcmread(f, inflate_limit=HEADER_INFLATE_MAX + _pixel_bytes(headers[idx]))
-        except (InvalidDicomError, OSError, EOFError, ValueError) as e:
-            raise InputError(f"{f.name}: cannot read as DICOM (truncated or corrupt file)") from e
-        arr = _decode(ds, f.name)[0]
+            arr = _decode(ds, f.name)[0]
         if arr.shape[:2] != (rows, cols):
             raise InputError(f"{f.name}: {arr.shape[1]}x{arr.shape[0]} pixels where the series has {cols}x{rows}")
         if color:
@@ -748,16 +852,21 @@ def read_dicom_file(path: Path, *, progress: ProgressFn | None = None, should_st
     GridFrameOffsetVector) are sorted by position like a series; other multi-frame files (US cine,
     secondary capture) keep their frame order, 1 mm apart, with a warning.
     """
-    from pydicom.errors import InvalidDicomError
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    with corrupt_is_input_error(path.name):
+        return _read_dicom_file(path, progress, should_stop)
+
+
+def _read_dicom_file(path: Path, progress: ProgressFn | None, should_stop: StopFn | None) -> Image:
+    from pydicom.errors import InvalidDicomError
+
     try:
         head = _dcmread(path, stop_before_pixels=True)
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as e:
         raise InputError(f"{path.name}: cannot read as DICOM (not a DICOM file, or truncated/corrupt)") from e
-    modality = str(head.get("Modality", "OT") or "OT").upper()
+    modality = modality_of(head)
     if modality == "SEG" or str(head.get("SOPClassUID", "")) == SEG_SOP_CLASS:
         raise InputError(f"{path.name}: a DICOM-SEG (a label map, not an image); use it with `boxseg convert` "
                          "or open its series")
@@ -811,7 +920,7 @@ def read_dicom_file(path: Path, *, progress: ProgressFn | None = None, should_st
             progress(z + 1, nframes)
     kind = "RGB" if color else modality
     what = f"{nframes}-frame" if nframes > 1 else "2D"
-    desc = f"DICOM {kind} {what} image" + (f", '{ds.SeriesDescription}'" if str(ds.get("SeriesDescription", "")).strip() else "")
+    desc = f"DICOM {kind} {what} image" + (f", '{text_of(ds, 'SeriesDescription')}'" if text_of(ds, "SeriesDescription") else "")
     return Image(voxels=voxels, affine=affine, modality=modality, units=_units(modality, color), description=desc,
                  source=path, series_uid=str(ds.get("SeriesInstanceUID", "")) or None,
                  frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")) or None, warnings=warnings,

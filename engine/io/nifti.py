@@ -13,6 +13,7 @@ codes 1 (scanner), as dcm2niix writes (DICOM/other input).
 from __future__ import annotations
 
 import gzip
+import struct
 import zlib
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def _load(path: Path):
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
+        _check_extensions(path)
         img = nib.load(str(path))
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise InputError(f"{path.name}: not a NIfTI-1/NIfTI-2 image")
@@ -37,9 +39,41 @@ def _load(path: Path):
         return img
     except InputError:
         raise
-    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, gzip.BadGzipFile, zlib.error,
-            TypeError) as e:
+    except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, OSError, EOFError, ValueError,
+            gzip.BadGzipFile, zlib.error, TypeError, struct.error, OverflowError) as e:
         raise InputError(f"{path.name}: not a readable NIfTI file (bad header or compressed data)") from e
+
+
+def _check_extensions(path: Path) -> None:
+    """Each header extension's declared size against the bytes the file holds, before nibabel reads it:
+    nibabel reads an extension's declared size at once, and a corrupt size of 2 GiB allocates 2 GiB."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        head = f.read(544)
+        if len(head) < 352:
+            return  # nibabel refuses it
+        end = next((e for e in "<>" if struct.unpack(e + "i", head[:4])[0] in (348, 540)), None)
+        if end is None:
+            return
+        pos = struct.unpack(end + "i", head[:4])[0]  # the header's size; the extension flag follows
+        if len(head) < pos + 4 or head[pos] == 0:
+            return
+        vox = struct.unpack(end + "f", head[108:112])[0] if pos == 348 else struct.unpack(end + "q", head[168:176])[0]
+        pos += 4
+        f.seek(pos)
+        for _ in range(4096):
+            if not vox - pos >= 16:  # nibabel reads extensions while 16 bytes or more are left before the data
+                return
+            raw = f.read(8)
+            if len(raw) < 8:
+                return
+            esize = struct.unpack(end + "i", raw[:4])[0]
+            if esize <= 8:
+                return  # nibabel refuses it
+            if _payload_bytes(path, pos + esize) < pos + esize:
+                raise InputError(f"{path.name}: NIfTI header extension of {esize} bytes runs past the end of the file")
+            pos += esize
+            f.seek(pos)
 
 
 def _gate(img, path: Path) -> None:
@@ -107,7 +141,7 @@ def _data_zyx(img, name: str) -> np.ndarray:
         raise InputError(f"{name}: NIfTI of shape {img.shape} is not an image")
     try:
         data = np.asanyarray(img.dataobj)
-    except (OSError, EOFError, ValueError, zlib.error) as e:
+    except (OSError, EOFError, ValueError, zlib.error, TypeError, OverflowError) as e:
         raise InputError(f"{name}: NIfTI voxel data is truncated or corrupt") from e
     if data.dtype.fields is not None:
         raise InputError(f"{name}: NIfTI with structured voxels ({data.dtype}) is not supported")

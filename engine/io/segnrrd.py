@@ -34,7 +34,6 @@ that does not lie on the open image is refused (:class:`InputError`, one line na
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from pathlib import Path
 
@@ -47,6 +46,7 @@ from engine.data.image import Image
 from engine.data.labelmap import LabelMap, Segment, check_onto, codes_for_name, segments_for, with_defaults
 from engine.data.palette import default_color
 from engine.data.structures import Code
+from engine.io.gate import check_data_present, check_geometry, check_size
 from engine.io.nifti import label_dtype
 
 #: NRRD ``space`` values (long and short spellings) -> the 4x4 matrix taking that space's mm to RAS mm
@@ -185,15 +185,70 @@ def _int(text, default: int | None) -> int | None:
         return default
 
 
+#: bytes per voxel of the NRRD types (the spellings pynrrd accepts)
+_TYPE_BYTES = {**dict.fromkeys(("signed char", "int8", "int8_t", "uchar", "unsigned char", "uint8", "uint8_t"), 1),
+               **dict.fromkeys(("short", "short int", "signed short", "signed short int", "int16", "int16_t",
+                                "ushort", "unsigned short", "unsigned short int", "uint16", "uint16_t"), 2),
+               **dict.fromkeys(("int", "signed int", "int32", "int32_t", "uint", "unsigned int", "uint32",
+                                "uint32_t", "float"), 4),
+               **dict.fromkeys(("longlong", "long long", "long long int", "signed long long", "signed long long int",
+                                "int64", "int64_t", "ulonglong", "unsigned long long", "unsigned long long int",
+                                "uint64", "uint64_t", "double"), 8)}
+
+
+def _gate(path: Path, nrrd) -> None:
+    """The header's promises checked before pynrrd allocates (:mod:`engine.io.gate`): an attached data
+    file (a detached one could name any file, a device included), a known voxel type, the declared size
+    within the memory budget and, for raw data, present in the file."""
+    with open(path, "rb") as f:
+        header = nrrd.read_header(f)
+        start = f.tell()
+    if any(k in header for k in ("data file", "datafile")):
+        raise InputError(f"{path.name}: a NRRD with a detached data file is not supported (save it as one .seg.nrrd)")
+    kind = str(header.get("type", "")).strip().lower()
+    if kind not in _TYPE_BYTES:
+        raise InputError(f"{path.name}: not a readable NRRD file (voxel type {kind[:32]!r} is not a label map type)")
+    sizes = header.get("sizes")
+    nbytes = check_size(path.name, list(sizes) if sizes is not None else [], _TYPE_BYTES[kind], what="NRRD label map")
+    encoding = str(header.get("encoding", "")).strip().lower()
+    if encoding == "raw":
+        check_data_present(path.name, nbytes, path.stat().st_size - start, what="NRRD voxel data")
+    elif encoding in ("gzip", "gz"):
+        _check_inflated(path, start, nbytes)
+
+
+def _check_inflated(path: Path, start: int, nbytes: int) -> None:
+    """gzip data must not inflate beyond the declared size (pynrrd inflates it all at once: a bomb)."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    total = 0
+    with open(path, "rb") as f:
+        f.seek(start)
+        buf = b""
+        while not d.eof:
+            buf = buf or f.read(1 << 20)
+            if not buf:
+                return
+            try:
+                total += len(d.decompress(buf, 1 << 24))
+            except zlib.error:
+                return  # pynrrd refuses it
+            buf = d.unconsumed_tail
+            if total > nbytes:
+                raise InputError(f"{path.name}: NRRD gzip data inflates to more than the {nbytes} bytes its header "
+                                 "declares (corrupt, or a decompression bomb)")
+
+
 def _read(path: Path):
     import nrrd
 
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
+        _gate(path, nrrd)
         return nrrd.read(str(path), index_order="F")
-    except (nrrd.NRRDError, OSError, EOFError, ValueError, KeyError, TypeError, zlib.error,
-            gzip.BadGzipFile) as e:
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pynrrd raises many kinds of error for a corrupt header or data
         raise InputError(f"{path.name}: not a readable NRRD file (bad header or compressed data)") from e
 
 
@@ -222,10 +277,16 @@ def _grid(path: Path, data: np.ndarray, header: dict) -> tuple[np.ndarray, np.nd
         raise InputError(f"{path.name}: a {data.ndim}D NRRD is not a 3D label map")
     if dirs.shape != (3, 3) or not np.all(np.isfinite(dirs)):
         raise InputError(f"{path.name}: NRRD 'space directions' are missing or not three 3D vectors")
-    origin = np.asarray(header.get("space origin", np.zeros(3)), np.float64).reshape(3)
+    try:
+        origin = np.asarray(header.get("space origin", np.zeros(3)), np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        origin = np.zeros(0)
+    if origin.shape != (3,) or not np.all(np.isfinite(origin)):
+        raise InputError(f"{path.name}: NRRD 'space origin' is not one finite 3D point")
     world = np.eye(4)
     world[:3, :3] = dirs.T  # rows of 'space directions' are the i, j, k step vectors
     world[:3, 3] = origin
+    check_geometry(path.name, world)
     if not np.issubdtype(layers.dtype, np.integer):
         if not np.all(np.isfinite(layers)) or not np.all(layers == np.round(layers)):
             raise InputError(f"{path.name}: not a label map (non-integer voxel values)")
