@@ -179,7 +179,16 @@ def read_manifest(folder: Path) -> list[ModelEntry]:
     out = []
     for m in data.get("models", []):
         try:
+            # JSON gives any type: a list as a name passed here and broke list_models later (fuzzing)
+            for key in ("name", "family", "precision"):
+                if not isinstance(m[key], str) or not m[key]:
+                    raise ValueError(f"{key!r} must be a non-empty string, not {type(m[key]).__name__}")
             graphs = dict(m["graphs"])
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in graphs.items()):
+                raise ValueError("'graphs' must map graph names to file paths (strings)")
+            if not all(isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("sha256"), str)
+                       for f in m["files"]):
+                raise ValueError("each of 'files' needs a 'path' and a 'sha256' string")
             files = tuple(dict(path=f["path"], sha256=f["sha256"], **({"bytes": f["bytes"]} if "bytes" in f else {}))
                           for f in m["files"])
             listed = {f["path"] for f in files}

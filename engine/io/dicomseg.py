@@ -32,7 +32,7 @@ from engine.data.image import Image
 from engine.data.labelmap import LabelMap, Segment, check_onto, with_defaults
 from engine.data.palette import default_color
 from engine.data.structures import GENERIC_CATEGORY, GENERIC_TYPE, Code
-from engine.io.dicom import quiet, read_header
+from engine.io.dicom import _dcmread, corrupt_is_input_error, modality_of, quiet, read_header
 from engine.io.formats import SEG_SOP_CLASS, kind_of
 from engine.io.gate import check_size
 
@@ -150,19 +150,18 @@ def _clean_source(ds):
 
 def _read(path: Path):
     import highdicom as hd
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        with quiet():
-            ds = pydicom.dcmread(path)
+        ds = _dcmread(path)  # bounded like every DICOM read (clamped lengths, deflate limit)
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError) as e:
         raise InputError(f"{path.name}: cannot read as DICOM (not a DICOM file, or truncated/corrupt)") from e
     if str(ds.get("SOPClassUID", "")) != SEG_SOP_CLASS:
-        raise InputError(f"{path.name}: not a DICOM-SEG (it is a DICOM {ds.get('Modality', 'object')} file)")
+        # modality_of: a corrupt length can make Modality swallow the patient's elements
+        raise InputError(f"{path.name}: not a DICOM-SEG (it is a DICOM {modality_of(ds)} file)")
     if not len(ds.get("SegmentSequence", None) or []):
         raise InputError(f"{path.name}: malformed DICOM-SEG (no SegmentSequence: it describes no segment)")
     try:
@@ -284,9 +283,16 @@ def read_dicom_seg(path: Path, image: Image | None = None, *, atol: float = AFFI
 
     Segments are decoded one at a time into the label map (peak memory: the label map plus one
     segment, not segments x voxels); the label map's declared size passes
-    :func:`engine.io.gate.check_size` first. FRACTIONAL segments count where they are >= 0.5.
+    :func:`engine.io.gate.check_size` first. FRACTIONAL segments count where they are >= 0.5. Anything a
+    corrupt file makes pydicom, highdicom or a decoder raise is a one-line InputError naming the file
+    (:func:`engine.io.dicom.corrupt_is_input_error`; found by the fuzzing campaign, docs/fuzzing.md).
     """
     path = Path(path)
+    with corrupt_is_input_error(path.name):
+        return _read_dicom_seg(path, image, atol)
+
+
+def _read_dicom_seg(path: Path, image: Image | None, atol: float) -> LabelMap:
     seg = _read(path)
     segments = _segments(seg, path.name)
     numbers = [s.value for s in segments]

@@ -84,10 +84,6 @@ def test_the_seeds_include_files_that_open(ctx):
 
 #: why the regression inputs named ``known_*`` still fail (their fix lies outside this change), by target
 KNOWN = {
-    "dicom_seg": "DICOM-SEG reading (engine/io/dicomseg.py, changed elsewhere for issue 18) reads the file with plain "
-                 "pydicom: read it through engine.io.dicom's bounded _dcmread and corrupt_is_input_error",
-    "model_manifest": "engine/inference/manifest.py (changed elsewhere for issue 18): a list as a model's name passes "
-                      "read_manifest and breaks list_models (TypeError: unhashable type)",
     "dicom": "CharLS (pyjpegls) spends about 8 s of CPU on this corrupt 100x100 JPEG-LS stream; a decoder time "
              "limit needs a separate process",
 }
@@ -415,8 +411,7 @@ _SEG_ELEMENTS = {
 }
 
 
-@pytest.mark.xfail(reason=KNOWN["dicom_seg"], strict=False)
-@settings(run(FEW), phases=[Phase.generate])  # no shrinking while it is expected to fail: it takes half a minute
+@settings(run(FEW))
 @given(edits=st.lists(st.sampled_from(sorted(_SEG_ELEMENTS)), unique=True, min_size=1, max_size=3).flatmap(
     lambda keys: st.tuples(*[st.tuples(st.just(k), _SEG_ELEMENTS[k]) for k in keys])))
 def test_dicom_seg_element_values(ctx, edits):
