@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from . import checkpoint, export
-from .manifest import model_record, write_manifest
+from .manifest import model_record, write_manifest, write_pins
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "assets" / "models"
@@ -159,4 +159,6 @@ def build(out: Path = DEFAULT_OUT, calib: Path | None = None, int8: bool = True,
                                 attribution=LICENSE_FILE))
     write_manifest(out, records)
     log(f"wrote {out / 'manifest.json'}: {', '.join(r['name'] for r in records)}")
+    if Path(out).resolve() == DEFAULT_OUT.resolve():  # the bundled folder: pin its models in the engine
+        log(f"pinned them in {write_pins(out)}")
     return records

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.inference.manifest import MANIFEST, MANIFEST_FORMAT, sha256_file
+from engine.inference import pins
+from engine.inference.manifest import MANIFEST, MANIFEST_FORMAT, read_manifest, sha256_file
 
 
 def file_record(root: Path, rel: str) -> dict:
@@ -30,4 +31,16 @@ def model_record(root: Path, *, name: str, family: str, precision: str, graphs: 
 def write_manifest(root: Path, models: list[dict]) -> Path:
     path = root / MANIFEST
     path.write_text(json.dumps({"format": MANIFEST_FORMAT, "models": models}, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def write_pins(root: Path) -> Path:
+    """Pin the models of ``root`` (the bundled assets/models just rebuilt) in engine/inference/pins.py, which
+    the engine checks the bundled manifest against (a manifest cannot vouch for itself)."""
+    ids = {e.name: e.model_id for e in read_manifest(root)}
+    path = Path(pins.__file__)
+    text = path.read_text(encoding="utf-8")
+    head = text[:text.index("BUNDLED_MODEL_IDS = {")]
+    body = "".join(f'    "{name}": "{mid}",\n' for name, mid in ids.items())
+    path.write_text(head + "BUNDLED_MODEL_IDS = {\n" + body + "}\n", encoding="utf-8")
     return path

@@ -20,7 +20,8 @@ Search path: ``$BOXSEG_MODEL_PATH`` (os.pathsep-separated folders), the user's m
 name belongs to it: a model elsewhere with the same name is ignored, with a warning that
 ``boxseg models`` prints (rename it in its manifest to use it). Among the other folders the first
 one with a name wins, the later ones are ignored with a warning. A manifest that cannot be read is
-skipped with a warning naming it; the other folders' models still load.
+skipped with a warning naming it; the other folders' models still load. The manifest of the bundled
+folder cannot vouch for itself: its models must match the ids pinned in :mod:`engine.inference.pins`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from engine.base.errors import ModelError
 from engine.base.folders import assets_dir, user_data_dir
+from engine.inference.pins import BUNDLED_MODEL_IDS
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -231,6 +233,20 @@ def scan_models(search_path: list[Path] | None = None) -> ModelScan:
             folders.append((folder, read_manifest(folder)))
         except ModelError as e:
             warnings.append(f"skipped a model manifest: {e}")
+    # the bundled folder's manifest cannot vouch for itself: its models must be the ones pinned in the code
+    for i, (folder, entries) in enumerate(folders):
+        if _same_folder(folder, bundled):
+            kept = []
+            for e in entries:
+                pin = BUNDLED_MODEL_IDS.get(e.name)
+                if pin == e.model_id:
+                    kept.append(e)
+                else:
+                    warnings.append(f"ignored bundled model {e.name!r} in {folder / MANIFEST}: "
+                                    + ("its files or manifest differ from the model this BoxSeg was built with"
+                                       if pin else "not a model this BoxSeg was built with")
+                                    + " (engine/inference/pins.py)")
+            folders[i] = (folder, kept)
     # a bundled model's name is taken whatever comes earlier on the path: a folder on BOXSEG_MODEL_PATH
     # or in the user's data cannot swap in other weights under the name the user trusts
     taken = {e.name: e for folder, entries in folders if _same_folder(folder, bundled) for e in entries}

@@ -361,3 +361,45 @@ def test_family_names_and_missing_swin_hint():
     assert find_model("litemedsam").family == "litemedsam"
     with pytest.raises(ModelError, match="quantization build --arch swin-litemedsam --checkpoint"):
         find_model("swin-litemedsam", search_path=[bundled_models_dir()])
+
+
+def test_the_bundled_manifest_cannot_vouch_for_itself(tmp_path, monkeypatch):
+    """Changed weights with a manifest rewritten to match them: the bundled folder refuses the model (its id is
+    pinned in engine.inference.pins), the other bundled model still loads; an unchanged copy loads both."""
+    import json
+
+    from engine.inference import manifest as mf
+    from engine.inference.pins import BUNDLED_MODEL_IDS
+
+    assert BUNDLED_MODEL_IDS == {e.name: e.model_id for e in read_manifest(bundled_models_dir())}
+    root = _copy_models(tmp_path)
+    monkeypatch.setattr(mf, "bundled_models_dir", lambda: root)
+    assert {e.name for e in scan_models([root]).models} == set(BUNDLED_MODEL_IDS)
+    data = json.loads((root / "manifest.json").read_text())
+    int8 = next(m for m in data["models"] if m["name"] == "litemedsam-int8")
+    f = next(f for f in int8["files"] if f["path"].endswith("encoder_int8.bin"))
+    with open(root / f["path"], "ab") as fh:
+        fh.write(b"\0" * 64)
+    f["sha256"], f["bytes"] = mf.sha256_file(root / f["path"]), f["bytes"] + 64
+    (root / "manifest.json").write_text(json.dumps(data))
+    entry = next(e for e in read_manifest(root) if e.name == "litemedsam-int8")
+    assert entry.check() == []  # the manifest vouches for the changed file ...
+    scan = scan_models([root])
+    assert [e.name for e in scan.models] == ["litemedsam-fp32"]  # ... the pin does not
+    assert any("litemedsam-int8" in w and "differ from the model this BoxSeg was built with" in w for w in scan.warnings)
+    with pytest.raises(ModelError, match="litemedsam-int8"):
+        find_model("litemedsam-int8", search_path=[root])
+
+
+def test_write_pins_pins_what_the_folder_holds(tmp_path, monkeypatch):
+    from engine.inference import pins
+    from quantization.manifest import write_pins
+
+    copy = tmp_path / "pins.py"
+    copy.write_text(Path(pins.__file__).read_text())
+    monkeypatch.setattr(pins, "__file__", str(copy))
+    write_pins(bundled_models_dir())
+    ns: dict = {}
+    exec(copy.read_text(), ns)
+    assert ns["BUNDLED_MODEL_IDS"] == {e.name: e.model_id for e in read_manifest(bundled_models_dir())}
+    assert ns["__doc__"].startswith("The shipped models' identities")
