@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from engine.base.atomic import write_text  # noqa: E402
 from engine.base.sysinfo import describe, markdown  # noqa: E402
 from engine.data.geometry import LPS_TO_RAS  # noqa: E402
-from engine.data.planes import PLANES, planes_of  # noqa: E402
+from engine.data.planes import planes_of  # noqa: E402
 from engine.data.square import ModelFrame  # noqa: E402
 
 SHAPE = (300, 512, 512)
@@ -50,7 +50,7 @@ def timed(fn, ks) -> list[float]:
 
 def bench(affine, vox, u8, runs: int) -> list[str]:
     rows = []
-    labels = np.zeros(SHAPE, np.uint8)
+    labels = np.ones(SHAPE, np.uint8)  # pages touched, so that the first plane does not pay their faults
     for name, plane in planes_of(affine, SHAPE).items():
         frame = ModelFrame.for_plane(plane)
         n = plane.n_slices
@@ -61,7 +61,6 @@ def bench(affine, vox, u8, runs: int) -> list[str]:
         h, w = frame.shape
         mask[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = True
         t_back = timed(lambda k: plane.paint(labels, k, frame.mask_to_screen(mask), 1), ks)
-        assert name in PLANES
         rows.append(f"| {name} | {plane.normal_axis} | {plane.slice_shape[0]}x{plane.slice_shape[1]} "
                     f"({plane.pixel_spacing[0]:g} x {plane.pixel_spacing[1]:g} mm) | "
                     f"{statistics.median(t_slice):.3f} / {max(t_slice):.3f} | {h}x{w} | "

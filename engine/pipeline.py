@@ -186,7 +186,8 @@ def propagate_in_plane(session: Session, image: Image, plane: Plane, box, k_min:
     out = np.zeros(image.shape, bool)
     screen = plane.screen_volume(out)
     for k in range(box3.z_min, box3.z_max + 1):  # propagate_box writes nowhere else
-        screen[k] = frame.mask_to_screen(res[k])
+        if res[k].any():
+            screen[k] = frame.mask_to_screen(res[k])
     return out
 
 
