@@ -1,17 +1,13 @@
 """What the model should get for a coronal/sagittal slice: DSC of a tight box per slice on the MSD spleen CT.
 
-    python bench/eval_plane_input.py [--step 10] [--planes coronal sagittal] [--out FILE]
+    python bench/eval_plane_input.py [--step 4] [--planes coronal sagittal] [--out FILE]
 
 Needs shared/data (raw/ivadomed-spleen: 164 x 166 x 26 voxels, 0.79 x 0.79 x 5 mm) and the bundled model.
 For every ``--step``-th coronal and sagittal slice whose ground truth covers >= 100 pixels, the tight box
-of the ground truth on that slice is given to the model three ways, and the mask (mapped back onto the
-slice's pixels) is scored against the ground truth on the slice:
-
-* square: the slice as shown (radiological, superior up) resampled to square pixels — what
-  ``engine.data.square.ModelFrame`` gives the model;
-* as shown: the same slice with its anisotropic pixels as they are (5 mm rows squashed 6.3x);
-* stored order, square: square pixels, but the slice in stored array order (here upside down and
-  mirrored) instead of the screen orientation.
+of the ground truth on that slice is given to the model in each of :data:`VARIANTS` (the slice as shown,
+radiological, superior up, resampled to square pixels — ``engine.data.square.ModelFrame`` — optionally
+flipped; or the shown slice with its anisotropic pixels as they are, 5 mm rows squashed 6.3x), and the
+mask, mapped back onto the slice's pixels, is scored against the ground truth on the slice.
 
 With ``--propagate``, also propagates a box from the middle slice of the spleen's extent along each
 plane's normal (``engine.pipeline.propagate_in_plane``, early stop 2, as the app does) and scores the
@@ -36,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from engine.base.atomic import write_text  # noqa: E402
 from engine.base.sysinfo import describe, markdown  # noqa: E402
 from engine.data.planes import planes_of  # noqa: E402
-from engine.data.square import ModelFrame, SquareGrid  # noqa: E402
+from engine.data.square import ModelFrame  # noqa: E402
 from engine.inference.session import Session, SessionConfig  # noqa: E402
 from engine.io.dispatch import open_image, read_labelmap  # noqa: E402
 from engine.pipeline import propagate_in_plane  # noqa: E402
@@ -48,34 +44,29 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
 
 
+VARIANTS = {  # name -> ModelFrame flip (None: the screen slice with its anisotropic pixels, not resampled)
+    "square (ModelFrame default)": (False, False),
+    "square, rows flipped (superior down)": (True, False),
+    "square, turned 180 deg": (True, True),
+    "as shown, not resampled": None,
+}
+
+
 def run(session, plane, vol, key, gt, step) -> dict[str, list[float]]:
-    frame = ModelFrame.for_plane(plane)
-    d = plane.display
-    sr, sc = plane.pixel_spacing
-    stored_mm = (sc, sr) if d.transpose else (sr, sc)
-    stored_grid = SquareGrid(*plane.stored_shape, *stored_mm)
+    frames = {v: ModelFrame.for_plane(plane, f) for v, f in VARIANTS.items() if f is not None}
     pred = session.predictor()
-    out: dict[str, list[float]] = {"square": [], "as shown": [], "stored order, square": []}
+    out: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for k in range(0, plane.n_slices, step):
         truth = plane.slice(gt, k)
         if truth.sum() < 100:
             continue
         ys, xs = np.nonzero(truth)
         box = [xs.min(), ys.min(), xs.max(), ys.max()]
-        # square pixels, screen orientation (ModelFrame)
-        pred.set_image(frame.pixels(vol, k), slice_index=k, window=key, plane=frame.cache_plane)
-        out["square"].append(dice(frame.mask_to_screen(pred.predict(frame.box_to_model(box)).mask), truth))
-        # the screen slice as it is
-        pred.set_image(plane.slice(vol, k, copy=True), slice_index=k, window=key, plane=plane.name + "-raw")
-        out["as shown"].append(dice(pred.predict(box).mask, truth))
-        # square pixels of the stored slice (array order)
-        pred.set_image(stored_grid.resample(plane.stored_slice(vol, k)), slice_index=k, window=key,
-                       plane=plane.name + "-stored")
-        corners = ((box[0], box[1]), (box[2], box[3]))  # (col, row)
-        (x0, y0), (x1, y1) = (d.screen_to_index(r, c, plane.stored_shape) for c, r in corners)
-        sbox = stored_grid.box_to_square([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)])
-        stored_mask = stored_grid.mask_from_square(pred.predict(sbox).mask)
-        out["stored order, square"].append(dice(d.to_screen(stored_mask), truth))
+        for variant, frame in frames.items():
+            pred.set_image(frame.pixels(vol, k), slice_index=k, window=key, plane=frame.cache_plane)
+            out[variant].append(dice(frame.mask_to_screen(pred.predict(frame.box_to_model(box)).mask), truth))
+        pred.set_image(plane.slice(vol, k, copy=True), slice_index=k, window=key, plane=plane.name + ":raw")
+        out["as shown, not resampled"].append(dice(pred.predict(box).mask, truth))
     return out
 
 
@@ -94,7 +85,7 @@ def propagate(session, image, plane, vol, key, gt) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--step", type=int, default=10)
+    ap.add_argument("--step", type=int, default=4)
     ap.add_argument("--planes", nargs="+", default=["coronal", "sagittal"], choices=["coronal", "sagittal"])
     ap.add_argument("--propagate", action="store_true")
     ap.add_argument("--out", type=Path, default=None)

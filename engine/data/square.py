@@ -171,36 +171,61 @@ class ModelFrame:
 
     plane.is_stored (the plane of ``voxels[z]``): the stored slice as it is — exactly the app's axial
     path, so embeddings are shared with it (cache plane ""). Any other plane: the slice as shown on the
-    screen (radiological orientation, the way the model was trained to see anatomy) resampled to square
-    pixels by :class:`SquareGrid` (cache plane = the plane's name). Prompts come in and masks go out in
-    the plane's *screen* frame; :meth:`pixels` and the model's masks are in the *model* frame.
+    screen (radiological orientation, what the user sees) resampled to square pixels by
+    :class:`SquareGrid` (cache plane = the plane's name), then turned by ``flip`` = (flip_rows,
+    flip_cols) when that is set (the model, trained on axial slices, is orientation-sensitive on other
+    planes: bench/eval_plane_input.py measures it; ``flip`` is ignored for the stored plane). Prompts come
+    in and masks go out in the plane's *screen* frame; :meth:`pixels` and the model's masks are in the
+    *model* frame.
     """
 
     plane: Plane
     grid: SquareGrid | None
+    flip: tuple[bool, bool] = (False, False)
 
     @classmethod
-    def for_plane(cls, plane: Plane) -> "ModelFrame":
+    def for_plane(cls, plane: Plane, flip: tuple[bool, bool] = (False, False)) -> "ModelFrame":
         if plane.is_stored:
             return cls(plane, None)
-        return cls(plane, SquareGrid(*plane.slice_shape, *plane.pixel_spacing))
+        return cls(plane, SquareGrid(*plane.slice_shape, *plane.pixel_spacing), (bool(flip[0]), bool(flip[1])))
 
     @property
     def cache_plane(self) -> str:
         """The embedding cache key's plane (:class:`~engine.inference.cache.CacheKey`)."""
-        return "" if self.grid is None else self.plane.name
+        if self.grid is None:
+            return ""
+        return self.plane.name + ("" if not any(self.flip) else f":flip{int(self.flip[0])}{int(self.flip[1])}")
 
     @property
     def shape(self) -> tuple[int, int]:
         """(H, W) of the model-frame slices."""
         return self.plane.stored_shape if self.grid is None else self.grid.shape
 
+    def _turn(self, a: np.ndarray) -> np.ndarray:
+        """Square frame <-> model frame (the flips are their own inverse); a view."""
+        fr, fc = self.flip
+        return a[::-1 if fr else 1, ::-1 if fc else 1]
+
+    def _turn_xy(self, xy: np.ndarray) -> np.ndarray:
+        """(N, 2) points (x, y) square frame <-> model frame."""
+        h, w = self.shape
+        out = np.array(xy, np.float64).reshape(-1, 2)
+        if self.flip[1]:
+            out[:, 0] = w - 1 - out[:, 0]
+        if self.flip[0]:
+            out[:, 1] = h - 1 - out[:, 1]
+        return out
+
+    def _turn_box(self, box) -> np.ndarray:
+        p = self._turn_xy(np.asarray(box, np.float64).reshape(2, 2))
+        return np.concatenate([p.min(axis=0), p.max(axis=0)])
+
     def pixels(self, volume: np.ndarray, k: int) -> np.ndarray:
         """Slice k of a (Z,Y,X[,3]) volume on the plane's grid (usually the uint8 model volume,
         ``Image.model_volume``) in the model frame: C-contiguous (H, W[,3]) of the volume's dtype."""
         if self.grid is None:
             return np.ascontiguousarray(self.plane.stored_slice(volume, k))
-        return self.grid.resample(self.plane.slice(volume, k))
+        return np.ascontiguousarray(self._turn(self.grid.resample(self.plane.slice(volume, k))))
 
     def stack(self, volume: np.ndarray):
         """The model-frame slices of a (Z,Y,X) volume, indexable by slice like a (n_slices, H, W) array
@@ -213,7 +238,7 @@ class ModelFrame:
         """Screen box [x0, y0, x1, y1] (pixel indices of the plane's slice) -> float64 (4,) model-frame box."""
         b = np.asarray(box, np.float64).reshape(4)
         if self.grid is not None:
-            return self.grid.box_to_square(b).astype(np.float64)
+            return self._turn_box(self.grid.box_to_square(b))
         pts = self.points_to_model([[b[0], b[1]], [b[2], b[3]]])
         return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
 
@@ -221,7 +246,7 @@ class ModelFrame:
         """Model-frame box -> float64 (4,) screen box (the inverse of :meth:`box_to_model` on pixel boxes)."""
         b = np.asarray(box, np.float64).reshape(4)
         if self.grid is not None:
-            return self.grid.box_from_square(b).astype(np.float64)
+            return self.grid.box_from_square(self._turn_box(b)).astype(np.float64)
         d, shape = self.plane.display, self.plane.stored_shape
         corners = np.array([d.index_to_screen(x, y, shape) for x, y in ((b[0], b[1]), (b[2], b[3]))])  # (row, col)
         lo, hi = corners.min(axis=0), corners.max(axis=0)
@@ -231,7 +256,7 @@ class ModelFrame:
         """(N, 2) screen points (x=col, y=row) -> float64 (N, 2) model-frame points (x, y)."""
         p = np.asarray(points, np.float64).reshape(-1, 2)
         if self.grid is not None:
-            return self.grid.points_to_square(p)
+            return self._turn_xy(self.grid.points_to_square(p))
         xs, ys = self.plane.display.screen_to_index(p[:, 1], p[:, 0], self.plane.stored_shape)
         return np.stack([np.asarray(xs, np.float64), np.asarray(ys, np.float64)], axis=1)
 
@@ -239,7 +264,7 @@ class ModelFrame:
         """A model-frame mask (H, W) -> the plane's screen frame (rows, cols), nearest neighbour; a new array."""
         m = np.asarray(mask)
         if self.grid is not None:
-            return self.grid.mask_from_square(m)
+            return self.grid.mask_from_square(self._turn(m))
         if m.shape[:2] != self.plane.stored_shape:
             raise ValueError(f"mask of shape {m.shape} does not match the slice {self.plane.stored_shape}")
         return np.array(self.plane.display.to_screen(m), order="C")
@@ -248,7 +273,7 @@ class ModelFrame:
         """A screen mask (rows, cols) -> the model frame (H, W), nearest neighbour; a new array."""
         m = np.asarray(mask)
         if self.grid is not None:
-            return self.grid.mask_to_square(m)
+            return np.ascontiguousarray(self._turn(self.grid.mask_to_square(m)))
         if m.shape[:2] != self.plane.slice_shape:
             raise ValueError(f"mask of shape {m.shape} does not match the slice {self.plane.slice_shape}")
         out = np.empty(self.plane.stored_shape + m.shape[2:], m.dtype)

@@ -235,20 +235,28 @@ def test_square_round_trips(rows, cols, row_mm, col_mm):
     np.testing.assert_allclose(g.points_from_square(g.points_to_square(pts)), pts)
 
 
+@pytest.mark.parametrize("flip", [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("affine", signed_permutation_affines()[::7])
-def test_model_frame_round_trip_onto_voxels(affine):
+def test_model_frame_round_trip_onto_voxels(affine, flip):
     """A mask made on a plane's model-frame (square) image lands on the voxels its pixels cover, the same
     voxels an axial drawing of them gives."""
     v = volume(dtype=np.int32).astype(np.uint8)
     g = blob()
     for name, p in planes_of(affine, SHAPE).items():
-        frame = ModelFrame.for_plane(p)
-        assert frame.cache_plane == ("" if p.is_stored else name)
+        frame = ModelFrame.for_plane(p, flip)
+        assert frame.cache_plane == ("" if p.is_stored else name if flip == (False, False)
+                                     else f"{name}:flip{int(flip[0])}{int(flip[1])}")
         k = p.n_slices // 2
         px = frame.pixels(v, k)
         assert px.shape == frame.shape and px.flags.c_contiguous
         if p.is_stored:
             assert np.array_equal(px, np.take(v, k, axis=0))  # today's axial path, unchanged
+        else:
+            square = SquareGrid(*p.slice_shape, *p.pixel_spacing).resample(p.slice(v, k))
+            assert np.array_equal(px, square[::-1 if flip[0] else 1, ::-1 if flip[1] else 1])
+            pts = np.array([[1.0, 2.0], [p.slice_shape[1] - 1.0, 0.0]])
+            np.testing.assert_allclose(frame._turn_xy(frame.points_to_model(pts)),
+                                       SquareGrid(*p.slice_shape, *p.pixel_spacing).points_to_square(pts))
         model_mask = frame.mask_to_model(p.slice(g, k))
         assert model_mask.shape == frame.shape
         screen = frame.mask_to_screen(model_mask)
@@ -277,11 +285,12 @@ class _ThresholdPredictor:
         return SimpleNamespace(mask=self.img > 127, iou=0.9)
 
 
-@pytest.mark.parametrize("name, affine", [
-    ("coronal", np.diag([-0.7, -0.9, 5.0, 1.0])),  # an axial (LPS) acquisition: coronal is cut across Y
-    ("axial", np.array([[-0.7, 0, 0, 0], [0, 0, 5.0, 0], [0, -0.9, 0, 0], [0, 0, 0, 1]])),  # coronal acquisition
+@pytest.mark.parametrize("name, affine, flip", [
+    ("coronal", np.diag([-0.7, -0.9, 5.0, 1.0]), (False, False)),  # an axial (LPS) acquisition: coronal cut across Y
+    ("coronal", np.diag([-0.7, -0.9, 5.0, 1.0]), (True, True)),
+    ("axial", np.array([[-0.7, 0, 0, 0], [0, 0, 5.0, 0], [0, -0.9, 0, 0], [0, 0, 0, 1]]), (False, False)),
 ])
-def test_propagation_along_a_reformatted_planes_normal_lands_on_the_right_voxels(name, affine):
+def test_propagation_along_a_reformatted_planes_normal_lands_on_the_right_voxels(name, affine, flip):
     shape = (14, 21, 30)
     image = Image(np.zeros(shape, np.int16), affine)
     g = blob(shape)
@@ -293,14 +302,14 @@ def test_propagation_along_a_reformatted_planes_normal_lands_on_the_right_voxels
     k_min, k_max = 3, 9
     ious = {}
     out = propagate_in_plane(session, image, plane, [2, 2, 20, 10], k_min, k_max, start=6,
-                             volume=(vol, "u8"), ious=ious)
+                             volume=(vol, "u8"), ious=ious, flip=flip)
     expected = np.zeros(shape, bool)
     expected[:, k_min:k_max + 1] = g[:, k_min:k_max + 1]
     assert np.array_equal(out, expected)  # exactly the object's voxels in the slab, nothing outside
     assert sorted(ious) == list(range(k_min, k_max + 1))
-    frame = ModelFrame.for_plane(plane)
+    frame = ModelFrame.for_plane(plane, flip)
     assert frame.shape != plane.slice_shape  # the model got square pixels
-    assert {c[0] for c in pred.calls} == {name} and {c[2] for c in pred.calls} == {frame.shape}
+    assert {c[0] for c in pred.calls} == {frame.cache_plane} and {c[2] for c in pred.calls} == {frame.shape}
     assert [c[1] for c in pred.calls] == [6, 7, 8, 9, 5, 4, 3]  # up from the start slice, then down
 
 
