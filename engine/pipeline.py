@@ -128,7 +128,7 @@ def propagate_object(session: Session, image: Image, box: Box3D, *, window: str 
 def segment_in_plane(session: Session, image: Image, plane: Plane, k: int, box, *, points=None,
                      point_labels=None, window: str | None = None,
                      volume: tuple[np.ndarray, str] | None = None,
-                     flip: tuple[bool, bool] = (False, False)) -> tuple[np.ndarray, float]:
+                     flip: tuple[bool, bool] = (False, False), square: bool = True) -> tuple[np.ndarray, float]:
     """One box (and optional points) on slice k of a plane -> (bool (rows, cols) mask on that slice's
     screen grid, the model's IoU estimate).
 
@@ -137,10 +137,10 @@ def segment_in_plane(session: Session, image: Image, plane: Plane, k: int, box, 
     :class:`~engine.data.square.ModelFrame` (square pixels; embeddings cached per plane, slice and
     window); :meth:`~engine.data.planes.Plane.paint` puts the mask on the voxels.
     volume: ``image.model_volume(window)`` when the caller has it (else only this slice is windowed
-    when the plane is the stored one, the whole volume otherwise). flip: the model frame's turn
-    (:class:`~engine.data.square.ModelFrame`).
+    when the plane is the stored one, the whole volume otherwise). flip, square: the model frame
+    (:meth:`~engine.data.square.ModelFrame.for_plane`).
     """
-    frame = ModelFrame.for_plane(plane, flip)
+    frame = ModelFrame.for_plane(plane, flip, square)
     k = plane.check_slice(k)
     if volume is None and plane.is_stored:
         slice_u8, key = image.model_slice(k, window)
@@ -160,7 +160,8 @@ def propagate_in_plane(session: Session, image: Image, plane: Plane, box, k_min:
                        volume: tuple[np.ndarray, str] | None = None, label_value: int = 1,
                        early_stop: int | None = None, progress: ProgressFn | None = None,
                        should_stop: StopFn | None = None, start_mask: np.ndarray | None = None,
-                       ious: dict | None = None, flip: tuple[bool, bool] = (False, False)) -> np.ndarray:
+                       ious: dict | None = None, flip: tuple[bool, bool] = (False, False),
+                       square: bool = True) -> np.ndarray:
     """One box propagated along a plane's normal through its slices k_min..k_max; returns bool (Z,Y,X).
 
     box: [x0, y0, x1, y1] in the screen pixels of the plane's slice ``start`` (default the middle of the
@@ -169,9 +170,11 @@ def propagate_in_plane(session: Session, image: Image, plane: Plane, box, k_min:
     (:meth:`~engine.data.square.ModelFrame.stack`: square pixels, resampled one slice at a time), and
     each slice's mask is mapped back onto the voxels exactly (nearest neighbour). For the stored plane
     this is :func:`propagate_object`. ious: receives k -> IoU estimate. Memory: the model-frame masks of
-    the slices visited, (H, W) bool each. flip: the model frame's turn (:class:`~engine.data.square.ModelFrame`).
+    the slices visited, (H, W) bool each. flip, square: the model frame
+    (:meth:`~engine.data.square.ModelFrame.for_plane`; on the spleen CT, square=False propagated far better
+    along the sagittal normal: docs/planes.md).
     """
-    frame = ModelFrame.for_plane(plane, flip)
+    frame = ModelFrame.for_plane(plane, flip, square)
     if volume is None:
         volume = image.model_volume(window, should_stop=should_stop)
     vol, key = volume

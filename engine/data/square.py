@@ -184,17 +184,24 @@ class ModelFrame:
     flip: tuple[bool, bool] = (False, False)
 
     @classmethod
-    def for_plane(cls, plane: Plane, flip: tuple[bool, bool] = (False, False)) -> "ModelFrame":
+    def for_plane(cls, plane: Plane, flip: tuple[bool, bool] = (False, False), square: bool = True) -> "ModelFrame":
+        """square=False: the screen slice keeps its anisotropic pixels (an identity grid); measured better
+        for propagation along a reformatted normal on the spleen CT (docs/planes.md)."""
         if plane.is_stored:
             return cls(plane, None)
-        return cls(plane, SquareGrid(*plane.slice_shape, *plane.pixel_spacing), (bool(flip[0]), bool(flip[1])))
+        rows, cols = plane.slice_shape
+        grid = SquareGrid(rows, cols, *plane.pixel_spacing) if square else SquareGrid(rows, cols, 1.0, 1.0)
+        return cls(plane, grid, (bool(flip[0]), bool(flip[1])))
 
     @property
     def cache_plane(self) -> str:
-        """The embedding cache key's plane (:class:`~engine.inference.cache.CacheKey`)."""
+        """The embedding cache key's plane (:class:`~engine.inference.cache.CacheKey`): "" for the stored
+        plane, else the plane's name, plus ``:flipRC`` when flipped and ``:raw`` when not resampled."""
         if self.grid is None:
             return ""
-        return self.plane.name + ("" if not any(self.flip) else f":flip{int(self.flip[0])}{int(self.flip[1])}")
+        raw = self.grid.identity and self.plane.pixel_spacing[0] != self.plane.pixel_spacing[1]
+        return (self.plane.name + ("" if not any(self.flip) else f":flip{int(self.flip[0])}{int(self.flip[1])}")
+                + (":raw" if raw else ""))
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -285,12 +285,13 @@ class _ThresholdPredictor:
         return SimpleNamespace(mask=self.img > 127, iou=0.9)
 
 
-@pytest.mark.parametrize("name, affine, flip", [
-    ("coronal", np.diag([-0.7, -0.9, 5.0, 1.0]), (False, False)),  # an axial (LPS) acquisition: coronal cut across Y
-    ("coronal", np.diag([-0.7, -0.9, 5.0, 1.0]), (True, True)),
-    ("axial", np.array([[-0.7, 0, 0, 0], [0, 0, 5.0, 0], [0, -0.9, 0, 0], [0, 0, 0, 1]]), (False, False)),
+@pytest.mark.parametrize("name, affine, flip, square", [
+    ("coronal", np.diag([-0.7, -0.9, 5.0, 1.0]), (False, False), True),  # axial (LPS) acquisition: coronal cut across Y
+    ("coronal", np.diag([-0.7, -0.9, 5.0, 1.0]), (True, True), True),
+    ("coronal", np.diag([-0.7, -0.9, 5.0, 1.0]), (False, False), False),
+    ("axial", np.array([[-0.7, 0, 0, 0], [0, 0, 5.0, 0], [0, -0.9, 0, 0], [0, 0, 0, 1]]), (False, False), True),
 ])
-def test_propagation_along_a_reformatted_planes_normal_lands_on_the_right_voxels(name, affine, flip):
+def test_propagation_along_a_reformatted_planes_normal_lands_on_the_right_voxels(name, affine, flip, square):
     shape = (14, 21, 30)
     image = Image(np.zeros(shape, np.int16), affine)
     g = blob(shape)
@@ -302,13 +303,14 @@ def test_propagation_along_a_reformatted_planes_normal_lands_on_the_right_voxels
     k_min, k_max = 3, 9
     ious = {}
     out = propagate_in_plane(session, image, plane, [2, 2, 20, 10], k_min, k_max, start=6,
-                             volume=(vol, "u8"), ious=ious, flip=flip)
+                             volume=(vol, "u8"), ious=ious, flip=flip, square=square)
     expected = np.zeros(shape, bool)
     expected[:, k_min:k_max + 1] = g[:, k_min:k_max + 1]
     assert np.array_equal(out, expected)  # exactly the object's voxels in the slab, nothing outside
     assert sorted(ious) == list(range(k_min, k_max + 1))
-    frame = ModelFrame.for_plane(plane, flip)
-    assert frame.shape != plane.slice_shape  # the model got square pixels
+    frame = ModelFrame.for_plane(plane, flip, square)
+    assert (frame.shape != plane.slice_shape) == square  # the model got square pixels, or the slice as shown
+    assert frame.cache_plane.endswith(":raw") != square
     assert {c[0] for c in pred.calls} == {frame.cache_plane} and {c[2] for c in pred.calls} == {frame.shape}
     assert [c[1] for c in pred.calls] == [6, 7, 8, 9, 5, 4, 3]  # up from the start slice, then down
 
