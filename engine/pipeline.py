@@ -9,7 +9,9 @@ eval``/``infer`` and the desktop app's propagation.
 * A challenge case (:class:`~engine.io.challenge_npz.Case`) is segmented exactly as the challenge's
   reference does it (:func:`segment_case`, SPEC A.6-A.8): it is what ``eval`` scores.
 * :func:`propagate_object` runs one box through an image's volume (windowed for the model); the app
-  calls it for Propagate with its own start slice and early stop.
+  calls it for Propagate with its own start slice and early stop. :func:`segment_in_plane` and
+  :func:`propagate_in_plane` do the same for a box drawn on a coronal, sagittal or axial plane
+  (:mod:`engine.data.planes`), propagating along that plane's normal.
 
 :func:`parse_box` reads a box from a command line or a manifest cell.
 """
@@ -26,6 +28,8 @@ from engine.base.errors import BoxSegError, Cancelled, InputError, PromptError
 from engine.data.image import Image
 from engine.data.labelmap import Segment, codes_for_name
 from engine.data.palette import default_color
+from engine.data.planes import Plane
+from engine.data.square import ModelFrame
 from engine.inference.propagate import Box3D, propagate_box
 from engine.inference.session import Session
 from engine.inference.transforms import Geometry, validate_box
@@ -119,6 +123,77 @@ def propagate_object(session: Session, image: Image, box: Box3D, *, window: str 
     vol, key = volume
     return propagate_box(session, vol, box, label_value=label_value, window=key, early_stop=early_stop,
                          progress=progress, should_stop=should_stop, start=start, start_mask=start_mask, ious=ious)
+
+
+def segment_in_plane(session: Session, image: Image, plane: Plane, k: int, box, *, points=None,
+                     point_labels=None, window: str | None = None,
+                     volume: tuple[np.ndarray, str] | None = None,
+                     flip: tuple[bool, bool] = (False, False), square: bool = True) -> tuple[np.ndarray, float]:
+    """One box (and optional points) on slice k of a plane -> (bool (rows, cols) mask on that slice's
+    screen grid, the model's IoU estimate).
+
+    box: [x0, y0, x1, y1] in the plane's screen pixels (x = column); points: (N,2) screen (x, y) with
+    point_labels 1/0. The slice goes to the model through the plane's
+    :class:`~engine.data.square.ModelFrame` (square pixels; embeddings cached per plane, slice and
+    window); :meth:`~engine.data.planes.Plane.paint` puts the mask on the voxels.
+    volume: ``image.model_volume(window)`` when the caller has it (else only this slice is windowed
+    when the plane is the stored one, the whole volume otherwise). flip, square: the model frame
+    (:meth:`~engine.data.square.ModelFrame.for_plane`).
+    """
+    frame = ModelFrame.for_plane(plane, flip, square)
+    k = plane.check_slice(k)
+    if volume is None and plane.is_stored:
+        slice_u8, key = image.model_slice(k, window)
+        pixels = slice_u8
+    else:
+        vol, key = volume if volume is not None else image.model_volume(window)
+        pixels = frame.pixels(vol, k)
+    pred = session.predictor()
+    pred.set_image(pixels, slice_index=k, window=key, plane=frame.cache_plane)
+    pts = frame.points_to_model(points) if points is not None and len(np.asarray(points).reshape(-1, 2)) else None
+    res = pred.predict(frame.box_to_model(box), pts, point_labels)
+    return frame.mask_to_screen(res.mask).astype(bool), float(res.iou)
+
+
+def propagate_in_plane(session: Session, image: Image, plane: Plane, box, k_min: int, k_max: int, *,
+                       start: int | None = None, window: str | None = None,
+                       volume: tuple[np.ndarray, str] | None = None, label_value: int = 1,
+                       early_stop: int | None = None, progress: ProgressFn | None = None,
+                       should_stop: StopFn | None = None, start_mask: np.ndarray | None = None,
+                       ious: dict | None = None, flip: tuple[bool, bool] = (False, False),
+                       square: bool = True) -> np.ndarray:
+    """One box propagated along a plane's normal through its slices k_min..k_max; returns bool (Z,Y,X).
+
+    box: [x0, y0, x1, y1] in the screen pixels of the plane's slice ``start`` (default the middle of the
+    range); start_mask: bool (rows, cols) on that slice's screen grid. The unchanged
+    :func:`~engine.inference.propagate.propagate_box` walks the plane's model-frame slices
+    (:meth:`~engine.data.square.ModelFrame.stack`: square pixels, resampled one slice at a time), and
+    each slice's mask is mapped back onto the voxels exactly (nearest neighbour). For the stored plane
+    this is :func:`propagate_object`. ious: receives k -> IoU estimate. Memory: the model-frame masks of
+    the slices visited, (H, W) bool each. flip, square: the model frame
+    (:meth:`~engine.data.square.ModelFrame.for_plane`; on the spleen CT, square=False propagated far better
+    along the sagittal normal: docs/planes.md).
+    """
+    frame = ModelFrame.for_plane(plane, flip, square)
+    if volume is None:
+        volume = image.model_volume(window, should_stop=should_stop)
+    vol, key = volume
+    b = frame.box_to_model(box)
+    box3 = Box3D(float(b[0]), float(b[1]), int(k_min), float(b[2]), float(b[3]), int(k_max))
+    if not (0 <= box3.z_min <= box3.z_max < plane.n_slices):
+        raise PromptError(f"{plane.name} slice range {k_min}..{k_max} is outside 0..{plane.n_slices - 1}")
+    sm = frame.mask_to_model(np.asarray(start_mask, bool)) if start_mask is not None else None
+    res = propagate_box(session, frame.stack(vol), box3, label_value=label_value, window=key,
+                        early_stop=early_stop, progress=progress, should_stop=should_stop, start=start,
+                        start_mask=sm, ious=ious, plane=frame.cache_plane)
+    if plane.is_stored:
+        return res
+    out = np.zeros(image.shape, bool)
+    screen = plane.screen_volume(out)
+    for k in range(box3.z_min, box3.z_max + 1):  # propagate_box writes nowhere else
+        if res[k].any():
+            screen[k] = frame.mask_to_screen(res[k])
+    return out
 
 
 def segment_object(session: Session, image: Image, obj: StudyObject, *, label_value: int = 1,
@@ -219,5 +294,5 @@ def segment_case(session: Session, case: Case, *, early_stop: int | None = None,
     return segs
 
 
-__all__ = ["ObjectMask", "StudyObject", "check_object", "parse_box", "propagate_object", "segment_case",
-           "segment_object", "segment_study", "validate_case_boxes"]
+__all__ = ["ObjectMask", "StudyObject", "check_object", "parse_box", "propagate_in_plane", "propagate_object",
+           "segment_case", "segment_in_plane", "segment_object", "segment_study", "validate_case_boxes"]

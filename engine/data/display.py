@@ -82,8 +82,18 @@ def display_for(affine: np.ndarray) -> Display:
     dirs = m / np.maximum(np.linalg.norm(m, axis=0), 1e-12)
     normal = np.cross(dirs[:, 0], dirs[:, 1])
     plane = ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(normal)))]
+    return display_in_plane(plane, dirs[:, 0], dirs[:, 1])
+
+
+def display_in_plane(plane: str, dx, dy) -> Display:
+    """The :class:`Display` of a 2D array shown as anatomical ``plane`` ('axial', 'coronal', 'sagittal').
+
+    dx, dy: RAS directions (3,) of the array's column index (its "x", axis 1) and row index (its "y",
+    axis 0); any length (they are normalised here). Used for the stored slices (:func:`display_for`)
+    and for the reformatted planes of :mod:`engine.data.planes`.
+    """
     right, down = _SCREEN[plane]
-    dx, dy = dirs[:, 0], dirs[:, 1]
+    dx, dy = (np.asarray(d, np.float64) / max(float(np.linalg.norm(d)), 1e-12) for d in (dx, dy))
     transpose = bool(abs(dy @ right) > abs(dx @ right))  # stored y runs left-right on screen
     horiz, vert = (dy, dx) if transpose else (dx, dy)
     return Display(plane, transpose, flip_rows=bool(vert @ down < 0), flip_cols=bool(horiz @ right < 0))
@@ -117,4 +127,4 @@ def display_level_width(image, window_spec=None) -> tuple[float, float]:
     return (lo + hi) / 2, hi - lo
 
 
-__all__ = ["Display", "display_for", "display_level_width"]
+__all__ = ["Display", "display_for", "display_in_plane", "display_level_width"]

@@ -12,8 +12,8 @@ every box the user draws on an already-encoded slice should reuse the stored emb
 Design rules (from the architecture):
 
 * The cache is owned by an engine session object; there are no module-level caches or singletons.
-* Entries are keyed by :class:`CacheKey`: image content hash, slice index, intensity window and
-  model sha256, so that a different file, slice, window or model can never hit a stale entry.
+* Entries are keyed by :class:`CacheKey`: image content hash, slice index, intensity window,
+  model sha256 and reformatted plane, so that a different file, slice, window or model can never hit a stale entry.
 * Memory is bounded in bytes (exact ``ndarray.nbytes`` accounting, multi-array entries included).
 * Stored arrays are private read-only copies: a consumer that writes into a returned array gets
   ``ValueError`` instead of silently corrupting every later segmentation of that slice.
@@ -122,12 +122,17 @@ class CacheKey:
         window: canonical string of the intensity preprocessing, e.g. ``"u8"`` or ``"ct:40:400"``
             (CT level:width in HU). Two windows that give different encoder inputs must differ.
         model_sha256: sha256 hex digest of the encoder model file (from the model manifest).
+        plane: the reformatted plane the slice was cut from ('axial', 'coronal', 'sagittal'; see
+            :mod:`engine.data.planes`, where ``slice_index`` counts along that plane's normal); ``""``
+            (the default) for the stored slices ``voxels[z]``. An empty plane is left out of
+            :meth:`digest` and of the disk signature, so keys written before planes existed still hit.
     """
 
     content_hash: str
     slice_index: int
     window: str
     model_sha256: str
+    plane: str = ""
 
     def __post_init__(self) -> None:
         for name in ("content_hash", "window", "model_sha256"):
@@ -139,17 +144,22 @@ class CacheKey:
             raise TypeError(f"CacheKey.slice_index must be an int, got {idx!r}")
         if int(idx) < -1:
             raise ValueError(f"CacheKey.slice_index must be >= -1, got {idx}")
+        if not isinstance(self.plane, str):
+            raise TypeError(f"CacheKey.plane must be a str, got {self.plane!r}")
         # Loops over volumes hand in numpy integers; normalise so that json, hashing and
         # repr are identical to the plain-int key.
         object.__setattr__(self, "slice_index", int(idx))
 
     def _fields(self) -> dict[str, object]:
-        return {
+        fields: dict[str, object] = {
             "content_hash": self.content_hash,
             "slice_index": self.slice_index,
             "window": self.window,
             "model_sha256": self.model_sha256,
         }
+        if self.plane:  # absent for stored slices: their digests are those of the keys before planes
+            fields["plane"] = self.plane
+        return fields
 
     def digest(self) -> str:
         """Return the sha256 hex digest (64 chars) of a canonical JSON serialisation of the key.

@@ -56,9 +56,13 @@ class Predictor:
             raise RuntimeError("call set_image() before predict()")
         return self._geom
 
-    def set_image(self, image: np.ndarray, *, slice_index: int = -1, window: str = WINDOW_U8) -> bool:
-        """Select the slice (uint8 (H,W) or (H,W,3)); runs or fetches its embedding. Returns cache hit."""
-        outputs, self._geom, self.last_hit = self.session.encode(image, slice_index=slice_index, window=window)
+    def set_image(self, image: np.ndarray, *, slice_index: int = -1, window: str = WINDOW_U8, plane: str = "") -> bool:
+        """Select the slice (uint8 (H,W) or (H,W,3)); runs or fetches its embedding. Returns cache hit.
+
+        plane: the reformatted plane the slice comes from, for the cache key ("" = a stored slice;
+        :class:`~engine.data.square.ModelFrame` gives a plane's slices and key)."""
+        outputs, self._geom, self.last_hit = self.session.encode(image, slice_index=slice_index, window=window,
+                                                                 plane=plane)
         self._outputs = self.session.decoder_state(outputs)
         self._image, self._network_input = image, None
         return self.last_hit

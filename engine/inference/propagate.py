@@ -111,8 +111,13 @@ def propagate_box(session: Session, volume: np.ndarray, box: Box3D, *, label_val
                   window: str = WINDOW_U8, early_stop: int | None = None,
                   progress: ProgressFn | None = None, should_stop: StopFn | None = None,
                   start: int | None = None, start_mask: np.ndarray | None = None,
-                  ious: dict | None = None) -> np.ndarray:
+                  ious: dict | None = None, plane: str = "") -> np.ndarray:
     """Segment one object through a (D,H,W) uint8 volume; returns a bool (D,H,W) mask.
+
+    volume: a numpy array, or any object with ``shape``, ``ndim``, ``dtype`` and ``volume[z]`` giving
+    a uint8 (H,W) slice — a reformatted plane's lazily resampled slices
+    (:meth:`engine.data.square.ModelFrame.stack`), which propagates along that plane's normal; plane:
+    its name for the embedding cache's keys ("" = the stored slices).
 
     box: the middle-slice XY box in original pixels and the inclusive z range.
     label_value: the label this object gets in the output label map; the reference uses it when
@@ -176,7 +181,7 @@ def propagate_box(session: Session, volume: np.ndarray, box: Box3D, *, label_val
                 raise PromptError(f"start mask shape {from_user.shape} does not match the slice ({h}, {w})")
             mask_z, iou_z = from_user, float("nan")
         else:
-            predictor.set_image(volume[z], slice_index=z, window=window)
+            predictor.set_image(volume[z], slice_index=z, window=window, plane=plane)
             pred = predictor.predict_256(box256)
             mask_z, iou_z = pred.mask, float(pred.iou)
         out[z] = mask_z

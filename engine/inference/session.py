@@ -93,20 +93,21 @@ class Session:
     def model_id(self) -> str:
         return self.entry.model_id
 
-    def key(self, slice_u8: np.ndarray, slice_index: int, window: str) -> CacheKey:
+    def key(self, slice_u8: np.ndarray, slice_index: int, window: str, plane: str = "") -> CacheKey:
         return CacheKey(content_hash=content_hash(slice_u8), slice_index=int(slice_index), window=str(window),
-                        model_sha256=self.model_id)
+                        model_sha256=self.model_id, plane=plane)
 
     def encode(self, image: np.ndarray, *, slice_index: int = -1, window: str = WINDOW_U8,
-               should_stop: StopFn | None = None) -> tuple[dict[str, np.ndarray], Geometry, bool]:
+               should_stop: StopFn | None = None, plane: str = "") -> tuple[dict[str, np.ndarray], Geometry, bool]:
         """Encoder outputs for one slice, from the cache when possible.
 
         image: uint8 (H,W) or (H,W,3) in the model domain. Returns (outputs, geometry, cache_hit);
         outputs are read-only float32 arrays, e.g. {"embedding": (1,256,64,64)}. should_stop: a
         running encoder is cancelled (raising :class:`Cancelled`) as soon as it returns True.
+        plane: the cache key's plane (:class:`~engine.inference.cache.CacheKey`; "" = a stored slice).
         """
         rgb = as_rgb_u8(image)
-        key = self.key(rgb, slice_index, window)
+        key = self.key(rgb, slice_index, window, plane)
         cached = self.cache.get(key)
         geom = Geometry(rgb.shape[0], rgb.shape[1])
         if cached is not None:
@@ -120,9 +121,11 @@ class Session:
         return outputs, geom, False
 
     def precompute(self, volume: np.ndarray, slices: Iterable[int], *, window: str = WINDOW_U8,
-                   progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> int:
+                   progress: ProgressFn | None = None, should_stop: StopFn | None = None, plane: str = "") -> int:
         """Encode the given slices of a (D,H,W[,3]) uint8 volume into the cache.
 
+        volume: anything indexable by slice like that (a reformatted plane's
+        :meth:`~engine.data.square.ModelFrame.stack`, whose ``plane`` key is then passed too).
         Calls ``progress(done, total)`` after each slice; raises :class:`Cancelled` as soon as
         ``should_stop()`` returns True. Returns the number of slices actually encoded (misses).
         """
@@ -131,7 +134,7 @@ class Session:
         for i, z in enumerate(zs):
             if should_stop is not None and should_stop():
                 raise Cancelled(f"precompute stopped after {i} of {len(zs)} slices")
-            _, _, hit = self.encode(volume[z], slice_index=z, window=window)
+            _, _, hit = self.encode(volume[z], slice_index=z, window=window, plane=plane)
             encoded += 0 if hit else 1
             if progress is not None:
                 progress(i + 1, len(zs))

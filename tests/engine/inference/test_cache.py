@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import sys
@@ -14,6 +16,7 @@ import pytest
 
 from engine.base.atomic import is_temp_name, temp_name
 from engine.inference.cache import (
+    DISK_FORMAT_VERSION,
     CacheKey,
     CacheStats,
     EmbeddingCache,
@@ -288,6 +291,24 @@ def test_disk_file_with_other_keys_signature_is_refused_and_removed(tmp_path):
         assert len(reader) == 0
     # The genuine file is untouched and still served.
     _assert_equal_outputs(EmbeddingCache(disk_dir=tmp_path).get(_key(1)), _one(1.0))
+
+
+def test_cache_key_plane_component(tmp_path):
+    """A reformatted plane's slices get their own keys; keys of stored slices (plane "") keep the digest they
+    had before planes existed, so disk files written by earlier versions still hit."""
+    k = _key(1)
+    canonical = json.dumps({"v": DISK_FORMAT_VERSION, "content_hash": k.content_hash, "slice_index": 1,
+                            "window": "u8", "model_sha256": k.model_sha256}, sort_keys=True, separators=(",", ":"))
+    assert k.digest() == hashlib.sha256(canonical.encode("ascii")).hexdigest()
+    planes = [_key(1, plane=p) for p in ("axial", "coronal", "sagittal")]
+    assert len({p.digest() for p in planes} | {k.digest()}) == 4
+    assert _key(1, plane="coronal") == planes[1] and planes[1] != k
+    cache = EmbeddingCache(disk_dir=tmp_path)
+    cache.put(planes[1], _one(2.0))
+    assert cache.get(k) is None and cache.get(planes[2]) is None
+    _assert_equal_outputs(EmbeddingCache(disk_dir=tmp_path).get(planes[1]), _one(2.0))  # from disk, signed
+    with pytest.raises(TypeError):
+        _key(1, plane=None)
 
 
 def test_disk_file_with_other_format_version_is_refused(tmp_path, monkeypatch):
