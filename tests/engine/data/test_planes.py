@@ -4,7 +4,6 @@ prompts/propagation (engine.pipeline): exact voxels, RAS, orientation letters, m
 from __future__ import annotations
 
 import itertools
-import time
 from types import SimpleNamespace
 
 import numpy as np
