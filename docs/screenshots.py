@@ -32,6 +32,17 @@ SAMPLE_BOX, SAMPLE_SLICE, SAMPLE_RANGE, SAMPLE_NAME = (78, 90, 118, 124), 50, (4
 SAMPLE_SHOW = 46  # the slice shown after propagation (4 mm below the box's)
 
 
+def offscreen_session() -> Path:
+    """Qt offscreen (unless a platform is set), autosaves and settings in a new temporary folder (returned),
+    the repository importable: what every screenshot script does before it creates the QApplication."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    tmp = Path(tempfile.mkdtemp(prefix="boxseg-shots-"))
+    os.environ["BOXSEG_AUTOSAVE_DIR"] = str(tmp / "autosave")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp / "config")
+    sys.path.insert(0, str(REPO))
+    return tmp
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--volume", default=str(SAMPLE_VOLUME))
@@ -39,11 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--slice", type=int, help="slice of --box (default: the middle slice)")
     ap.add_argument("--out", default=str(DOCS))
     args = ap.parse_args(argv)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    tmp = tempfile.mkdtemp(prefix="boxseg-shots-")
-    os.environ["BOXSEG_AUTOSAVE_DIR"] = str(Path(tmp) / "autosave")
-    os.environ["XDG_CONFIG_HOME"] = str(Path(tmp) / "config")
-    sys.path.insert(0, str(REPO))
+    offscreen_session()
 
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest

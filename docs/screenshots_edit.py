@@ -11,12 +11,13 @@ outline under the cursor. Autosaves and settings go to a temporary folder.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "docs"))
+from screenshots import offscreen_session  # noqa: E402  (docs/screenshots.py, beside this script)
+
 SAMPLE_VOLUME = REPO / "assets" / "sample" / "mni_icbm152_t1_2009a.nii.gz"
 PONS_BOX, PONS_Z = (78, 90, 118, 124), 50  # assets/sample/README.md
 
@@ -25,11 +26,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "docs"))
     args = ap.parse_args(argv)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    tmp = tempfile.mkdtemp(prefix="boxseg-shots-")
-    os.environ["BOXSEG_AUTOSAVE_DIR"] = str(Path(tmp) / "autosave")
-    os.environ["XDG_CONFIG_HOME"] = str(Path(tmp) / "config")
-    sys.path.insert(0, str(REPO))
+    offscreen_session()
 
     from PySide6.QtCore import QPoint, QPointF, Qt
     from PySide6.QtTest import QTest

@@ -40,3 +40,20 @@ def open_window(qtbot):
     yield make
     for w in made:
         w.c.shutdown()
+
+
+@pytest.fixture
+def temp_qsettings(tmp_path):
+    """QSettings of this process point at tmp_path during the test (the user's settings are never touched)."""
+    from pathlib import Path
+
+    from PySide6.QtCore import QSettings
+
+    before = QSettings("BoxSeg", "BoxSeg").fileName()
+    folder = tmp_path / "qsettings"
+    QSettings.setPath(QSettings.NativeFormat, QSettings.UserScope, str(folder))
+    assert QSettings("BoxSeg", "BoxSeg").fileName().startswith(str(folder))
+    yield folder
+    # back to the session's (already temporary) folder: <dir>/BoxSeg/BoxSeg.conf
+    QSettings.setPath(QSettings.NativeFormat, QSettings.UserScope, str(Path(before).parent.parent))
+    assert QSettings("BoxSeg", "BoxSeg").fileName() == before

@@ -12,20 +12,6 @@ from tests.app.gui.volumes import write_volume
 from tests.engine.io.patient_cd import PATIENT_A, PATIENT_B, SPECS, files_of, write_patient_cd
 
 
-@pytest.fixture
-def temp_qsettings(tmp_path):
-    """QSettings of this process point at tmp_path during the test (the user's settings are never touched)."""
-    from PySide6.QtCore import QSettings
-
-    before = QSettings("BoxSeg", "BoxSeg").fileName()
-    folder = tmp_path / "qsettings"
-    QSettings.setPath(QSettings.NativeFormat, QSettings.UserScope, str(folder))
-    assert QSettings("BoxSeg", "BoxSeg").fileName().startswith(str(folder))
-    yield folder
-    QSettings.setPath(QSettings.NativeFormat, QSettings.UserScope, str(Path(before).parent.parent))
-    assert QSettings("BoxSeg", "BoxSeg").fileName() == before
-
-
 def drop(win, *paths, kind=None):
     """Send a drag-enter and a drop of ``paths`` (file URLs) to the window, as a file manager's drop does.
     Returns whether the drag was accepted."""

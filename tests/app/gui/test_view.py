@@ -232,23 +232,6 @@ def _foreground_text(view) -> str:
     return "\n".join(texts)
 
 
-@pytest.fixture
-def temp_qsettings(tmp_path):
-    """QSettings of this process point at tmp_path during the test (the user's settings are never touched)."""
-    from PySide6.QtCore import QSettings
-
-    before = QSettings("BoxSeg", "BoxSeg").fileName()
-    folder = tmp_path / "qsettings"
-    QSettings.setPath(QSettings.NativeFormat, QSettings.UserScope, str(folder))
-    assert QSettings("BoxSeg", "BoxSeg").fileName().startswith(str(folder))
-    yield folder
-    # back to the session's (already temporary) folder: <dir>/BoxSeg/BoxSeg.conf
-    from pathlib import Path
-
-    QSettings.setPath(QSettings.NativeFormat, QSettings.UserScope, str(Path(before).parent.parent))
-    assert QSettings("BoxSeg", "BoxSeg").fileName() == before
-
-
 def test_settings_dialog_values_persist(qtbot, open_window, temp_qsettings):
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication, QDialogButtonBox
