@@ -68,7 +68,7 @@ def test_b6_fallback_boxes():
             outer, inner = self, super().predictor()
 
             class P:
-                def set_image(self, img, slice_index=-1, window="u8"):
+                def set_image(self, img, slice_index=-1, window="u8", plane=""):
                     inner.set_image(img, slice_index, window)
 
                 def predict_256(self, box256):
@@ -102,7 +102,7 @@ class _ThresholdSession:
         outer = self
 
         class P:
-            def set_image(self, img, slice_index=-1, window="u8"):
+            def set_image(self, img, slice_index=-1, window="u8", plane=""):
                 self.img = img
                 outer.visited.append(slice_index)
 
