@@ -1,11 +1,14 @@
-"""Render the editing tools offscreen into docs/app-edit.png (real model, real mouse events).
+"""Render the editing tools offscreen into docs/app-edit.png, app-eraser.png, app-keep-largest.png (real model,
+real mouse events).
 
     python docs/screenshots_edit.py [--out docs]
 
 On the bundled brain MR volume: the pons boxed on slice 50 (the model) and locked; a second object
 painted with the brush on slices 48 and 56 around it (the stroke over the pons leaves it untouched);
 Fill between slices previewed on slice 50 (around the locked pons) with its Accept/Discard bar; the brush
-outline under the cursor. Autosaves and settings go to a temporary folder.
+outline under the cursor. Then the fill accepted, an eraser stroke cutting the painted band on slice 56 and an
+island painted beside it (app-eraser.png), and Keep largest part removing the island (app-keep-largest.png).
+Autosaves and settings go to a temporary folder.
 """
 
 from __future__ import annotations
@@ -83,6 +86,29 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     win.grab().save(str(out / "app-edit.png"))
     print(out / "app-edit.png")
+
+    # the eraser and Keep largest part: the fill accepted, the brush object cut in two by an eraser stroke on
+    # slice 56, an island painted beside it; then Keep largest (3D, 26-connected) removes the island
+    win.fill_accept.click()
+    _pump(300)
+    z = PONS_Z + 6
+    c.set_slice(z)
+    win.a_eraser.trigger()
+    stroke([(96, 94 + 2 * i) for i in range(7)])  # a vertical cut through the painted band
+    win.a_brush.trigger()
+    stroke([(150 + 2 * i, 130) for i in range(6)])  # an island away from the band
+    cur = vp_at(96, 100)
+    QTest.mouseMove(v.viewport(), cur)
+    v.update_brush_cursor(*v.item_px(cur))
+    _pump(300)
+    win.grab().save(str(out / "app-eraser.png"))
+    print(out / "app-eraser.png")
+    done.clear()
+    win.a_keep_largest.trigger()
+    _wait(lambda: "ok" in done, 60, "keep largest")
+    _pump(300)
+    win.grab().save(str(out / "app-keep-largest.png"))
+    print(out / "app-keep-largest.png")
     c.shutdown(keep_autosave=False)
     win.close()
     return 0
