@@ -282,19 +282,25 @@ def test_jpeg_lossless_sv1_equals_uncompressed(tmp_path):
         np.testing.assert_array_equal(img.voxels, ref.voxels)  # (GDCM's writer rewrites some geometry tags)
 
 
-def test_jpeg_lossless_without_decoder_names_a_permissive_package():
-    """Without GDCM (and without the GPL libjpeg), the one-line error names python-gdcm."""
+def _open_error_without(modules: tuple[str, ...], name: str) -> str:
+    """open_image's InputError for pydicom test file ``name`` in a fresh process where ``modules`` cannot be
+    imported (decoders hidden as on a machine without them)."""
     code = (
         "import sys\n"
-        "for m in ('gdcm','libjpeg'): sys.modules[m] = None\n"
+        f"for m in {modules!r}: sys.modules[m] = None\n"
         "from engine.io.dispatch import open_image\n"
         "from engine.base.errors import InputError\n"
-        f"try:\n    open_image({str(pd_file('SC_rgb_jpeg_gdcm.dcm'))!r})\n"
+        f"try:\n    open_image({str(pd_file(name))!r})\n"
         "except InputError as e:\n    print(e)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
-    msg = r.stdout.strip()
+    return r.stdout.strip()
+
+
+def test_jpeg_lossless_without_decoder_names_a_permissive_package():
+    """Without GDCM (and without the GPL libjpeg), the one-line error names python-gdcm."""
+    msg = _open_error_without(("gdcm", "libjpeg"), "SC_rgb_jpeg_gdcm.dcm")
     assert "\n" not in msg and "no decoder installed for JPEG Lossless" in msg and msg.endswith("pip install python-gdcm")
 
 
@@ -306,17 +312,8 @@ def test_jpeg2000_ct():
 
 def test_missing_codec_names_the_package():
     """With every JPEG 2000 decoder hidden, the error says what to pip install (one line)."""
-    code = (
-        "import sys\n"
-        "for m in ('pylibjpeg','openjpeg','libjpeg','rle','PIL','jpeg_ls','gdcm'): sys.modules[m] = None\n"
-        "from engine.io.dispatch import open_image\n"
-        "from engine.base.errors import InputError\n"
-        f"try:\n    open_image({str(pd_file('MR_small_jp2klossless.dcm'))!r})\n"
-        "except InputError as e:\n    print(e)\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert r.returncode == 0, r.stderr
-    msg = r.stdout.strip()
+    msg = _open_error_without(("pylibjpeg", "openjpeg", "libjpeg", "rle", "PIL", "jpeg_ls", "gdcm"),
+                              "MR_small_jp2klossless.dcm")
     assert "\n" not in msg and "no decoder installed" in msg and "pip install pylibjpeg pylibjpeg-openjpeg" in msg
 
 
