@@ -237,6 +237,35 @@ class Plane:
         return out
 
 
+def cross_section(src: Plane, k: int, mask: np.ndarray, dst: Plane, k_dst: int) -> np.ndarray:
+    """Where a mask drawn on slice ``k`` of plane ``src`` crosses slice ``k_dst`` of plane ``dst``.
+
+    mask: bool (rows, cols) on ``src``'s screen grid. Returns a new bool (rows, cols) on ``dst``'s screen
+    grid: exactly the pixels of ``dst``'s slice whose voxels the mask covers (a line of pixels when the
+    planes differ, the mask itself on the same plane and slice, nothing when the slices do not meet).
+    Both planes must belong to one grid (:func:`planes_of`: each cuts across its own voxel axis).
+    """
+    if tuple(src.shape) != tuple(dst.shape):
+        raise ValueError(f"planes of different grids: {src.shape} and {dst.shape}")
+    m = np.asarray(mask, bool)
+    if m.shape != src.slice_shape:
+        raise ValueError(f"mask of shape {m.shape} does not match the {src.name} slice {src.slice_shape}")
+    out = np.zeros(dst.slice_shape, bool)
+    if not (0 <= int(k_dst) < dst.n_slices):
+        return out
+    if src.normal_axis == dst.normal_axis:  # one grid: the same plane
+        if int(k) == int(k_dst):
+            out[...] = m
+        return out
+    rows, cols = np.nonzero(m)
+    zyx = np.rint(src.to_voxel(k, rows, cols)).astype(np.int64)
+    keep = zyx[:, dst.normal_axis] == int(k_dst)
+    if keep.any():
+        krc = np.rint(dst.from_voxel(zyx[keep])).astype(np.int64)
+        out[krc[:, 1], krc[:, 2]] = True
+    return out
+
+
 def plane_of(affine, shape, name: str) -> Plane:
     """The :class:`Plane` ``name`` ('axial', 'coronal', 'sagittal') of a (Z,Y,X) grid with this affine."""
     if name not in _NORMAL_RAS:
@@ -255,4 +284,4 @@ def planes_of(affine, shape) -> dict[str, Plane]:
     return {name: plane_of(affine, shape, name) for name in PLANES}
 
 
-__all__ = ["PLANES", "Plane", "normal_axes", "plane_of", "planes_of"]
+__all__ = ["PLANES", "Plane", "cross_section", "normal_axes", "plane_of", "planes_of"]

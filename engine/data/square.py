@@ -234,6 +234,27 @@ class ModelFrame:
             return np.ascontiguousarray(self.plane.stored_slice(volume, k))
         return np.ascontiguousarray(self._turn(self.grid.resample(self.plane.slice(volume, k))))
 
+    def from_screen(self, screen: np.ndarray) -> np.ndarray:
+        """A slice as shown on the screen (rows, cols[,3]) -> the model frame (H, W[,3]): C-contiguous, a new
+        array of the same dtype (linear resampling to square pixels, then the flips; the stored layout
+        for the stored plane). ``pixels(volume, k) == from_screen(plane.slice(volume, k))``."""
+        s = np.asarray(screen)
+        if s.shape[:2] != self.plane.slice_shape:
+            raise ValueError(f"slice of shape {s.shape} does not match the {self.plane.name} slice "
+                             f"{self.plane.slice_shape}")
+        if self.grid is None:
+            out = np.empty(self.plane.stored_shape + s.shape[2:], s.dtype)
+            self.plane.display.to_screen(out)[...] = s  # to_screen is a view: this fills the stored frame
+            return out
+        return np.ascontiguousarray(self._turn(self.grid.resample(s)))
+
+    def slice_pixels(self, image, k: int, window: str | None = None) -> tuple[np.ndarray, str]:
+        """Slice k of an :class:`~engine.data.image.Image` on this plane, in the model's domain and frame:
+        (uint8 (H, W[,3]), window key). Windows only that slice (the whole volume is never windowed here),
+        then resamples it like :meth:`pixels` does the model volume's slice (window, then resample)."""
+        m = image.intensity_map(window)
+        return self.from_screen(m.apply(self.plane.slice(image.voxels, self.plane.check_slice(k)))), m.key
+
     def stack(self, volume: np.ndarray):
         """The model-frame slices of a (Z,Y,X) volume, indexable by slice like a (n_slices, H, W) array
         (``stack[k]`` is :meth:`pixels` (volume, k), computed when asked): what

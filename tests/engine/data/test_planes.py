@@ -12,7 +12,7 @@ import pytest
 
 from engine.data.display import display_for
 from engine.data.image import Image
-from engine.data.planes import plane_of, planes_of
+from engine.data.planes import cross_section, plane_of, planes_of
 from engine.data.square import ModelFrame, SquareGrid
 from engine.inference.transforms import as_rgb_u8
 from engine.pipeline import propagate_in_plane, segment_in_plane
@@ -194,6 +194,45 @@ def test_oblique_dicom_series_ras(tmp_path, iop_lps, expect):
             value = float(ds.pixel_array[y, x]) * float(getattr(ds, "RescaleSlope", 1)) + float(
                 getattr(ds, "RescaleIntercept", 0))
             assert float(p.slice(image.voxels, k)[r, c]) == value
+
+
+@pytest.mark.parametrize("affine", signed_permutation_affines()[::4] + [
+    pytest.param(np.vstack([np.hstack([rot(0, 20) @ rot(2, 25) @ np.diag(MM_XYZ), [[4.0], [-2.0], [9.0]]]),
+                            [0, 0, 0, 1]]), id="oblique")])
+def test_cross_section_is_where_a_mask_meets_another_planes_slice(affine):
+    """A mask drawn on one plane's slice, seen in another plane's slice: exactly the voxels of the first
+    mask that lie on the second slice (what the linked views draw while a box is dragged in any view)."""
+    planes = planes_of(affine, SHAPE)
+    rng = np.random.default_rng(1)
+    for src, dst in itertools.product(planes.values(), repeat=2):
+        k = int(rng.integers(src.n_slices))
+        mask = rng.random(src.slice_shape) < 0.4
+        painted = np.zeros(SHAPE, bool)
+        src.paint(painted, k, mask)
+        for k_dst in range(dst.n_slices):
+            got = cross_section(src, k, mask, dst, k_dst)
+            np.testing.assert_array_equal(got, dst.slice(painted, k_dst))
+        assert not cross_section(src, k, mask, dst, dst.n_slices).any()  # past the end: nothing
+    with pytest.raises(ValueError, match="does not match"):
+        cross_section(planes["axial"], 0, np.ones((2, 2), bool), planes["coronal"], 0)
+
+
+@pytest.mark.parametrize("affine", signed_permutation_affines()[::9])
+def test_one_slice_windowed_alone_is_the_model_volumes_slice(affine):
+    """What the app's encoder gets for a reformatted slice (that slice windowed alone, then resampled) is
+    exactly the slice of the whole model volume the engine's propagation walks."""
+    rng = np.random.default_rng(2)
+    vox = rng.normal(40, 300, SHAPE).astype(np.int16)
+    image = Image(vox, affine, modality="CT", units="HU")
+    vol, key = image.model_volume(None)
+    for name, plane in planes_of(affine, SHAPE).items():
+        for square in (True, False):
+            frame = ModelFrame.for_plane(plane, square=square)
+            for k in (0, plane.n_slices // 2, plane.n_slices - 1):
+                px, key2 = frame.slice_pixels(image, k)
+                assert key2 == key and px.dtype == np.uint8 and px.flags.c_contiguous
+                np.testing.assert_array_equal(px, frame.pixels(vol, k))
+                np.testing.assert_array_equal(frame.from_screen(plane.slice(vol, k)), frame.pixels(vol, k))
 
 
 # --- square pixels --------------------------------------------------------------------------------
