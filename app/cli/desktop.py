@@ -101,7 +101,7 @@ def cmd_app(args) -> int:
     if args.smoke_test:
         from app.gui.smoke import run_smoke_test
 
-        return run_smoke_test(args.path, box=box, series=args.series)
+        return run_smoke_test(args.path, box=box, series=args.series, layout=args.layout)
     from app.gui.launch import run_app
 
     return run_app(args.path, series=args.series)
@@ -116,6 +116,9 @@ def add_parser(sub) -> None:
                         "JSON line (open_ms, first_mask_ms, live_updates, mask_pixels, propagate_s, saved)")
     a.add_argument("--box", nargs="+", default=None, metavar="X",
                    help="with --smoke-test: X0 Y0 X1 Y1 voxel box (default: around the brightest blob)")
+    a.add_argument("--layout", choices=("single", "1x3", "2x2"), default=None,
+                   help="with --smoke-test: the views shown (default: the single view); the box is dragged in "
+                        "the axial view, the other views draw the masks")
     a.set_defaults(func=cmd_app)
 
 

@@ -49,6 +49,7 @@ from engine.base.errors import InputError
 from engine.data.display import display_level_width
 from engine.data.interpolate import drawn_slices
 from engine.data.labeledit import LabelEdit, brush, fill_object_holes, interpolate_object, keep_largest, smooth_object
+from engine.data.planes import planes_of
 from engine.data.measure import measure, to_csv
 from engine.data.palette import default_color
 from engine.inference.confidence import slice_confidence
@@ -57,7 +58,7 @@ from engine.inference.registry import shared_session
 from engine.io.dispatch import open_image, read_labelmap, write_labelmap
 from engine.io.formats import LABELMAP_SUFFIXES, stem
 from engine.io.outputs import check_output
-from engine.pipeline import propagate_object
+from engine.pipeline import propagate_in_plane, propagate_object
 
 #: format of the ``<label map>.confidence.json`` sidecar written next to a saved label map
 CONFIDENCE_FORMAT = 1
@@ -126,6 +127,7 @@ class Controller(QObject):
     restoreAvailable = Signal(object)         # Snapshot
     measurementsChanged = Signal()            # self.measurements / self.confidence were recomputed
     strokePainted = Signal(int, int)          # a live brush stroke changed slices z0..z1 (not yet an undo step)
+    cursorChanged = Signal()                  # the crosshair voxel (self.cursor) moved: the views follow it
     fillPreview = Signal(object)              # the pending fill-between preview (FillPreview) or None
 
     def __init__(self, parent=None, settings: Settings | None = None):
@@ -133,6 +135,10 @@ class Controller(QObject):
         self.doc = Document(self)
         self.settings = settings or Settings.load()
         self.z = 0
+        self.cursor_yx = (0, 0)                 # the crosshair's (y, x); with z the voxel all views show
+        self.planes: dict = {}                  # name -> engine.data.planes.Plane of the open volume
+        self.active_plane = ""                  # the reformatted plane the user last worked in ('' stored)
+        self.ready_plane_slices: set = set()    # (plane, k, window key) of encoded reformatted slices
         self.model_window = None
         self.display_wl = (40.0, 400.0)
         self.session = None
@@ -272,9 +278,14 @@ class Controller(QObject):
         self._doc_gen += 1
         self._pending_prompt.clear()
         self.fingerprint = res.fingerprint
+        # the planes and the crosshair first: the document's signals make the views draw the new image
+        self.planes = planes_of(img.affine, img.shape) if img.is_volume and not img.is_rgb else {}
+        self.z = img.depth // 2
+        self.cursor_yx = (img.shape[1] // 2, img.shape[2] // 2)
+        self.active_plane = ""
         self.doc.set_image(img)
         self.ready_slices.clear()
-        self.z = img.depth // 2
+        self.ready_plane_slices.clear()
         self.infer.post_image(img, self.model_window)
         self.imageOpened.emit()
         self.sliceChanged.emit(self.z)
@@ -298,7 +309,61 @@ class Controller(QObject):
             return
         self.z = z
         self.sliceChanged.emit(z)
+        self.cursorChanged.emit()
         self._request_current()
+
+    # --- the crosshair and the reformatted planes -----------------------------------------------
+    @property
+    def cursor(self) -> tuple[int, int, int]:
+        """The crosshair voxel (z, y, x) (array indices of ``image.voxels``): the slice every view shows."""
+        return (self.z, *self.cursor_yx)
+
+    def set_cursor(self, z: int, y: int, x: int) -> None:
+        """Move the crosshair to voxel (z, y, x) (clamped): every view shows the slice through it."""
+        if self.image is None:
+            return
+        _, ny, nx = self.image.shape
+        yx = (int(np.clip(y, 0, ny - 1)), int(np.clip(x, 0, nx - 1)))
+        moved = yx != self.cursor_yx
+        self.cursor_yx = yx
+        z = int(np.clip(z, 0, self.image.depth - 1))
+        if z != self.z:
+            self.set_slice(z)  # emits cursorChanged
+        elif moved:
+            self.cursorChanged.emit()
+            if self.active_plane:
+                self._request_current()
+
+    def stored_plane(self) -> str:
+        """The name of the plane of the stored slices ``voxels[z]`` ('' without reformatted planes)."""
+        return next((n for n, p in self.planes.items() if p.is_stored), "")
+
+    def plane_slice(self, name: str) -> int:
+        """The slice of plane ``name`` through the crosshair (its index along the plane's normal)."""
+        return int(self.cursor[self.planes[name].normal_axis])
+
+    def set_plane_slice(self, name: str, k: int) -> None:
+        """Show slice k of plane ``name`` (moves the crosshair along that plane's normal)."""
+        if name not in self.planes:
+            return
+        zyx = list(self.cursor)
+        zyx[self.planes[name].normal_axis] = int(k)
+        self.set_cursor(*zyx)
+
+    def set_active_plane(self, name: str) -> None:
+        """The user works in plane ``name`` ('' or the stored plane: the stored slices): background encoding
+        follows that plane's slices around the crosshair."""
+        name = "" if not name or name not in self.planes or self.planes[name].is_stored else name
+        if name != self.active_plane:
+            self.active_plane = name
+            self._request_current()
+
+    def plane_slice_ready(self, name: str, k: int | None = None) -> bool:
+        """Slice k (default: the crosshair's) of reformatted plane ``name`` is encoded."""
+        if not name or self.planes.get(name) is None or self.planes[name].is_stored:
+            return self.slice_ready(k)
+        k = self.plane_slice(name) if k is None else k
+        return (name, int(k), self._window_key()) in self.ready_plane_slices
 
     def _window_key(self) -> str | None:
         if self.image is None:
@@ -314,8 +379,13 @@ class Controller(QObject):
     def _request_current(self) -> None:
         if self.image is None or self.session is None:
             return
-        self.infer.post_encode(self.z)
         limit = int(self.session.cache.max_bytes * 0.8 // (5 << 20))
+        if self.active_plane:
+            k = self.plane_slice(self.active_plane)
+            self.infer.post_encode(k, self.active_plane)
+            self.precompute.set_plan(self.image, self.model_window, k, limit, plane=self.active_plane)
+            return
+        self.infer.post_encode(self.z)
         self.precompute.set_plan(self.image, self.model_window, self.z, limit)
 
     def set_model_window(self, spec) -> None:
@@ -337,7 +407,11 @@ class Controller(QObject):
 
         self._submit("Applying window", "io", fn, done)
 
-    def _on_encoded(self, z: int, key: str, hit: bool, ms: float) -> None:
+    def _on_encoded(self, z: int, key: str, hit: bool, ms: float, plane: str = "") -> None:
+        if plane:
+            self.ready_plane_slices.add((plane, z, key))
+            self._emit_timings(encoder_ms=None if hit else ms)
+            return
         self.ready_slices.add((z, key))
         self._emit_timings(encoder_ms=None if hit else ms)
         if z == self.z and key == self._window_key():
@@ -353,10 +427,14 @@ class Controller(QObject):
                                  f"cache {st.hits} hits / {st.misses} misses")
 
     # --- drag / refine --------------------------------------------------------------------------
-    def _request(self, z, box, points=(), purpose="live", value=0) -> DecodeRequest:
+    def _request(self, z, box, points=(), purpose="live", value=0, plane: str = "") -> DecodeRequest:
         self._seq += 1
         return DecodeRequest(self._seq, int(z), tuple(float(v) for v in box), list(points), purpose, value,
-                             image=self.image, window=self.model_window, doc_gen=self._doc_gen)
+                             image=self.image, window=self.model_window, doc_gen=self._doc_gen, plane=plane)
+
+    def _prompt_slice(self, plane: str) -> int:
+        """The slice a prompt in ``plane`` ('' the stored slices) is drawn on: the one its view shows."""
+        return self.plane_slice(plane) if plane else self.z
 
     def _post_commit(self, req: DecodeRequest) -> None:
         self._pending[req.seq] = time.perf_counter()
@@ -374,28 +452,30 @@ class Controller(QObject):
         self.live_updates = 0
         self.precompute.pause("drag")
 
-    def drag_box(self, box) -> None:
-        """A live box (x0, y0, x1, y1 voxel indices) during a drag."""
+    def drag_box(self, box, plane: str = "") -> None:
+        """A live box (x0, y0, x1, y1 voxel indices of the current slice) during a drag; in a reformatted
+        ``plane``: screen pixels (x = column, y = row) of the slice its view shows."""
         if self.image is None or not self._dragging:
             return
-        self.infer.post_decode(self._request(self.z, box))
+        self.infer.post_decode(self._request(self._prompt_slice(plane), box, plane=plane))
 
-    def end_drag(self, box) -> None:
+    def end_drag(self, box, plane: str = "") -> None:
         """Release: the mask of this box becomes a new object (never dropped, see the module docstring)."""
         self._dragging = False
         self.precompute.resume("drag")
         if self.image is None or box is None:
             self.liveMask.emit(None)
             return
-        self._post_commit(self._request(self.z, box, purpose="commit"))
+        self._post_commit(self._request(self._prompt_slice(plane), box, purpose="commit", plane=plane))
 
     def cancel_drag(self) -> None:
         self._dragging = False
         self.precompute.resume("drag")
         self.liveMask.emit(None)
 
-    def add_point(self, x: float, y: float, positive: bool) -> bool:
-        """Refine the selected object on the current slice with a positive/negative click."""
+    def add_point(self, x: float, y: float, positive: bool, plane: str = "") -> bool:
+        """Refine the selected object on the current slice with a positive/negative click at voxel (x, y);
+        in a reformatted ``plane``: at screen pixel (x = column, y = row) of the slice its view shows."""
         obj = self.doc.object(self.doc.current)
         if obj is None or self.image is None:
             self.message.emit("select an object to refine first (or draw a box)")
@@ -403,21 +483,23 @@ class Controller(QObject):
         if obj.locked:
             self.message.emit(f"{obj.name} is locked (L unlocks it)")
             return False
+        z = self._prompt_slice(plane)
         queued = self._pending_prompt.get(obj.value)
-        if queued is not None and queued[0] == self.z:
+        if queued is not None and queued[0] == (plane, z):
             _, box, points = queued  # an earlier click is still decoding: build on its prompt
             points = list(points)
-        elif obj.z == self.z and obj.box is not None:
+        elif obj.z == z and obj.plane == plane and obj.box is not None:
             box, points = obj.box, list(obj.points)
         else:
-            ys, xs = np.nonzero(self.doc.labels[self.z] == obj.value)
+            shown = self.planes[plane].slice(self.doc.labels, z) if plane else self.doc.labels[z]
+            ys, xs = np.nonzero(shown == obj.value)
             if not len(xs):
                 self.message.emit(f"{obj.name} has no mask on this slice to refine; draw a box")
                 return False
             box, points = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())), []
         points.append((float(x), float(y), 1 if positive else 0))
-        self._pending_prompt[obj.value] = (self.z, box, list(points))
-        self._post_commit(self._request(self.z, box, points, purpose="refine", value=obj.value))
+        self._pending_prompt[obj.value] = ((plane, z), box, list(points))
+        self._post_commit(self._request(z, box, points, purpose="refine", value=obj.value, plane=plane))
         return True
 
     def _on_decoded(self, res: DecodeResult) -> None:
@@ -445,20 +527,22 @@ class Controller(QObject):
         if res.error:
             self.error.emit(res.error)
             return
-        if req.doc_gen != self._doc_gen or self.image is None or req.z >= self.image.depth:
+        plane = self.planes.get(req.plane) if req.plane else None
+        depth = plane.n_slices if plane is not None else self.image.depth if self.image is not None else 0
+        if req.doc_gen != self._doc_gen or self.image is None or req.z >= depth or (req.plane and plane is None):
             # the image it was drawn on is closed (an open finished within milliseconds of the release)
             self.error.emit("a box finished after another image was opened; it was not added to this one")
             return
         if req.purpose == "commit":
             if not res.mask.any():
                 self.message.emit("the model found nothing in that box")
-            value = self.doc.add_object(req.z, res.mask, iou=res.iou, box=req.box)
+            value = self.doc.add_object(req.z, res.mask, iou=res.iou, box=req.box, plane=plane)
         else:
             value = req.value
             if self.doc.object(value) is None:
                 self.message.emit("the object was deleted before its refinement arrived")
                 return
-            self.doc.set_object_slice(value, req.z, res.mask, iou=res.iou, box=req.box, points=req.points)
+            self.doc.set_object_slice(value, req.z, res.mask, iou=res.iou, box=req.box, points=req.points, plane=plane)
         self.last_commit_ms = (time.perf_counter() - t_release) * 1000
         self.maskCommitted.emit(value, self.last_commit_ms)
 
@@ -494,6 +578,8 @@ class Controller(QObject):
         if obj.locked:
             self.message.emit(f"{obj.name} is locked (L unlocks it)")
             return None
+        if obj.plane:
+            return self._propagate_in_plane(obj, early_stop)
         img, window, infer = self.image, self.model_window, self.infer
         z0, z1 = z_range if z_range is not None else (0, img.depth - 1)
         z0, z1 = max(0, min(z0, obj.z)), min(img.depth - 1, max(z1, obj.z))
@@ -523,6 +609,40 @@ class Controller(QObject):
 
         return self._submit(f"Propagating {obj.name}", "infer", fn, done)
 
+    def _propagate_in_plane(self, obj, early_stop: int | None) -> int | None:
+        """Propagate an object boxed in a reformatted view along that plane's normal (the whole plane, each
+        direction ending where the object ends); one undo step.
+
+        The slices go to the model with their own pixel spacing (``square=False``): square pixels made
+        propagation along a sagittal normal drift on the spleen CT (3D DSC 0.36 against 0.81,
+        docs/planes.md), while a single box uses square pixels (better on one slice)."""
+        plane = self.planes.get(obj.plane)
+        if plane is None or not (0 <= obj.z < plane.n_slices):
+            self.message.emit(f"{obj.name} was drawn in a {obj.plane} view this image does not have")
+            return None
+        img, window, infer, value, k = self.image, self.model_window, self.infer, obj.value, obj.z
+        keep = (plane.slice(self.doc.labels, k) == value).copy()
+
+        def fn(progress, should_stop):
+            mask = propagate_in_plane(infer.session, img, plane, obj.box, 0, plane.n_slices - 1, start=k,
+                                      window=window, label_value=value, early_stop=early_stop, progress=progress,
+                                      should_stop=should_stop, start_mask=keep, square=False)
+            plane.slice(mask, k)[...] = keep  # the drawn (maybe refined) slice stays as the user made it
+            return mask, _gaps(plane.screen_volume(mask))
+
+        t0 = time.perf_counter()
+
+        def done(res):
+            mask, gaps = res
+            self.last_propagate_s = time.perf_counter() - t0
+            self.doc.set_object_volume(value, mask)
+            self._emit_timings()
+            if gaps:
+                self.message.emit(f"{obj.name} is empty on {gaps} {plane.name} slice{'s' if gaps != 1 else ''} "
+                                  "between its slices")
+
+        return self._submit(f"Propagating {obj.name} ({plane.name})", "infer", fn, done)
+
     def can_repropagate(self, value: int | None = None) -> bool:
         obj = self.doc.object(self.doc.current if value is None else value)
         return (self.image is not None and self.image.is_volume and not self.image.is_rgb and obj is not None
@@ -541,7 +661,7 @@ class Controller(QObject):
         img, window, infer, z = self.image, self.model_window, self.infer, self.z
         keep = (self.doc.labels[z] == value).copy()
         ys, xs = np.nonzero(keep)
-        ref = obj.z if obj.z is not None else z
+        ref = obj.z if obj.z is not None and not obj.plane else z  # a plane object's z is on another axis
         lo, hi = (z, img.depth - 1) if z > ref else (0, z) if z < ref else (0, img.depth - 1)
         box3d = Box3D(float(xs.min()), float(ys.min()), lo, float(xs.max()), float(ys.max()), hi)
 

@@ -30,6 +30,7 @@ from engine.data.image import Image
 from engine.data.labeledit import NEVER_OVERWRITE, OVERWRITE_UNLOCKED, REPLACE, LabelEdit, merge
 from engine.data.labelmap import LabelMap, Segment, codes_for_name
 from engine.data.palette import PALETTE, default_color
+from engine.data.planes import PLANES, Plane
 from engine.data.structures import GENERIC_CATEGORY, GENERIC_TYPE, Code, Structure, lookup
 
 
@@ -38,7 +39,10 @@ class SegObject:
     """One object: label ``value`` in the label map, display ``name``/``color``/``visible``, the
     model's IoU estimate of its last prediction, and its prompt: ``z`` the slice the box was drawn
     on, ``box`` [x0, y0, x1, y1] in voxel indices of that slice, ``points`` [(x, y, 1|0), ...].
-    ``locked``: its voxels are never changed by any edit (see the module docstring)."""
+    ``plane``: '' when the prompt was drawn on a stored slice ``voxels[z]`` (as above); 'axial', 'coronal'
+    or 'sagittal' when it was drawn in a reformatted view (:mod:`engine.data.planes`): then ``z`` is the
+    slice index along that plane's normal and ``box``/``points`` are in its screen pixels (x = column,
+    y = row). ``locked``: its voxels are never changed by any edit (see the module docstring)."""
 
     value: int
     name: str
@@ -59,6 +63,7 @@ class SegObject:
     #: the user picked the colour (Colour…): naming it a catalogue structure then keeps that colour
     color_chosen: bool = False
     locked: bool = False
+    plane: str = ""
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -89,7 +94,8 @@ class SegObject:
                               if d.get("slice_iou") is not None else None),
                    category_code=category, type_code=kind, type_modifier_code=modifier,
                    color_chosen=bool(d.get("color_chosen", False)),
-                   locked=bool(d.get("locked", False)))
+                   locked=bool(d.get("locked", False)),
+                   plane=str(d.get("plane") or "") if d.get("plane") in (None, "", *PLANES) else "")
 
 
 @dataclass(frozen=True)
@@ -256,6 +262,14 @@ class Document(QObject):
         new[z0:z1] = merge(self.labels[z0:z1], value, mask, mode, **rules)
         return new
 
+    def _merged_in_plane(self, value: int, plane: Plane, k: int, mask: np.ndarray, mode: str = REPLACE) -> np.ndarray:
+        """A copy of the label map with object ``value``'s screen mask on slice k of a reformatted plane merged in
+        by the rules; only the voxels of that plane slice can change."""
+        new = self.labels.copy()
+        plane.slice(new, k)[...] = merge(plane.slice(self.labels, k), value, np.asarray(mask, bool), mode,
+                                         **self.edit_rules())
+        return new
+
     def segments(self) -> list[Segment]:
         return [Segment(o.value, o.name, tuple(o.color), o.category_code, o.type_code, o.type_modifier_code)
                 for o in self._objects]
@@ -281,28 +295,36 @@ class Document(QObject):
         self.current = select if self.object(select) is not None else 0
         self.currentChanged.emit(self.current)
 
-    def add_object(self, z: int, mask: np.ndarray, *, iou: float | None, box, points=(), name: str | None = None
-                   ) -> int:
-        """A new object from a 2D mask on slice z (takes other objects' voxels as :meth:`edit_rules` allow)."""
+    def add_object(self, z: int, mask: np.ndarray, *, iou: float | None, box, points=(), name: str | None = None,
+                   plane: Plane | None = None) -> int:
+        """A new object from a 2D mask on slice z (takes other objects' voxels as :meth:`edit_rules` allow).
+
+        plane: None for a stored slice ``voxels[z]`` (mask (Y,X)); a reformatted :class:`Plane` for its slice z
+        (mask (rows, cols) on its screen grid, box in its screen pixels)."""
         value = self.next_value()
+        in_plane = plane is not None and not plane.is_stored
         obj = SegObject(value, name or f"Object {value}", default_color(value), iou=iou, z=int(z),
-                        box=tuple(float(v) for v in box) if box is not None else None, points=list(points))
-        new = self._merged(value, z, z + 1, np.asarray(mask, bool)[None])
+                        box=tuple(float(v) for v in box) if box is not None else None, points=list(points),
+                        plane=plane.name if in_plane else "")
+        new = (self._merged_in_plane(value, plane, z, mask) if in_plane
+               else self._merged(value, z, z + 1, np.asarray(mask, bool)[None]))
         self._push(f"Add {obj.name}", new, self._objects + [obj], value)
         return value
 
     def set_object_slice(self, value: int, z: int, mask: np.ndarray, *, iou: float | None = None, box=None,
-                         points=None, text: str = "Refine") -> None:
-        """Replace object ``value``'s mask on slice z (refinement)."""
+                         points=None, text: str = "Refine", plane: Plane | None = None) -> None:
+        """Replace object ``value``'s mask on slice z (refinement); plane as :meth:`add_object`."""
         obj = self.object(value)
         if obj is None:
             return
-        new = self._merged(value, z, z + 1, np.asarray(mask, bool)[None])
+        in_plane = plane is not None and not plane.is_stored
+        new = (self._merged_in_plane(value, plane, z, mask) if in_plane
+               else self._merged(value, z, z + 1, np.asarray(mask, bool)[None]))
         objs = _copy_objects(self._objects)
         o = next(o for o in objs if o.value == value)
         o.iou = iou if iou is not None else o.iou
         if box is not None:
-            o.box, o.z = tuple(float(v) for v in box), int(z)
+            o.box, o.z, o.plane = tuple(float(v) for v in box), int(z), plane.name if in_plane else ""
         if points is not None:
             o.points = list(points)
         self._push(f"{text} {obj.name}", new, objs, value)

@@ -17,6 +17,9 @@ ROI tools), ``brushSize`` (QDoubleSpinBox, mm, tool bar), ``actionBrush3D``; Seg
 (a preview with ``fillBar``: ``fillAcceptButton`` / ``fillDiscardButton``), ``actionFillHoles``,
 ``actionFillHolesSlices``, ``actionKeepLargest``, ``actionSmooth``; ``actionLockObject`` (L; also the objects
 panel's lock button); Help ▸ ``actionShortcuts`` (the ``shortcutsDialog``).
+Views (issue 15, :mod:`app.gui.views.layout`): View ▸ Layout ``layoutSingle`` (``sliceView``), ``layout1x3``
+(``axialView``, ``coronalView``, ``sagittalView`` with ``axialSlider``/``coronalSlider``/``sagittalSlider``,
+linked by the crosshair), ``layout2x2`` (the three and ``view3D``); ``sliceSlider`` stays the stored slices'.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from app.gui.recent import RecentMenu, add_recent
 from app.gui.samples import SAMPLES, sample_path
 from app.gui.settings import Settings
 from app.gui.views.confidence_strip import ConfidenceStrip
+from app.gui.views.layout import LAYOUTS, ViewsArea
 from app.gui.views.slice_view import SliceView
 from engine.base.folders import assets_dir
 from engine.io.formats import LABELMAP_SUFFIXES, is_dicomdir, labelmap_format, patterns
@@ -63,6 +67,7 @@ class MainWindow(QMainWindow):
         self.confirm_close = confirm_close
         self.c = Controller(self, settings=settings)
         self.view = SliceView(self.c)
+        self.views = ViewsArea(self.c, self.view)
         self._progress: QProgressDialog | None = None
         self._job_id = None
         self._snapshot = None
@@ -70,8 +75,9 @@ class MainWindow(QMainWindow):
         self._build_central()
         self._build_actions()
         self.setAcceptDrops(True)
-        self.view.setAcceptDrops(False)  # the view's scene would take drags and refuse drops; the window takes them
-        self.view.viewport().setAcceptDrops(False)
+        for v in self.views.all_views():  # a view's scene would take drags and refuse drops; the window takes them
+            v.setAcceptDrops(False)
+            v.viewport().setAcceptDrops(False)
         self._build_edit_actions()
         self._build_panel()
         self._build_status()
@@ -91,7 +97,8 @@ class MainWindow(QMainWindow):
         c.doc.currentChanged.connect(lambda _v: self.update_actions())
         c.doc.labelsChanged.connect(lambda *_: self.update_actions())
         c.sliceChanged.connect(lambda _z: self.update_actions())
-        self.view.cursorInfo.connect(self.cursor_label.setText)
+        for v in self.views.all_views():
+            v.cursorInfo.connect(self.cursor_label.setText)
         self.update_actions()
 
     # --- layout ---------------------------------------------------------------------------------
@@ -117,7 +124,7 @@ class MainWindow(QMainWindow):
         self.discard_btn.clicked.connect(self._discard)
         lay.addWidget(self.restore_bar)
         lay.addWidget(self._build_fill_bar())
-        lay.addWidget(self.view, 1)
+        lay.addWidget(self.views, 1)
         row = QHBoxLayout()
         row.setContentsMargins(8, 4, 8, 4)
         self.slider = QSlider(Qt.Horizontal)
@@ -214,15 +221,30 @@ class MainWindow(QMainWindow):
         s.addAction(self.a_repropagate)
         self.segment_menu = s
         v = mb.addMenu("&View")
-        self.a_fit = self._act("&Fit to window", self.view.fit, "F", "actionFit")
-        self.a_zoom_in = self._act("Zoom &in", lambda: self.view.zoom(1.25), QKeySequence.ZoomIn)
-        self.a_zoom_out = self._act("Zoom &out", lambda: self.view.zoom(0.8), QKeySequence.ZoomOut)
-        self.a_outline = self._act("&Outline only", lambda on: self.view.set_fill(not on), "O", "actionOutline",
-                                   True)
-        self.a_recist = self._act("&RECIST axes", self.view.set_show_recist, None, "actionShowRecist", True)
+        self.a_fit = self._act("&Fit to window", lambda: self.views.current_view().fit(), "F", "actionFit")
+        self.a_zoom_in = self._act("Zoom &in", lambda: self.views.current_view().zoom(1.25), QKeySequence.ZoomIn)
+        self.a_zoom_out = self._act("Zoom &out", lambda: self.views.current_view().zoom(0.8), QKeySequence.ZoomOut)
+        self.a_outline = self._act("&Outline only", lambda on: self._each_view(lambda w: w.set_fill(not on)), "O",
+                                   "actionOutline", True)
+        self.a_recist = self._act("&RECIST axes", lambda on: self._each_view(lambda w: w.set_show_recist(on)), None,
+                                  "actionShowRecist", True)
         self.a_show_meas = self._act("&Measurements table", None, "Ctrl+M", "actionShowMeasurements", True)
         for a in (self.a_fit, self.a_zoom_in, self.a_zoom_out, self.a_outline, None, self.a_recist, self.a_show_meas):
             v.addSeparator() if a is None else v.addAction(a)
+        lm = v.addMenu("&Layout")
+        lm.setObjectName("menuLayout")
+        lg = QActionGroup(self)
+        self.layout_actions = {}
+        for name, text, key, obj in (("single", "&Single view", "Ctrl+1", "layoutSingle"),
+                                     ("1x3", "&Three planes (1×3)", "Ctrl+2", "layout1x3"),
+                                     ("2x2", "Three planes and &3D (2×2)", "Ctrl+3", "layout2x2")):
+            a = self._act(text, lambda _=False, n=name: self.set_layout(n), key, obj, True)
+            a.setToolTip("Axial, coronal and sagittal views linked by a crosshair (a click moves it)"
+                         if name != "single" else "One view of the stored slices")
+            lg.addAction(a)
+            lm.addAction(a)
+            self.layout_actions[name] = a
+        self.layout_actions[self.views.chosen].setChecked(True)
         wm = v.addMenu("&Window preset (model input)")
         wg = QActionGroup(self)
         self.window_actions = []
@@ -280,7 +302,7 @@ class MainWindow(QMainWindow):
         self.opacity.setRange(0, 100)
         self.opacity.setValue(45)
         self.opacity.setFixedWidth(100)
-        self.opacity.valueChanged.connect(lambda v: self.view.set_opacity(v / 100))
+        self.opacity.valueChanged.connect(lambda v: self._each_view(lambda w: w.set_opacity(v / 100)))
         tb.addWidget(self.opacity)
         tb.addAction(self.a_outline)
 
@@ -383,7 +405,7 @@ class MainWindow(QMainWindow):
     def _set_brush_mm(self, mm: float) -> None:
         self.c.brush_mm = float(mm)
         self.c.settings.brush_mm = float(mm)
-        self.view.update_brush_cursor()
+        self._each_view(lambda w: w.update_brush_cursor())
 
     def _set_brush_3d(self, on: bool) -> None:
         self.c.brush_3d = bool(on)
@@ -458,7 +480,7 @@ class MainWindow(QMainWindow):
         self._on_slice(self.c.z)
         self._update_title()
         self.update_actions()
-        self.view.setFocus()
+        self.views.current_view().setFocus()
 
     def _on_slice(self, z):
         img = self.c.image
@@ -628,10 +650,23 @@ class MainWindow(QMainWindow):
                                  "Replace it?", QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
         return r == QMessageBox.Yes
 
+    def _each_view(self, fn) -> None:
+        """Apply a display setting to every slice view (shown or hidden), so that layouts agree."""
+        for w in self.views.all_views():
+            fn(w)
+
     def set_tool(self, tool):
-        self.view.tool = tool
-        self.view.setCursor(Qt.OpenHandCursor if tool == "pan" else Qt.CrossCursor)
-        self.view.update_brush_cursor()
+        for w in self.views.all_views():
+            w.tool = tool
+            w.setCursor(Qt.OpenHandCursor if tool == "pan" else Qt.CrossCursor)
+            w.update_brush_cursor()
+
+    def set_layout(self, name: str) -> None:
+        """View ▸ Layout: 'single', '1x3' or '2x2' (persists; a 2D image stays in the single view)."""
+        self.views.set_layout(name)
+        self.layout_actions[name].setChecked(True)
+        if self.c.image is not None and self.views.shown != name:
+            self.statusBar().showMessage("a 2D image has one plane: it stays in the single view", 8000)
 
     def set_window(self, spec):
         for a, s in self.window_actions:
@@ -649,7 +684,7 @@ class MainWindow(QMainWindow):
 
     def delete_measurement(self):
         """The selected ruler/ROI, else the last one of the current slice (one undo step)."""
-        doc, view = self.c.doc, self.view
+        doc, view = self.c.doc, self.views.current_view()
         sel = view.selected_annotation
         if sel is None or all(a.id != sel for a in doc.annotations):
             here = [a for a in doc.annotations if a.z == self.c.z]

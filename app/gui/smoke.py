@@ -5,7 +5,8 @@ slice shown, or ``--box``) in 10 mouse-move steps, waits for the committed mask,
 if PATH is a volume, saves a label map into a temporary folder and reads it back, then prints one
 JSON line: ``open_ms`` (open until the image is shown), ``first_mask_ms`` (press until the first
 mask is drawn), ``live_updates`` (masks drawn during the drag), ``mask_pixels`` (of the committed
-mask on its slice), ``propagate_s`` (null for 2D), ``saved`` (the label map reloaded equal).
+mask on its slice), ``propagate_s`` (null for 2D), ``saved`` (the label map reloaded equal), ``layout`` (the
+views shown: ``--layout 1x3`` shows the three linked planes, the box is then dragged in the axial view).
 Exit 0, or 1 with the reason on stderr. Autosaves go to a temporary folder, never the user's.
 """
 
@@ -87,9 +88,13 @@ def _pump(ms: float) -> None:
 
 
 def box_to_viewport(view, box):
-    """Voxel box (x0,y0,x1,y1) -> the two viewport points (QPoint) of its corners."""
-    c0, r0 = view.index_to_screen(box[0], box[1])
-    c1, r1 = view.index_to_screen(box[2], box[3])
+    """Voxel box (x0,y0,x1,y1) -> the two viewport points (QPoint) of its corners; for a view of a
+    reformatted plane the box is in its screen pixels (col0, row0, col1, row1), as its prompts are."""
+    if getattr(view, "reformatted", False):
+        (c0, r0), (c1, r1) = (box[0] + 0.5, box[1] + 0.5), (box[2] + 0.5, box[3] + 0.5)
+    else:
+        c0, r0 = view.index_to_screen(box[0], box[1])
+        c1, r1 = view.index_to_screen(box[2], box[3])
     pts = []
     for c, r in ((min(c0, c1) - 0.4, min(r0, r1) - 0.4), (max(c0, c1) + 0.4, max(r0, r1) + 0.4)):
         pts.append(view.mapFromScene(view.image_item.mapToScene(QPointF(c, r))))
@@ -108,9 +113,9 @@ def drag(view, p0, p1, steps: int = 10, step_ms: float = 60.0) -> None:
     QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, p1)
 
 
-def run_smoke_test(path: str, box=None, series: str | None = None, out=sys.stdout) -> int:
+def run_smoke_test(path: str, box=None, series: str | None = None, out=sys.stdout, layout: str | None = None) -> int:
     try:
-        result = _smoke(path, box, series)
+        result = _smoke(path, box, series, layout)
     except Exception as e:  # noqa: BLE001 - any failure is a non-zero exit with the reason
         print(f"boxseg: smoke test failed: {e}", file=sys.stderr)
         return 1
@@ -118,16 +123,17 @@ def run_smoke_test(path: str, box=None, series: str | None = None, out=sys.stdou
     return 0
 
 
-def _smoke(path: str, box, series) -> dict:
+def _smoke(path: str, box, series, layout: str | None = None) -> dict:
     if not os.environ.get("QT_QPA_PLATFORM") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     tmp = tempfile.TemporaryDirectory(prefix="boxseg-smoke-")
     os.environ["BOXSEG_AUTOSAVE_DIR"] = str(Path(tmp.name) / "autosave")
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "boxseg"])  # noqa: F841
     win = MainWindow()
-    win.resize(1100, 800)
+    win.views.set_layout(layout or "single", persist=False)  # the user's own choice is not changed
+    win.resize(1100 if (layout or "single") == "single" else 1500, 800)
     win.show()
-    c, view = win.c, win.view
+    c = win.c
     try:
         shown = {}
         c.imageOpened.connect(lambda: shown.setdefault("t", time.perf_counter()))
@@ -135,6 +141,8 @@ def _smoke(path: str, box, series) -> dict:
         wait_open(win, win.open_path(path, series), timeout=600)
         open_ms = (shown.get("t", time.perf_counter()) - t0) * 1000
         img, z = c.image, c.z
+        # the single view, or the linked view of the stored slices (axial for an axial CT), where the box is in voxels
+        view = next((v for v in win.views.visible_views() if not v.reformatted), win.view)
         if box is None:
             box = brightest_blob_box(img.model_slice(z, c.model_window)[0])
         box = [int(round(v)) for v in box]
@@ -177,7 +185,7 @@ def _smoke(path: str, box, series) -> dict:
             raise SmokeError(f"{out.name}: the reloaded label map differs from the segmentation")
         return {"open_ms": round(open_ms, 1), "first_mask_ms": round((first_t - t_press) * 1000, 1),
                 "live_updates": int(live), "mask_pixels": mask_pixels, "propagate_s": propagate_s,
-                "saved": saved}
+                "saved": saved, "layout": win.views.shown}
     finally:
         win.c.shutdown(keep_autosave=False)
         win.close()

@@ -37,6 +37,27 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from app.autosave import remove_snapshot, write_snapshot
 from app.gui.jobs import Job, JobRunner
 from engine.base.errors import BoxSegError, Cancelled
+from engine.data.planes import planes_of
+from engine.data.square import ModelFrame
+
+
+def model_input(image, window, z: int, plane: str = "") -> tuple[np.ndarray, str, str]:
+    """What the encoder gets for slice z of ``image``: (uint8 pixels, window key, cache plane).
+
+    plane '': the stored slice ``voxels[z]``; 'axial'/'coronal'/'sagittal': slice z of that reformatted
+    plane, windowed alone and resampled to square pixels (:class:`~engine.data.square.ModelFrame`); when
+    that plane is the stored one this is the stored slice again (the same cache entries)."""
+    if not plane:
+        u8, key = image.model_slice(z, window)
+        return u8, key, ""
+    frame = plane_frame(image, plane)
+    u8, key = frame.slice_pixels(image, z, window)
+    return u8, key, frame.cache_plane
+
+
+def plane_frame(image, plane: str) -> ModelFrame:
+    """The model frame of a reformatted plane of ``image`` (square pixels, screen orientation)."""
+    return ModelFrame.for_plane(planes_of(image.affine, image.shape)[plane])
 
 
 @dataclass
@@ -44,7 +65,10 @@ class DecodeRequest:
     """A box (and points) on slice z; ``purpose`` is 'live' (during a drag), 'commit' (release)
     or 'refine' (points added to object ``value``). ``image``/``window``: what it was drawn on (None: the
     worker's current image and window); ``doc_gen``: the controller's count of opened images at the
-    time, so that a result is never applied to another image."""
+    time, so that a result is never applied to another image. ``plane``: '' for a stored slice
+    ``voxels[z]`` (box/points in its voxel indices x, y; the result mask (Y,X)), or a reformatted plane's
+    name (z its slice index, box/points in its screen pixels x = column, y = row; the mask (rows, cols) on
+    its screen grid)."""
 
     seq: int
     z: int
@@ -55,6 +79,7 @@ class DecodeRequest:
     image: object = None
     window: object = None
     doc_gen: int = 0
+    plane: str = ""
 
 
 @dataclass
@@ -71,7 +96,7 @@ class InferenceWorker(JobRunner):
     """Owns the session's predictor; see the module docstring for the mailbox rules."""
 
     decoded = Signal(object)                  # DecodeResult
-    encoded = Signal(int, str, bool, float)   # z, window key, cache hit, encoder ms
+    encoded = Signal(int, str, bool, float, str)   # z, window key, cache hit, encoder ms, plane ('' stored)
     sessionReady = Signal(object)             # engine Session
     sessionFailed = Signal(str)
     _wake = Signal()
@@ -115,9 +140,10 @@ class InferenceWorker(JobRunner):
                 self._live = req
         self._wake.emit()
 
-    def post_encode(self, z: int) -> None:
+    def post_encode(self, z: int, plane: str = "") -> None:
+        """Encode slice z (of a reformatted ``plane``, '' the stored slices) when nothing else waits."""
         with self._lock:
-            self._encode = int(z)
+            self._encode = (int(z), plane)
         self._wake.emit()
 
     def post_job(self, job: Job) -> None:
@@ -173,29 +199,36 @@ class InferenceWorker(JobRunner):
             return
         self.sessionReady.emit(self.session)
 
-    def _set_slice(self, image, window, z) -> tuple[bool, float | None, str]:
-        """Make the predictor hold slice z of ``image``; returns (cache hit, encoder ms or None, window key)."""
-        slice_u8, key = image.model_slice(z, window)
+    def _set_slice(self, image, window, z, plane: str = "") -> tuple[bool, float | None, str]:
+        """Make the predictor hold slice z of ``image`` (of ``plane``, see :func:`model_input`); returns
+        (cache hit, encoder ms or None, window key)."""
+        if not plane:
+            key = image.intensity_map(window).key
+            cur = self._current
+            if cur is not None and cur[0] is image and cur[1:] == (key, z, ""):
+                return True, None, key
+        slice_u8, key, cache_plane = model_input(image, window, z, plane)
         cur = self._current
-        if cur is not None and cur[0] is image and cur[1:] == (key, z):
+        if cur is not None and cur[0] is image and cur[1:] == (key, z, plane):
             return True, None, key
         self.precompute.hold()
         try:
             t0 = time.perf_counter()
-            hit = self.predictor.set_image(slice_u8, slice_index=z, window=key)
+            hit = self.predictor.set_image(slice_u8, slice_index=z, window=key, plane=cache_plane)
             ms = (time.perf_counter() - t0) * 1000
         finally:
             self.precompute.release()
-        self._current = (image, key, z)
+        self._current = (image, key, z, plane)
         if image is self._image:
-            self.encoded.emit(z, key, hit, ms)
+            self.encoded.emit(z, key, hit, ms, plane)
         return hit, (None if hit else ms), key
 
-    def _run_encode(self, z, image, window) -> None:
+    def _run_encode(self, item, image, window) -> None:
         if image is None:
             return
+        z, plane = item
         try:
-            self._set_slice(image, window, z)
+            self._set_slice(image, window, z, plane)
         except BoxSegError:
             pass
 
@@ -205,15 +238,20 @@ class InferenceWorker(JobRunner):
         if image is None:
             return
         try:
-            _, enc_ms, _ = self._set_slice(image, window, req.z)
+            _, enc_ms, _ = self._set_slice(image, window, req.z, req.plane)
+            frame = plane_frame(image, req.plane) if req.plane else None
             pts = lab = None
             if req.points:
                 pts = np.asarray([(p[0], p[1]) for p in req.points], np.float32)
                 lab = np.asarray([p[2] for p in req.points], np.float32)
+                if frame is not None:
+                    pts = frame.points_to_model(pts).astype(np.float32)
+            box = frame.box_to_model(req.box) if frame is not None else req.box
             t0 = time.perf_counter()
-            pred = self.predictor.predict(req.box, pts, lab)
+            pred = self.predictor.predict(box, pts, lab)
+            mask = frame.mask_to_screen(pred.mask).astype(bool) if frame is not None else pred.mask
             ms = (time.perf_counter() - t0) * 1000
-            self.decoded.emit(DecodeResult(req, pred.mask, float(pred.iou), ms, enc_ms))
+            self.decoded.emit(DecodeResult(req, mask, float(pred.iou), ms, enc_ms))
         except BoxSegError as e:
             self.decoded.emit(DecodeResult(req, None, 0.0, 0.0, None, error=str(e)))
         except Exception as e:  # noqa: BLE001
@@ -246,15 +284,17 @@ class PrecomputeThread(QThread):
             self._session = session
             self._cv.notify_all()
 
-    def set_plan(self, image, window, z: int, limit: int | None = None) -> None:
-        """Encode the slices of ``image`` outward from z (z itself is the inference worker's)."""
+    def set_plan(self, image, window, z: int, limit: int | None = None, plane: str = "") -> None:
+        """Encode the slices of ``image`` outward from z (z itself is the inference worker's), along the
+        normal of ``plane`` ('' the stored slices; a reformatted plane's name: its slices, the plane the
+        user works in, see :func:`model_input`)."""
         order = []
         if image is not None and image.depth > 1:
-            d = image.depth
+            d = image.depth if not plane else planes_of(image.affine, image.shape)[plane].n_slices
             for k in range(1, d):
                 for zz in (z + k, z - k):
                     if 0 <= zz < d:
-                        order.append(zz)
+                        order.append((zz, plane))
             if limit is not None:
                 order = order[:max(0, limit)]
         with self._cv:
@@ -301,13 +341,15 @@ class PrecomputeThread(QThread):
                     self._cv.wait(0.5)
                 if self._stop:
                     return
-                z = self._plan.pop(0)
+                item = self._plan.pop(0)
                 image, window, session, gen = self._image, self._window, self._session, self._gen
                 self._busy = True
             finished = False
+            z, plane = item
             try:
-                slice_u8, key = image.model_slice(z, window)
-                session.encode(slice_u8, slice_index=z, window=key, should_stop=lambda: self._interrupted(gen))
+                slice_u8, key, cache_plane = model_input(image, window, z, plane)
+                session.encode(slice_u8, slice_index=z, window=key, plane=cache_plane,
+                               should_stop=lambda: self._interrupted(gen))
                 finished = True
             except Cancelled:
                 pass
@@ -317,7 +359,7 @@ class PrecomputeThread(QThread):
                 self._busy = False
                 same = gen == self._gen
                 if same and not finished:
-                    self._plan.insert(0, z)  # interrupted: do it again when the user is done
+                    self._plan.insert(0, item)  # interrupted: do it again when the user is done
                 elif same:
                     self._done += 1
                 done, total = self._done, self._plan_total

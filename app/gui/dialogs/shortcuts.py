@@ -8,11 +8,12 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QTableWidg
 
 #: keys and mouse gestures handled by the slice view itself (no QAction)
 VIEW_KEYS = [
-    ("Left-drag", "Box tool: draw a box (a click selects the object under the cursor); brush/eraser: paint/erase"),
+    ("Left-drag", "Box tool: draw a box in any view (a click selects the object under the cursor and moves the "
+                  "crosshair there: the other views go to its slices); brush/eraser: paint/erase"),
     ("Shift+left-drag", "Brush tool: erase"),
     ("Right-drag", "Window / level"),
     ("Middle-drag, Space+drag", "Pan"),
-    ("Wheel, Up/Down, PgUp/PgDn", "Previous / next slice (Shift+PgUp: 10 slices)"),
+    ("Wheel, Up/Down, PgUp/PgDn", "Previous / next slice of the view under the cursor (Shift+PgUp: 10 slices)"),
     ("Ctrl+wheel", "Zoom at the cursor"),
     ("Esc", "Cancel the box or brush stroke being drawn"),
 ]

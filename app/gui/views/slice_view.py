@@ -16,6 +16,15 @@ ball through neighbouring slices with the 3D toggle; Shift+drag with the brush e
 shows the brush's outline at its true size in mm. Keys: PgUp/PgDn, Up/Down scroll slices; Esc cancels
 a drag or a stroke.
 
+Planes: with ``plane=None`` the view shows the stored slices ``voxels[z]`` (the single view, objectName
+``sliceView``). With a plane name ('axial', 'coronal', 'sagittal'; objectName ``<plane>View``) it shows that
+plane's slice through the controller's crosshair (:attr:`Controller.cursor`): the stored slices when that
+plane is the stored one (then it is exactly the single view), else the reformatted slice
+(:mod:`engine.data.planes`, exact voxels, true pixel spacing), with the objects' masks, the live mask of a
+box dragged in any view (where it crosses this slice), boxes and +/- points that segment that slice
+(the controller's plane prompts), a click that moves the crosshair and, in the multi-view layouts,
+the crosshair itself. Brush, eraser, rulers and ROIs work on the stored slices only.
+
 Rulers and ROIs are the document's (``Document.annotations``, per slice, undoable, autosaved); their
 figures come from :mod:`engine.data.roi`. With View ▸ RECIST axes the long and short axes of each
 visible object (``engine.data.measure``, computed off the GUI thread) are drawn on its RECIST slice.
@@ -31,9 +40,13 @@ from PySide6.QtWidgets import QFrame, QGraphicsEllipseItem, QGraphicsLineItem, Q
 
 from engine.data.outline import outline
 from engine.data.palette import default_color
+from engine.data.planes import cross_section
 from engine.data.roi import length_unit, line_length, roi_stats
 
 _RULER = QColor(80, 220, 255)
+_CROSSHAIR = QColor(255, 70, 70, 170)
+#: tools that edit or measure on the stored slices only
+_STORED_ONLY_TOOLS = ("brush", "eraser", "ruler", "roi")
 _SELECTED = QColor(255, 90, 200)
 
 
@@ -84,9 +97,12 @@ class SliceView(QGraphicsView):
     windowLevelChanged = Signal(float, float)
     zoomChanged = Signal(float)
 
-    def __init__(self, controller, parent=None):
+    def __init__(self, controller, parent=None, plane: str | None = None):
         super().__init__(parent)
-        self.setObjectName("sliceView")
+        self.plane_name = plane  # None: the stored slices (the single view); else the plane it shows
+        self.setObjectName("sliceView" if plane is None else f"{plane}View")
+        self.show_crosshair = False
+        self._stale = False  # a render was skipped while the view was hidden
         self.c = controller
         self.setFrameShape(QFrame.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
@@ -144,21 +160,83 @@ class SliceView(QGraphicsView):
         c.doc.currentChanged.connect(lambda v: self.render_points())
         c.doc.annotationsChanged.connect(self.render_annotations)
         c.measurementsChanged.connect(self.render_recist)
+        c.cursorChanged.connect(self._on_cursor)
 
     # --- geometry -----------------------------------------------------------------------------
     @property
     def image(self):
         return self.c.image
 
+    @property
+    def geo(self):
+        """The engine :class:`~engine.data.planes.Plane` this view shows, None for the stored slices or a 2D image."""
+        return self.c.planes.get(self.plane_name) if self.plane_name is not None else None
+
+    @property
+    def reformatted(self) -> bool:
+        """True when this view shows a plane other than the stored one (its own slices and screen frame)."""
+        g = self.geo
+        return g is not None and not g.is_stored
+
+    @property
+    def prompt_plane(self) -> str:
+        """The plane argument of this view's prompts: '' (stored slices) or the reformatted plane's name."""
+        return self.plane_name if self.reformatted else ""
+
+    @property
+    def k(self) -> int:
+        """The slice shown: ``c.z`` for the stored slices, else the index along this plane's normal."""
+        return self.c.plane_slice(self.plane_name) if self.reformatted else self.c.z
+
+    def n_slices(self) -> int:
+        return self.geo.n_slices if self.reformatted else self.image.depth
+
+    def set_k(self, k: int) -> None:
+        """Show slice k of this view's plane (moves the crosshair)."""
+        if self.reformatted:
+            self.c.set_plane_slice(self.plane_name, k)
+        else:
+            self.c.set_slice(k)
+
+    def _disp(self):
+        return self.geo.display if self.reformatted else self.image.display
+
+    def _yx(self) -> tuple[int, int]:
+        """Shape of the slice as stored (before the display's transpose/flips)."""
+        return self.geo.stored_shape if self.reformatted else tuple(self.image.shape[1:3])
+
+    def _shown(self, volume: np.ndarray) -> np.ndarray:
+        """This view's slice of a (Z,Y,X[,C]) array as shown on the screen (a view, no copy)."""
+        if self.reformatted:
+            return self.geo.slice(volume, self.k)
+        return self.image.display.to_screen(volume[self.c.z])
+
+    def _visible(self) -> bool:
+        if self.isVisibleTo(self.window()) or self.window() is self:
+            return True
+        self._stale = True
+        return False
+
+    def showEvent(self, e):
+        super().showEvent(e)
+        if self._stale and self.image is not None:
+            self._stale = False
+            self.render_all()
+        if self._fitted and self.image is not None:
+            self.fit()  # it was fitted, if at all, to the size it had while hidden
+
     def screen_shape(self) -> tuple[int, int]:
         """(rows, cols) of the displayed slice."""
-        z, y, x = self.image.shape
-        return (x, y) if self.image.display.transpose else (y, x)
+        y, x = self._yx()
+        return (x, y) if self._disp().transpose else (y, x)
 
     def _aspect(self) -> tuple[float, float]:
         """Screen-pixel size (sx along screen columns, sy along rows) relative to the smaller one."""
-        _, sy, sx = self.image.spacing
-        cw, rh = (sy, sx) if self.image.display.transpose else (sx, sy)
+        if self.reformatted:
+            rh, cw = self.geo.pixel_spacing
+        else:
+            _, sy, sx = self.image.spacing
+            cw, rh = (sy, sx) if self.image.display.transpose else (sx, sy)
         m = min(cw, rh) or 1.0
         return (cw / m, rh / m) if np.isfinite(cw / m) and np.isfinite(rh / m) else (1.0, 1.0)
 
@@ -169,37 +247,51 @@ class SliceView(QGraphicsView):
         return p.x(), p.y()
 
     def to_index(self, col: float, row: float, clamp: bool = True) -> tuple[int, int] | None:
-        """Screen pixel (col, row) -> stored voxel index (x, y) of the current slice."""
+        """Screen pixel (col, row) -> stored voxel index (x, y) of the current slice (of a reformatted plane:
+        the index in its stored slice, :meth:`engine.data.planes.Plane.stored_slice`)."""
         rows, cols = self.screen_shape()
         c, r = int(np.floor(col)), int(np.floor(row))
         if clamp:
             c, r = int(np.clip(c, 0, cols - 1)), int(np.clip(r, 0, rows - 1))
         elif not (0 <= c < cols and 0 <= r < rows):
             return None
-        z, y, x = self.image.shape
-        xi, yi = self.image.display.screen_to_index(r, c, (y, x))
+        xi, yi = self._disp().screen_to_index(r, c, self._yx())
         return int(xi), int(yi)
+
+    def voxel_at(self, col: float, row: float) -> tuple[int, int, int] | None:
+        """Screen pixel (col, row) -> the voxel (z, y, x) shown there, None outside the slice."""
+        if not self._in_image(col, row):
+            return None
+        if self.reformatted:
+            z, y, x = self.geo.to_voxel(self.k, int(np.floor(row)), int(np.floor(col)))
+            return int(z), int(y), int(x)
+        x, y = self.to_index(col, row)
+        return self.c.z, y, x
 
     def index_to_screen(self, x: float, y: float) -> tuple[float, float]:
         """Stored voxel (x, y) -> screen pixel centre (col, row)."""
-        z, ys, xs = self.image.shape
-        r, c = self.image.display.index_to_screen(x, y, (ys, xs))
+        r, c = self._disp().index_to_screen(x, y, self._yx())
         return c + 0.5, r + 0.5
 
     def screen_to_index_f(self, col: float, row: float) -> tuple[float, float]:
         """Continuous screen position (col, row; pixel k spans k..k+1) -> continuous stored voxel index
         (x, y) with integers at pixel centres (engine.data.roi's coordinates)."""
-        z, y, x = self.image.shape
-        xi, yi = self.image.display.screen_to_index(row - 0.5, col - 0.5, (y, x))
+        xi, yi = self._disp().screen_to_index(row - 0.5, col - 0.5, self._yx())
         return float(xi), float(yi)
 
     def index_to_screen_f(self, x: float, y: float) -> tuple[float, float]:
         """The inverse of :meth:`screen_to_index_f`."""
-        z, ys, xs = self.image.shape
-        r, c = self.image.display.index_to_screen(x, y, (ys, xs))
+        r, c = self._disp().index_to_screen(x, y, self._yx())
         return c + 0.5, r + 0.5
 
     def box_from_screen(self, a, b) -> tuple[int, int, int, int]:
+        """The box between two screen positions as the controller takes it: stored voxel indices
+        (x0, y0, x1, y1) of the slice, or screen pixels (col0, row0, col1, row1) of a reformatted plane."""
+        if self.reformatted:
+            rows, cols = self.screen_shape()
+            (c0, r0), (c1, r1) = ((int(np.clip(np.floor(c), 0, cols - 1)), int(np.clip(np.floor(r), 0, rows - 1)))
+                                  for c, r in (a, b))
+            return min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1)
         (x0, y0), (x1, y1) = self.to_index(*a), self.to_index(*b)
         return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
@@ -230,12 +322,25 @@ class SliceView(QGraphicsView):
 
     def resizeEvent(self, e):
         super().resizeEvent(e)
-        if self._fitted:
+        if self._fitted and self._drag is None:
             self.fit()
+        elif self._fitted:
+            self._refit = True  # not under a box being dragged (the layout changed, e.g. a status bar item)
 
-    def render_all(self) -> None:
+    def _on_cursor(self) -> None:
+        """The crosshair moved: a new slice of this plane, or only the crosshair lines."""
         if self.image is None:
             return
+        k = self.k
+        if getattr(self, "_shown_k", None) != k:
+            self.render_all()
+        elif self.show_crosshair:
+            self.viewport().update()
+
+    def render_all(self) -> None:
+        if self.image is None or not self._visible():
+            return
+        self._shown_k = self.k
         self.render_image()
         self.render_overlay()
         self.render_points()
@@ -248,7 +353,7 @@ class SliceView(QGraphicsView):
         """The voxels a pending fill between slices adds on this slice (the object's colour, brighter)."""
         p = self.c.preview
         z = self.c.z
-        if self.image is None or p is None or not (p.edit.where[0] <= z < p.edit.where[1]):
+        if self.image is None or p is None or self.reformatted or not (p.edit.where[0] <= z < p.edit.where[1]):
             self.preview_item.setPixmap(QPixmap())
             return
         z0, _, y0, y1, x0, x1 = p.edit.where
@@ -277,7 +382,7 @@ class SliceView(QGraphicsView):
             self.scene_.removeItem(shape)
             self.scene_.removeItem(text)
         self.annotation_items = {}
-        if self.image is None:
+        if self.image is None or self.reformatted:
             return
         for a in self.c.doc.annotations:
             if a.z != self.c.z:
@@ -310,7 +415,7 @@ class SliceView(QGraphicsView):
         for it in self.recist_items:
             self.scene_.removeItem(it)
         self.recist_items = []
-        if self.image is None or not self.show_recist:
+        if self.image is None or not self.show_recist or self.reformatted:
             return
         for o in self.c.doc.objects:
             m = self.c.measurements.get(o.value)
@@ -328,9 +433,9 @@ class SliceView(QGraphicsView):
 
     def render_image(self) -> None:
         img = self.image
-        if img is None:
+        if img is None or not self._visible():
             return
-        sl = img.display.to_screen(img.voxels[self.c.z])
+        sl = self._shown(img.voxels)
         if img.is_rgb:
             u8 = sl if sl.dtype == np.uint8 else np.clip(sl, 0, 255).astype(np.uint8)
         else:
@@ -349,9 +454,9 @@ class SliceView(QGraphicsView):
 
     def render_overlay(self) -> None:
         doc = self.c.doc
-        if self.image is None or doc.labels is None:
+        if self.image is None or doc.labels is None or not self._visible():
             return
-        lab = self.image.display.to_screen(doc.labels[self.c.z])
+        lab = np.ascontiguousarray(self._shown(doc.labels))
         lut = self._lut()
         if self.fill:
             rgba = lut[lab]
@@ -366,11 +471,29 @@ class SliceView(QGraphicsView):
         self.viewport().update()
 
     def _on_labels(self, z0: int, z1: int) -> None:
-        if z0 <= self.c.z <= z1:
+        if self.reformatted or z0 <= self.c.z <= z1:
             self.render_overlay()
 
+    def _live_on_this_slice(self, res) -> np.ndarray | None:
+        """The live mask of a decode result on this view's slice (screen frame): the mask itself when it
+        was drawn here, else where it crosses this slice; None when it does not show here."""
+        req = res.request
+        if req.plane == self.prompt_plane:
+            if req.z != self.k:
+                return None
+            return res.mask if req.plane else self.image.display.to_screen(res.mask)
+        planes = self.c.planes
+        src = planes.get(req.plane) if req.plane else planes.get(self.c.stored_plane())
+        dst = self.geo if self.reformatted else planes.get(self.c.stored_plane())
+        if src is None or dst is None:
+            return None
+        m = res.mask if req.plane else src.display.to_screen(res.mask)
+        m = cross_section(src, req.z, m, dst, self.k)
+        return m if m.any() else None
+
     def _on_live(self, res) -> None:
-        if res is None or res.mask is None or res.request.z != self.c.z:
+        m = None if res is None or res.mask is None or self.image is None else self._live_on_this_slice(res)
+        if m is None or not self._visible():
             self.live_item.setPixmap(QPixmap())
             if res is None and self._drag is None:
                 self.box_item.hide()
@@ -383,7 +506,6 @@ class SliceView(QGraphicsView):
                 color = default_color(doc.next_value())
             except ValueError:
                 color = (255, 255, 0)
-        m = self.image.display.to_screen(res.mask)
         rgba = np.zeros(m.shape + (4,), np.uint8)
         rgba[m] = (*color, int(255 * max(self.opacity, 0.35)))
         rgba[outline(m.astype(np.uint8))] = (*color, 255)
@@ -394,10 +516,10 @@ class SliceView(QGraphicsView):
             self.scene_.removeItem(it)
         self.point_items = []
         obj = self.c.doc.object(self.c.doc.current)
-        if self.image is None or obj is None or obj.z != self.c.z:
+        if self.image is None or obj is None or obj.z != self.k or obj.plane != self.prompt_plane:
             return
         for x, y, lab in obj.points:
-            c, r = self.index_to_screen(x, y)
+            c, r = (x + 0.5, y + 0.5) if self.reformatted else self.index_to_screen(x, y)
             it = QGraphicsEllipseItem(-4, -4, 8, 8)
             it.setFlag(QGraphicsEllipseItem.ItemIgnoresTransformations)
             it.setPos(self.image_item.mapToScene(QPointF(c, r)))
@@ -451,8 +573,14 @@ class SliceView(QGraphicsView):
         f.setPointSizeF(max(9.0, f.pointSizeF()))
         painter.setFont(f)
         fm = painter.fontMetrics()
-        left, right, top, bottom = _SIDES[img.display.plane]
+        if self.reformatted:
+            lt = self.geo.letters
+            left, right, top, bottom = lt["left"], lt["right"], lt["top"], lt["bottom"]
+        else:
+            left, right, top, bottom = _SIDES[img.display.plane]
         img_rect = self.mapFromScene(self.image_item.mapRectToScene(self.image_item.boundingRect())).boundingRect()
+        if self.show_crosshair and self.c.planes:
+            self._draw_crosshair(painter, vr)
         r = img_rect.intersected(vr.adjusted(4, 4, -4, -4))
         cy, cx = r.center().y(), r.center().x()
         painter.setPen(QColor(255, 200, 60))
@@ -461,13 +589,30 @@ class SliceView(QGraphicsView):
         painter.drawText(cx - fm.horizontalAdvance(top) // 2, r.top() + fm.ascent() + 4, top)
         painter.drawText(cx - fm.horizontalAdvance(bottom) // 2, r.bottom() - 4, bottom)
         painter.setPen(QColor(230, 230, 230))
-        lines_tl = [f"{img.display.plane.capitalize()}  {self.c.z + 1} / {img.depth}",
+        plane = self.geo.name if self.reformatted else img.display.plane
+        lines_tl = [f"{plane.capitalize()}  {self.k + 1} / {self.n_slices()}",
                     f"W {self.width:.0f}  L {self.level:.0f}" if not img.is_rgb else "RGB"]
         for i, t in enumerate(lines_tl):
             painter.drawText(8, 8 + fm.ascent() + i * fm.height(), t)
         if self._cursor:
             painter.drawText(8, vr.bottom() - 8, self._cursor)
         painter.restore()
+
+    def crosshair_screen(self) -> tuple[float, float]:
+        """The crosshair voxel's centre on this view's slice: continuous screen (col, row)."""
+        z, y, x = self.c.cursor
+        if self.reformatted:
+            _, row, col = self.geo.from_voxel((z, y, x))
+            return float(col) + 0.5, float(row) + 0.5
+        return self.index_to_screen(x, y)
+
+    def _draw_crosshair(self, painter: QPainter, vr) -> None:
+        col, row = self.crosshair_screen()
+        p = self.mapFromScene(self.image_item.mapToScene(QPointF(col, row)))
+        pen = QPen(_CROSSHAIR, 1)
+        painter.setPen(pen)
+        painter.drawLine(vr.left(), p.y(), vr.right(), p.y())
+        painter.drawLine(p.x(), vr.top(), p.x(), vr.bottom())
 
     # --- input --------------------------------------------------------------------------------
     def eventFilter(self, obj, ev):
@@ -496,6 +641,12 @@ class SliceView(QGraphicsView):
         col, row = self.item_px(pos)
         b = e.button()
         self._moved = False
+        self.c.set_active_plane(self.prompt_plane)
+        if b == Qt.LeftButton and self.reformatted and self.tool in _STORED_ONLY_TOOLS and not self._space:
+            self._drag = None
+            self.c.message.emit(f"the {self.tool} works on the stored ({self.c.stored_plane() or 'axial'}) slices: "
+                                "use that view")
+            return
         if b == Qt.MiddleButton or (b == Qt.LeftButton and (self.tool == "pan" or self._space)):
             self._drag = ("pan", pos)
         elif b == Qt.RightButton:
@@ -545,7 +696,7 @@ class SliceView(QGraphicsView):
             self.box_item.setRect(QRectF(QPointF(min(c0, c1), min(r0, r1)), QPointF(max(c0, c1), max(r0, r1))))
             box = self.box_from_screen((c0, r0), (c1, r1))
             if box[2] > box[0] and box[3] > box[1]:
-                self.c.drag_box(box)
+                self.c.drag_box(box, self.prompt_plane)
         elif d[0] in ("ruler", "roi") and self.drawing_item is not None:
             c0, r0 = d[1]
             rows, cols = self.screen_shape()
@@ -572,6 +723,9 @@ class SliceView(QGraphicsView):
         if d is None:
             return
         col, row = self.item_px(e.position())
+        if getattr(self, "_refit", False):
+            self._refit = False
+            self.fit()
         if d[0] == "stroke":
             self.c.stroke_end()
         elif d[0] == "box":
@@ -580,11 +734,12 @@ class SliceView(QGraphicsView):
             c1, r1 = float(np.clip(col, 0, cols)), float(np.clip(row, 0, rows))
             box = self.box_from_screen((c0, r0), (c1, r1))
             if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
-                self.c.end_drag(box)
-            else:
+                self.c.end_drag(box, self.prompt_plane)
+            else:  # a click: the crosshair goes there, and the object under it is selected
                 self.box_item.hide()
                 self.c.cancel_drag()
                 self._select_at(col, row)
+                self.move_crosshair(col, row)
         elif d[0] in ("ruler", "roi"):
             if self.drawing_item is not None:
                 self.scene_.removeItem(self.drawing_item)
@@ -599,8 +754,12 @@ class SliceView(QGraphicsView):
             else:
                 self.c.add_annotation(d[0], (*self.screen_to_index_f(c0, r0), *self.screen_to_index_f(c1, r1)))
         elif d[0] == "click" and self._in_image(col, row):
-            x, y = self.to_index(col, row)
-            self.c.add_point(x, y, positive=self.tool == "add")
+            if self.reformatted:
+                self.c.add_point(int(np.floor(col)), int(np.floor(row)), positive=self.tool == "add",
+                                 plane=self.prompt_plane)
+            else:
+                x, y = self.to_index(col, row)
+                self.c.add_point(x, y, positive=self.tool == "add")
         e.accept()
 
     def select_annotation_at(self, viewport_pos, tolerance: float = 6.0) -> int | None:
@@ -644,29 +803,35 @@ class SliceView(QGraphicsView):
         self.brush_item.setRect(QRectF(col - rc, row - rr, 2 * rc, 2 * rr))
         self.brush_item.show()
 
+    def move_crosshair(self, col: float, row: float) -> None:
+        """Move the crosshair to the voxel at screen (col, row): the other views go to its slices."""
+        v = self.voxel_at(col, row)
+        if v is not None:
+            self.c.set_cursor(*v)
+
     def _select_at(self, col, row) -> None:
-        idx = self.to_index(col, row, clamp=False)
-        if idx is None or self.c.doc.labels is None:
+        v = self.voxel_at(col, row)
+        if v is None or self.c.doc.labels is None:
             return
-        v = int(self.c.doc.labels[self.c.z, idx[1], idx[0]])
-        if v:
-            self.c.doc.set_current(v)
+        val = int(self.c.doc.labels[v])
+        if val:
+            self.c.doc.set_current(val)
 
     def _update_cursor(self, col, row) -> None:
         img = self.image
-        idx = self.to_index(col, row, clamp=False)
-        if idx is None:
+        vox = self.voxel_at(col, row)
+        if vox is None:
             self._cursor = None
         else:
-            x, y = idx
-            v = img.voxels[self.c.z, y, x]
+            z, y, x = vox
+            v = img.voxels[z, y, x]
             if img.is_rgb:
                 val = "RGB " + ",".join(str(int(c)) for c in v)
             else:
                 unit = " HU" if img.units == "HU" else ""
                 val = f"{float(v):.0f}{unit}" if abs(float(v)) >= 100 or img.units == "HU" else f"{float(v):.4g}"
-            ras = img.index_to_ras([[x, y, self.c.z]])[0]
-            self._cursor = f"x {x}  y {y}  z {self.c.z}   {val}   (RAS {ras[0]:.1f}, {ras[1]:.1f}, {ras[2]:.1f} mm)"
+            ras = img.index_to_ras([[x, y, z]])[0]
+            self._cursor = f"x {x}  y {y}  z {z}   {val}   (RAS {ras[0]:.1f}, {ras[1]:.1f}, {ras[2]:.1f} mm)"
         self.cursorInfo.emit(self._cursor or "")
         self.viewport().update()
 
@@ -677,15 +842,16 @@ class SliceView(QGraphicsView):
         if e.modifiers() & Qt.ControlModifier:
             self.zoom(1.25 if dy > 0 else 0.8, e.position().toPoint())
         elif dy:
-            self.c.set_slice(self.c.z + (1 if dy > 0 else -1))
+            self.c.set_active_plane(self.prompt_plane)
+            self.set_k(self.k + (1 if dy > 0 else -1))
         e.accept()
 
     def keyPressEvent(self, e):
         k = e.key()
         if self.image is not None and k in (Qt.Key_PageUp, Qt.Key_Up):
-            self.c.set_slice(self.c.z + (10 if k == Qt.Key_PageUp and e.modifiers() & Qt.ShiftModifier else 1))
+            self.set_k(self.k + (10 if k == Qt.Key_PageUp and e.modifiers() & Qt.ShiftModifier else 1))
         elif self.image is not None and k in (Qt.Key_PageDown, Qt.Key_Down):
-            self.c.set_slice(self.c.z - 1)
+            self.set_k(self.k - 1)
         elif k == Qt.Key_Escape and self._drag is not None and self._drag[0] == "stroke":
             self._drag = None
             self.c.stroke_cancel()
