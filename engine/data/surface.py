@@ -11,12 +11,14 @@ How (per object, on its bounding box only, so a small object on a 512x512x300 CT
 1. the 0/1 mask of the object, block-averaged by an integer step per axis when the object is so large that
    its surface would exceed ``max_triangles`` (steps chosen so the coarser voxels get closer to cubes: a CT
    with 0.8 mm pixels and 5 mm slices is first coarsened in-plane only);
-2. a light binomial blur ``[1, 2, 1] / 4`` along each axis (sigma 0.71 voxel) so the 0.5 level is not the
-   voxels' staircase;
+2. a light binomial blur ``[1, 2, 1] / 4`` (sigma 0.71 voxel) along the finely sampled axes so the 0.5
+   level is not the voxels' staircase (not across thick slices: that would shave an object's caps off);
 3. the 0.5 iso-surface by **surface nets**: one vertex per grid cell the surface passes through (the mean
    of the level's crossings on the cell's 12 edges, linearly interpolated), one quad (two triangles) per
    grid edge the surface crosses, joining the four cells around that edge. The mask is padded with empty
-   voxels, so every surface is closed (watertight) and ``Mesh.volume`` is its enclosed volume.
+   voxels, so every surface is closed (watertight) and ``Mesh.volume`` is its enclosed volume;
+4. a few steps of Taubin smoothing in world mm, which rounds the terraces of thick slices without the
+   shrinking of a plain Laplacian (a 20 mm ball on 0.8 x 0.8 x 5 mm voxels keeps its volume within 1-2 %).
 
 Written here rather than taken from a marching-cubes package: PyMCubes imports SciPy when imported (its
 smoothing module) and scikit-image brings ~40 MB; neither SciPy nor scikit-image is in the installer.
@@ -35,6 +37,7 @@ from engine.data.measure import _slices_of
 #: default bound on one object's triangles (a 512x512 liver at full resolution has ~1.5 M)
 MAX_TRIANGLES = 400_000
 LEVEL = 0.5
+TAUBIN_ITERATIONS = 10
 _PAD = 2  # empty voxels around a crop: room for the blur, and a closed surface
 
 
@@ -101,9 +104,9 @@ def _block_mean(mask: np.ndarray, step) -> np.ndarray:
     return m.mean(axis=(1, 3, 5), dtype=np.float32)
 
 
-def _blur(f: np.ndarray) -> np.ndarray:
-    """[1, 2, 1] / 4 along each axis; the border voxels (all zero, see _PAD) stay as they are."""
-    for a in range(3):
+def _blur(f: np.ndarray, axes=(0, 1, 2)) -> np.ndarray:
+    """[1, 2, 1] / 4 along the given axes; the border voxels (all zero, see _PAD) stay as they are."""
+    for a in axes:
         lo = [slice(None)] * 3
         mid, hi = list(lo), list(lo)
         lo[a], mid[a], hi[a] = slice(0, -2), slice(1, -1), slice(2, None)
@@ -170,6 +173,22 @@ def surface_nets(field: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, n
     return verts, np.concatenate([t1, t2])
 
 
+def taubin(vertices: np.ndarray, faces: np.ndarray, iterations: int = TAUBIN_ITERATIONS,
+           lam: float = 0.5, mu: float = -0.53) -> np.ndarray:
+    """Taubin's lambda|mu smoothing (float64 (N, 3)): the terraces of thick slices flatten out, while the
+    volume barely shrinks (a plain Laplacian would shrink it every step)."""
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
+    a, b = e[:, 0], e[:, 1]  # each edge appears once per direction on a closed surface
+    n = len(vertices)
+    degree = np.maximum(np.bincount(a, minlength=n), 1).astype(np.float64)[:, None]
+    v = vertices.astype(np.float64).copy()
+    for _ in range(iterations):
+        for f in (lam, mu):
+            mean = np.stack([np.bincount(a, weights=v[b, k], minlength=n) for k in range(3)], axis=1) / degree
+            v += f * (mean - v)
+    return v
+
+
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Unit area-weighted vertex normals (float32 (N, 3)) following the faces' winding."""
     v = vertices.astype(np.float64)
@@ -198,14 +217,17 @@ def object_surface(labels: np.ndarray, affine: np.ndarray, value: int, *, max_tr
     spacing = np.linalg.norm(affine[:3, :3], axis=0)[::-1]  # (sz, sy, sx)
     step = _steps(mask, spacing, max_triangles)
     f = np.pad(_block_mean(mask, step), _PAD)
-    verts, faces = surface_nets(_blur(f))
+    # thick slices are not blurred across: that would shave the caps of an object off (a 5 mm slice
+    # is a large part of a small organ); Taubin smoothing rounds their terraces instead
+    coarse = spacing * np.array(step)
+    verts, faces = surface_nets(_blur(f, [a for a in range(3) if coarse[a] <= 1.5 * coarse.min()]))
     if not len(faces):
         return None
     # (z, y, x) index of the block grid -> stored voxel index: block k covers voxels k*s .. k*s + s-1
     st = np.array(step, np.float64)
     origin = np.array([s.start for s in bounds], np.float64)
     zyx = origin + (verts - _PAD) * st + (st - 1) / 2
-    world = zyx[:, ::-1] @ affine[:3, :3].T + affine[:3, 3]
+    world = taubin(zyx[:, ::-1] @ affine[:3, :3].T + affine[:3, 3], faces)
     # (z, y, x) -> (x, y, z) is a reflection: the winding stays outward in RAS only if the affine mirrors too
     if np.linalg.det(affine[:3, :3]) > 0:
         faces = faces[:, ::-1]

@@ -1,0 +1,460 @@
+"""The 3D view (objectName ``view3D``): the objects' surfaces in their colours, rotated with the mouse.
+
+Surfaces come from :func:`engine.data.surface.label_surfaces` (RAS mm, outward normals), computed on the
+view's own worker thread (:class:`~app.gui.workers.LatestWorker`: the newest request only, a stale one is
+stopped between objects) 200 ms after the last change of the label map, and only while the view is visible
+(a hidden view catches up when it is shown). The label map is copied on the GUI thread before it is handed
+over. Colour or visibility changes redraw without recomputing.
+
+Rendering is Qt's own OpenGL (QOpenGLWidget, GLSL 1.10 / ES 1.00 shaders: two-sided Lambert + ambient from
+a head light). Where no OpenGL context can be made (``QT_QPA_PLATFORM=offscreen`` without a display, a
+remote desktop without drivers, ``BOXSEG_NO_GL=1``) ``available`` is False, ``reason`` says why and the
+view shows that sentence instead; the main window hides it.
+
+Mouse: left drag turns the scene around the objects' centre (turntable: azimuth about the patient's S
+axis, elevation), the wheel zooms, a right or middle drag pans, a double click resets. The first view looks
+at the patient from the front (anterior), the patient's right on the screen's left, superior up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QPointF, Qt, QThread, QTimer, Signal
+from PySide6.QtGui import QImage, QMatrix4x4, QOffscreenSurface, QOpenGLContext, QVector3D
+from PySide6.QtOpenGL import QOpenGLBuffer, QOpenGLShader, QOpenGLShaderProgram, QOpenGLVertexArrayObject
+from PySide6.QtOpenGLWidgets import QOpenGLWidget
+from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
+
+from app.gui.workers import LatestWorker
+from engine.data.surface import Mesh, label_surfaces
+
+DEBOUNCE_MS = 200
+#: triangles per object; a few hundred thousand draw at interactive rates even on software OpenGL
+MAX_TRIANGLES = 300_000
+FOV_DEG = 30.0
+BACKGROUND = (0.11, 0.11, 0.13)
+
+GL_COLOR_BUFFER_BIT, GL_DEPTH_BUFFER_BIT = 0x4000, 0x0100
+GL_DEPTH_TEST, GL_TRIANGLES, GL_UNSIGNED_INT, GL_FLOAT = 0x0B71, 0x0004, 0x1405, 0x1406
+#: glDrawElements' offset into the bound index buffer: PySide6 takes a void* there and refuses a plain 0
+NO_OFFSET = shiboken6.VoidPtr(0)
+
+VERTEX_SHADER = """
+attribute highp vec3 position;
+attribute highp vec3 normal;
+uniform highp mat4 mvp;
+uniform highp mat4 view;
+varying highp vec3 eyeNormal;
+void main() {
+    eyeNormal = (view * vec4(normal, 0.0)).xyz;
+    gl_Position = mvp * vec4(position, 1.0);
+}
+"""
+FRAGMENT_SHADER = """
+#ifdef GL_ES
+precision mediump float;
+#endif
+uniform vec3 color;
+varying highp vec3 eyeNormal;
+void main() {
+    vec3 light = normalize(vec3(-0.3, 0.45, 1.0));   /* from the viewer, a little above and left */
+    float lambert = abs(dot(normalize(eyeNormal), light));   /* two-sided: inner faces lit as well */
+    gl_FragColor = vec4(color * (0.28 + 0.72 * lambert), 1.0);
+}
+"""
+
+_GL_STATUS: tuple[bool, str] | None = None
+
+
+def gl_status() -> tuple[bool, str]:
+    """(available, reason): whether an OpenGL 2.0+ context can be made on this platform (checked once)."""
+    global _GL_STATUS
+    if _GL_STATUS is None:
+        _GL_STATUS = _probe()
+    return _GL_STATUS
+
+
+def _probe() -> tuple[bool, str]:
+    if os.environ.get("BOXSEG_NO_GL"):
+        return False, "3D view off (BOXSEG_NO_GL is set)"
+    app = QCoreApplication.instance()
+    platform = app.platformName() if hasattr(app, "platformName") else "?"
+    ctx = QOpenGLContext()
+    if not ctx.create():
+        return False, f"3D view unavailable: no OpenGL context on the '{platform}' Qt platform"
+    surface = QOffscreenSurface()
+    surface.setFormat(ctx.format())
+    surface.create()
+    try:
+        if not ctx.makeCurrent(surface):
+            return False, f"3D view unavailable: the OpenGL context of the '{platform}' platform cannot be used"
+        f = ctx.format()
+        if (f.majorVersion(), f.minorVersion()) < (2, 0):
+            return False, f"3D view unavailable: OpenGL 2.0 needed, this system has {f.majorVersion()}.{f.minorVersion()}"
+        ctx.doneCurrent()
+        return True, ""
+    finally:
+        surface.destroy()
+
+
+class Camera:
+    """Turntable camera around ``target`` (RAS mm): azimuth about S, elevation, distance; perspective."""
+
+    def __init__(self):
+        self.fit(np.zeros(3), 100.0)
+
+    def fit(self, center, radius: float) -> None:
+        self.target = np.asarray(center, np.float64).copy()
+        self.radius = max(float(radius), 1.0)
+        self.azimuth, self.elevation = 0.0, 0.0
+        self.distance = self.radius / math.sin(math.radians(FOV_DEG) / 2) * 1.1
+
+    def eye_direction(self) -> np.ndarray:
+        """Unit vector from the target to the eye; (0, 1, 0) = from the patient's front."""
+        az, el = math.radians(self.azimuth), math.radians(self.elevation)
+        return np.array([math.cos(el) * math.sin(az), math.cos(el) * math.cos(az), math.sin(el)])
+
+    def axes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(right, up) unit vectors of the screen in RAS."""
+        back = self.eye_direction()
+        right = np.cross(np.array([0.0, 0.0, 1.0]), back)
+        right /= np.linalg.norm(right)
+        return right, np.cross(back, right)
+
+    def view(self) -> QMatrix4x4:
+        m = QMatrix4x4()
+        eye = self.target + self.distance * self.eye_direction()
+        m.lookAt(QVector3D(*eye), QVector3D(*self.target), QVector3D(0.0, 0.0, 1.0))
+        return m
+
+    def projection(self, aspect: float) -> QMatrix4x4:
+        m = QMatrix4x4()
+        near = max(self.distance - 2 * self.radius, self.distance * 0.01)
+        m.perspective(FOV_DEG, max(aspect, 1e-3), near, self.distance + 2 * self.radius)
+        return m
+
+    def rotate(self, dx: float, dy: float) -> None:
+        self.azimuth = (self.azimuth - 0.5 * dx) % 360.0
+        self.elevation = float(np.clip(self.elevation + 0.5 * dy, -89.0, 89.0))
+
+    def pan(self, dx: float, dy: float, height: int) -> None:
+        mm_per_px = 2 * self.distance * math.tan(math.radians(FOV_DEG) / 2) / max(height, 1)
+        right, up = self.axes()
+        self.target = self.target - dx * mm_per_px * right + dy * mm_per_px * up
+
+    def zoom(self, steps: float) -> None:
+        self.distance = float(np.clip(self.distance * 0.85 ** steps, self.radius * 0.05, self.radius * 50))
+
+
+class SurfaceGL(QOpenGLWidget):
+    """The OpenGL canvas: one vertex/index buffer pair per object, drawn in the object's colour."""
+
+    failed = Signal(str)
+
+    def __init__(self, view: "View3D"):
+        super().__init__(view)
+        self.setObjectName("view3DCanvas")
+        self.v = view
+        self.camera = Camera()
+        self.program: QOpenGLShaderProgram | None = None
+        self.vao: QOpenGLVertexArrayObject | None = None
+        self.buffers: dict[int, tuple[QOpenGLBuffer, QOpenGLBuffer, int]] = {}
+        self._upload: dict[int, Mesh] | None = None
+        self._drag: tuple[Qt.MouseButton, QPointF] | None = None
+        self.frames = 0
+        self.setMinimumSize(120, 120)
+
+    # --- GL ----------------------------------------------------------------------------------------
+    def initializeGL(self) -> None:
+        ctx = self.context()
+        ctx.aboutToBeDestroyed.connect(self._release)
+        p = QOpenGLShaderProgram(self)
+        ok = (p.addShaderFromSourceCode(QOpenGLShader.Vertex, VERTEX_SHADER)
+              and p.addShaderFromSourceCode(QOpenGLShader.Fragment, FRAGMENT_SHADER) and p.link())
+        if not ok:
+            self.failed.emit(f"3D view unavailable: the OpenGL shaders do not build ({p.log().strip()[:200]})")
+            return
+        self.program = p
+        self.vao = QOpenGLVertexArrayObject(self)
+        if not self.vao.create():  # OpenGL 2.x without the extension: attributes are set per draw anyway
+            self.vao = None
+        if self.v.meshes:
+            self._upload = self.v.meshes
+
+    def set_meshes(self, meshes: dict[int, Mesh]) -> None:
+        self._upload = meshes
+        self.update()
+
+    def _release(self) -> None:
+        self.makeCurrent()
+        for vbo, ibo, _ in self.buffers.values():
+            vbo.destroy()
+            ibo.destroy()
+        self.buffers = {}
+        if self.vao is not None:
+            self.vao.destroy()
+        self.program = None
+        self.doneCurrent()
+
+    def _do_upload(self) -> None:
+        meshes, self._upload = self._upload, None
+        for vbo, ibo, _ in self.buffers.values():
+            vbo.destroy()
+            ibo.destroy()
+        self.buffers = {}
+        for value, m in meshes.items():
+            data = np.ascontiguousarray(np.hstack([m.vertices, m.normals]), np.float32)
+            idx = np.ascontiguousarray(m.faces, np.uint32)
+            vbo = QOpenGLBuffer(QOpenGLBuffer.VertexBuffer)
+            ibo = QOpenGLBuffer(QOpenGLBuffer.IndexBuffer)
+            vbo.create()
+            vbo.bind()
+            vbo.allocate(data.tobytes(), data.nbytes)
+            vbo.release()
+            ibo.create()
+            ibo.bind()
+            ibo.allocate(idx.tobytes(), idx.nbytes)
+            ibo.release()
+            self.buffers[value] = (vbo, ibo, int(idx.size))
+
+    def paintGL(self) -> None:
+        f = self.context().functions()
+        f.glClearColor(*BACKGROUND, 1.0)
+        f.glClear(GL_COLOR_BUFFER_BIT | GL_DEPTH_BUFFER_BIT)
+        if self.program is None:
+            return
+        if self._upload is not None:
+            self._do_upload()
+        f.glEnable(GL_DEPTH_TEST)
+        ratio = self.devicePixelRatioF()
+        f.glViewport(0, 0, int(self.width() * ratio), int(self.height() * ratio))
+        cam = self.camera
+        view = cam.view()
+        mvp = cam.projection(self.width() / max(self.height(), 1)) * view
+        p = self.program
+        p.bind()
+        if self.vao is not None:
+            self.vao.bind()
+        p.setUniformValue("mvp", mvp)
+        p.setUniformValue("view", view)
+        pos, nrm = p.attributeLocation("position"), p.attributeLocation("normal")
+        colors = {o.value: o.color for o in self.v.c.doc.objects if o.visible}
+        for value, (vbo, ibo, count) in self.buffers.items():
+            if value not in colors:
+                continue
+            r, g, b = (c / 255.0 for c in colors[value])
+            p.setUniformValue("color", QVector3D(r, g, b))
+            vbo.bind()
+            p.setAttributeBuffer(pos, GL_FLOAT, 0, 3, 24)
+            p.setAttributeBuffer(nrm, GL_FLOAT, 12, 3, 24)
+            p.enableAttributeArray(pos)
+            p.enableAttributeArray(nrm)
+            ibo.bind()
+            f.glDrawElements(GL_TRIANGLES, count, GL_UNSIGNED_INT, NO_OFFSET)
+            ibo.release()
+            vbo.release()
+        if self.vao is not None:
+            self.vao.release()
+        p.release()
+        self.frames += 1
+
+    # --- mouse ---------------------------------------------------------------------------------------
+    def mousePressEvent(self, e):
+        self._drag = (e.button(), e.position())
+        e.accept()
+
+    def mouseMoveEvent(self, e):
+        if self._drag is None:
+            return
+        button, last = self._drag
+        d = e.position() - last
+        self._drag = (button, e.position())
+        if button == Qt.LeftButton:
+            self.camera.rotate(d.x(), d.y())
+        elif button in (Qt.RightButton, Qt.MiddleButton):
+            self.camera.pan(d.x(), d.y(), self.height())
+        self.update()
+        e.accept()
+
+    def mouseReleaseEvent(self, e):
+        self._drag = None
+        e.accept()
+
+    def mouseDoubleClickEvent(self, e):
+        self.v.reset_camera()
+        e.accept()
+
+    def wheelEvent(self, e):
+        self.camera.zoom(e.angleDelta().y() / 120.0)
+        self.update()
+        e.accept()
+
+
+class View3D(QWidget):
+    """See the module docstring. ``controller``: the app's Controller (``image``, ``doc`` with ``labels``,
+    ``objects`` and their signals). Call :meth:`shutdown` before the application quits (joins the worker)."""
+
+    #: the meshes of the newest label map are in (and drawn on the next paint); the number of triangles
+    meshesReady = Signal(int)
+    #: OpenGL turned out unusable after construction (shaders failed); the reason
+    unavailable = Signal(str)
+
+    def __init__(self, controller, parent=None):
+        super().__init__(parent)
+        self.setObjectName("view3D")
+        self.c = controller
+        self.available, self.reason = gl_status()
+        self.meshes: dict[int, Mesh] = {}
+        self._posted = 0        # requests posted to the worker
+        self._shown = 0         # the request whose meshes are shown
+        self._dirty = True      # the label map changed since the last request
+        self._fitted = False    # the camera was fitted to the objects of this image
+        self._layout = QStackedLayout(self)
+        self.message = QLabel(self.reason, self)
+        self.message.setObjectName("view3DMessage")
+        self.message.setAlignment(Qt.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #aaa; background: #1c1c21;")
+        self.gl: SurfaceGL | None = None
+        if self.available:
+            self.gl = SurfaceGL(self)
+            self.gl.failed.connect(self._gl_failed)
+            self._layout.addWidget(self.gl)
+        self._layout.addWidget(self.message)
+        self._layout.setCurrentWidget(self.gl if self.gl is not None else self.message)
+
+        self.worker = LatestWorker()
+        self.thread = QThread(self)
+        self.thread.setObjectName("boxseg-surfaces")
+        self.worker.moveToThread(self.thread)
+        self.worker.done.connect(self._on_done)
+        self.worker.failed.connect(self._on_failed)
+        self.thread.start(QThread.LowPriority)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(self._post)
+
+        controller.imageOpened.connect(self._image_changed)
+        controller.doc.imageChanged.connect(self._image_changed)
+        controller.doc.labelsChanged.connect(self._labels_changed)
+        controller.doc.objectsChanged.connect(self._objects_changed)
+
+    # --- state -----------------------------------------------------------------------------------
+    @property
+    def pending(self) -> bool:
+        """True while the shown meshes are not those of the current label map."""
+        return self._dirty or self._timer.isActive() or self._shown < self._posted
+
+    @property
+    def triangles(self) -> int:
+        """Triangles of the visible objects' meshes."""
+        visible = {o.value for o in self.c.doc.objects if o.visible}
+        return sum(m.triangles for v, m in self.meshes.items() if v in visible)
+
+    def render_image(self) -> QImage:
+        """The view as an image (the OpenGL frame when available; the message otherwise)."""
+        if self.gl is not None and self.available:
+            return self.gl.grabFramebuffer()
+        return self.grab().toImage()
+
+    def reset_camera(self) -> None:
+        """Fit the camera to the objects (to the image's box when there are none), seen from the front."""
+        if self.gl is None:
+            return
+        if self.meshes:
+            lo = np.min([m.vertices.min(0) for m in self.meshes.values()], axis=0).astype(np.float64)
+            hi = np.max([m.vertices.max(0) for m in self.meshes.values()], axis=0).astype(np.float64)
+        elif self.c.image is not None:
+            z, y, x = self.c.image.shape
+            corners = np.array([[i, j, k] for i in (0, x - 1) for j in (0, y - 1) for k in (0, z - 1)], np.float64)
+            a = self.c.image.affine
+            world = corners @ a[:3, :3].T + a[:3, 3]
+            lo, hi = world.min(0), world.max(0)
+        else:
+            lo, hi = np.full(3, -50.0), np.full(3, 50.0)
+        self.gl.camera.fit((lo + hi) / 2, float(np.linalg.norm(hi - lo)) / 2)
+        self.gl.update()
+
+    def shutdown(self) -> None:
+        """Stop the worker thread (a running computation finishes its current object first)."""
+        self._timer.stop()
+        self._posted += 1  # makes a running computation stop at its next object
+        if self.thread.isRunning():
+            self.thread.quit()
+            self.thread.wait(30_000)
+
+    # --- updates -----------------------------------------------------------------------------------
+    def _image_changed(self) -> None:
+        self._fitted = False
+        self.meshes = {}
+        if self.gl is not None:
+            self.gl.set_meshes({})
+            self.reset_camera()
+        self._labels_changed()
+
+    def _labels_changed(self, *_slices) -> None:
+        self._dirty = True
+        if self.isVisible():
+            self._timer.start()
+
+    def _objects_changed(self) -> None:
+        if self.gl is not None:
+            self.gl.update()
+
+    def showEvent(self, e):
+        super().showEvent(e)
+        if self._dirty:
+            self._timer.start()
+
+    def _post(self) -> None:
+        if not self.isVisible() or not self.thread.isRunning():
+            return
+        doc = self.c.doc
+        self._dirty = False
+        self._posted += 1
+        gen = self._posted
+        if doc.labels is None or doc.image is None:
+            self._on_done(gen, {})
+            return
+        labels = doc.labels.copy()  # the GUI thread edits doc.labels in place
+        affine = doc.image.affine.copy()
+
+        def stale() -> bool:
+            return self._posted != gen
+
+        self.worker.post(gen, lambda: label_surfaces(labels, affine, max_triangles=MAX_TRIANGLES,
+                                                     should_stop=stale))
+
+    def _on_done(self, gen: int, meshes) -> None:
+        if gen != self._posted:
+            return  # a newer request is on its way
+        self._shown = gen
+        self.meshes = meshes
+        if self.gl is not None:
+            self.gl.set_meshes(meshes)
+            if not self._fitted and meshes:
+                self._fitted = True
+                self.reset_camera()
+        self.meshesReady.emit(sum(m.triangles for m in meshes.values()))
+
+    def _on_failed(self, gen: int, message: str) -> None:
+        if gen == self._posted and "stopped" not in message:
+            self._shown = gen
+            self.c.error.emit(f"3D view: {message}")
+
+    def _gl_failed(self, reason: str) -> None:
+        self.available, self.reason = False, reason
+        self.message.setText(reason)
+        self._layout.setCurrentWidget(self.message)
+        self.unavailable.emit(reason)
+
+
+__all__ = ["Camera", "SurfaceGL", "View3D", "gl_status"]
