@@ -6,8 +6,8 @@ stopped between objects) 200 ms after the last change of the label map, and only
 (a hidden view catches up when it is shown). The label map is copied on the GUI thread before it is handed
 over. Colour or visibility changes redraw without recomputing.
 
-Rendering is Qt's own OpenGL (QOpenGLWidget, GLSL 1.10 / ES 1.00 shaders: two-sided Lambert + ambient from
-a head light). Where no OpenGL context can be made (``QT_QPA_PLATFORM=offscreen`` without a display, a
+Rendering is Qt's own OpenGL: a QOpenGLWidget drawn through QtGui's QOpenGLFunctions (GLSL 1.10 / ES 1.00
+shaders: two-sided Lambert + ambient from a head light; no PySide6.QtOpenGL, see the note at the constants). Where no OpenGL context can be made (``QT_QPA_PLATFORM=offscreen`` without a display, a
 remote desktop without drivers, ``BOXSEG_NO_GL=1``) ``available`` is False, ``reason`` says why and the
 view shows that sentence instead; the main window hides it.
 
@@ -22,10 +22,8 @@ import math
 import os
 
 import numpy as np
-import shiboken6
 from PySide6.QtCore import QCoreApplication, QPointF, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QImage, QMatrix4x4, QOffscreenSurface, QOpenGLContext, QVector3D
-from PySide6.QtOpenGL import QOpenGLBuffer, QOpenGLShader, QOpenGLShaderProgram, QOpenGLVertexArrayObject
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
 
@@ -40,29 +38,44 @@ BACKGROUND = (0.11, 0.11, 0.13)
 
 GL_COLOR_BUFFER_BIT, GL_DEPTH_BUFFER_BIT = 0x4000, 0x0100
 GL_DEPTH_TEST, GL_TRIANGLES, GL_UNSIGNED_INT, GL_FLOAT = 0x0B71, 0x0004, 0x1405, 0x1406
-#: glDrawElements' offset into the bound index buffer: PySide6 takes a void* there and refuses a plain 0
-NO_OFFSET = shiboken6.VoidPtr(0)
+GL_VERTEX_SHADER, GL_FRAGMENT_SHADER = 0x8B31, 0x8B30
+GL_ARRAY_BUFFER, GL_ELEMENT_ARRAY_BUFFER = 0x8892, 0x8893
 
-VERTEX_SHADER = """
-attribute highp vec3 position;
-attribute highp vec3 normal;
-uniform highp mat4 mvp;
-uniform highp mat4 view;
-varying highp vec3 eyeNormal;
-void main() {
-    eyeNormal = (view * vec4(normal, 0.0)).xyz;
-    gl_Position = mvp * vec4(position, 1.0);
-}
-"""
-FRAGMENT_SHADER = """
+# Only QtGui's QOpenGLFunctions (no PySide6.QtOpenGL: its module is 8.9 MB, which the installer's 300 MB
+# budget has not got). Its PySide6 bindings take names as str (bytes crash), cannot return through
+# array arguments and crash on glUniformMatrix4fv, and QtGui has no glBufferData: so the shader gets its
+# matrix as four column vectors, link failures are seen as a missing attribute, and the meshes are drawn
+# from client-side arrays (the numpy arrays themselves; OpenGL 2.x / ES 2.0 and compatibility profiles).
+
+#: desktop GLSL 1.10 has no precision qualifiers (QOpenGLShaderProgram would add these defines itself)
+PRECISION = """
 #ifdef GL_ES
 precision mediump float;
+#else
+#define highp
+#define mediump
+#define lowp
 #endif
-uniform vec3 color;
-varying highp vec3 eyeNormal;
+"""
+VERTEX_SHADER = PRECISION + """
+attribute highp vec3 position;
+attribute highp vec3 normal;
+uniform highp vec4 mvp0;
+uniform highp vec4 mvp1;
+uniform highp vec4 mvp2;
+uniform highp vec4 mvp3;
+varying highp vec3 worldNormal;
 void main() {
-    vec3 light = normalize(vec3(-0.3, 0.45, 1.0));   /* from the viewer, a little above and left */
-    float lambert = abs(dot(normalize(eyeNormal), light));   /* two-sided: inner faces lit as well */
+    worldNormal = normal;
+    gl_Position = mat4(mvp0, mvp1, mvp2, mvp3) * vec4(position, 1.0);
+}
+"""
+FRAGMENT_SHADER = PRECISION + """
+uniform vec3 color;
+uniform vec3 light;
+varying highp vec3 worldNormal;
+void main() {
+    float lambert = abs(dot(normalize(worldNormal), light));   /* two-sided: inner faces lit as well */
     gl_FragColor = vec4(color * (0.28 + 0.72 * lambert), 1.0);
 }
 """
@@ -125,6 +138,12 @@ class Camera:
         right /= np.linalg.norm(right)
         return right, np.cross(back, right)
 
+    def light(self) -> np.ndarray:
+        """Unit direction towards the light in RAS: from the viewer, a little above and to the left."""
+        right, up = self.axes()
+        d = self.eye_direction() + 0.45 * up - 0.3 * right
+        return d / np.linalg.norm(d)
+
     def view(self) -> QMatrix4x4:
         m = QMatrix4x4()
         eye = self.target + self.distance * self.eye_direction()
@@ -151,7 +170,7 @@ class Camera:
 
 
 class SurfaceGL(QOpenGLWidget):
-    """The OpenGL canvas: one vertex/index buffer pair per object, drawn in the object's colour."""
+    """The OpenGL canvas: each visible object's mesh drawn in its colour (see the note on the bindings)."""
 
     failed = Signal(str)
 
@@ -160,106 +179,67 @@ class SurfaceGL(QOpenGLWidget):
         self.setObjectName("view3DCanvas")
         self.v = view
         self.camera = Camera()
-        self.program: QOpenGLShaderProgram | None = None
-        self.vao: QOpenGLVertexArrayObject | None = None
-        self.buffers: dict[int, tuple[QOpenGLBuffer, QOpenGLBuffer, int]] = {}
-        self._upload: dict[int, Mesh] | None = None
+        self.program = 0
+        self.loc: dict[str, int] = {}
         self._drag: tuple[Qt.MouseButton, QPointF] | None = None
         self.frames = 0
         self.setMinimumSize(120, 120)
 
-    # --- GL ----------------------------------------------------------------------------------------
     def initializeGL(self) -> None:
-        ctx = self.context()
-        ctx.aboutToBeDestroyed.connect(self._release)
-        p = QOpenGLShaderProgram(self)
-        ok = (p.addShaderFromSourceCode(QOpenGLShader.Vertex, VERTEX_SHADER)
-              and p.addShaderFromSourceCode(QOpenGLShader.Fragment, FRAGMENT_SHADER) and p.link())
-        if not ok:
-            self.failed.emit(f"3D view unavailable: the OpenGL shaders do not build ({p.log().strip()[:200]})")
+        f = self.context().functions()
+        f.initializeOpenGLFunctions()
+        program = f.glCreateProgram()
+        for kind, source in ((GL_VERTEX_SHADER, VERTEX_SHADER), (GL_FRAGMENT_SHADER, FRAGMENT_SHADER)):
+            sh = f.glCreateShader(kind)
+            f.glShaderSource(sh, source)
+            f.glCompileShader(sh)
+            f.glAttachShader(program, sh)
+            f.glDeleteShader(sh)  # freed with the program
+        f.glLinkProgram(program)
+        loc = {n: f.glGetAttribLocation(program, n) for n in ("position", "normal")}
+        loc.update({n: f.glGetUniformLocation(program, n)
+                    for n in ("mvp0", "mvp1", "mvp2", "mvp3", "color", "light")})
+        if min(loc.values()) < 0:  # an attribute or uniform is missing only when compiling or linking failed
+            f.glDeleteProgram(program)
+            self.failed.emit("3D view unavailable: this system's OpenGL does not build the view's shaders")
             return
-        self.program = p
-        self.vao = QOpenGLVertexArrayObject(self)
-        if not self.vao.create():  # OpenGL 2.x without the extension: attributes are set per draw anyway
-            self.vao = None
-        if self.v.meshes:
-            self._upload = self.v.meshes
+        self.program, self.loc = program, loc
 
-    def set_meshes(self, meshes: dict[int, Mesh]) -> None:
-        self._upload = meshes
+    def set_meshes(self, _meshes: dict[int, Mesh]) -> None:
         self.update()
-
-    def _release(self) -> None:
-        self.makeCurrent()
-        for vbo, ibo, _ in self.buffers.values():
-            vbo.destroy()
-            ibo.destroy()
-        self.buffers = {}
-        if self.vao is not None:
-            self.vao.destroy()
-        self.program = None
-        self.doneCurrent()
-
-    def _do_upload(self) -> None:
-        meshes, self._upload = self._upload, None
-        for vbo, ibo, _ in self.buffers.values():
-            vbo.destroy()
-            ibo.destroy()
-        self.buffers = {}
-        for value, m in meshes.items():
-            data = np.ascontiguousarray(np.hstack([m.vertices, m.normals]), np.float32)
-            idx = np.ascontiguousarray(m.faces, np.uint32)
-            vbo = QOpenGLBuffer(QOpenGLBuffer.VertexBuffer)
-            ibo = QOpenGLBuffer(QOpenGLBuffer.IndexBuffer)
-            vbo.create()
-            vbo.bind()
-            vbo.allocate(data.tobytes(), data.nbytes)
-            vbo.release()
-            ibo.create()
-            ibo.bind()
-            ibo.allocate(idx.tobytes(), idx.nbytes)
-            ibo.release()
-            self.buffers[value] = (vbo, ibo, int(idx.size))
 
     def paintGL(self) -> None:
         f = self.context().functions()
         f.glClearColor(*BACKGROUND, 1.0)
         f.glClear(GL_COLOR_BUFFER_BIT | GL_DEPTH_BUFFER_BIT)
-        if self.program is None:
+        if not self.program:
             return
-        if self._upload is not None:
-            self._do_upload()
         f.glEnable(GL_DEPTH_TEST)
         ratio = self.devicePixelRatioF()
         f.glViewport(0, 0, int(self.width() * ratio), int(self.height() * ratio))
-        cam = self.camera
-        view = cam.view()
-        mvp = cam.projection(self.width() / max(self.height(), 1)) * view
-        p = self.program
-        p.bind()
-        if self.vao is not None:
-            self.vao.bind()
-        p.setUniformValue("mvp", mvp)
-        p.setUniformValue("view", view)
-        pos, nrm = p.attributeLocation("position"), p.attributeLocation("normal")
+        cam, loc = self.camera, self.loc
+        mvp = cam.projection(self.width() / max(self.height(), 1)) * cam.view()
+        f.glUseProgram(self.program)
+        for k in range(4):
+            col = mvp.column(k)
+            f.glUniform4f(loc[f"mvp{k}"], col.x(), col.y(), col.z(), col.w())
+        f.glUniform3f(loc["light"], *(float(x) for x in cam.light()))
+        f.glBindBuffer(GL_ARRAY_BUFFER, 0)
+        f.glBindBuffer(GL_ELEMENT_ARRAY_BUFFER, 0)
+        f.glEnableVertexAttribArray(loc["position"])
+        f.glEnableVertexAttribArray(loc["normal"])
         colors = {o.value: o.color for o in self.v.c.doc.objects if o.visible}
-        for value, (vbo, ibo, count) in self.buffers.items():
-            if value not in colors:
+        for value, m in self.v.meshes.items():
+            if value not in colors or not m.triangles:
                 continue
             r, g, b = (c / 255.0 for c in colors[value])
-            p.setUniformValue("color", QVector3D(r, g, b))
-            vbo.bind()
-            p.setAttributeBuffer(pos, GL_FLOAT, 0, 3, 24)
-            p.setAttributeBuffer(nrm, GL_FLOAT, 12, 3, 24)
-            p.enableAttributeArray(pos)
-            p.enableAttributeArray(nrm)
-            ibo.bind()
-            f.glDrawElements(GL_TRIANGLES, count, GL_UNSIGNED_INT, NO_OFFSET)
-            ibo.release()
-            vbo.release()
-        if self.vao is not None:
-            self.vao.release()
-        p.release()
+            f.glUniform3f(loc["color"], r, g, b)
+            f.glVertexAttribPointer(loc["position"], 3, GL_FLOAT, 0, 0, m.vertices)
+            f.glVertexAttribPointer(loc["normal"], 3, GL_FLOAT, 0, 0, m.normals)
+            f.glDrawElements(GL_TRIANGLES, 3 * m.triangles, GL_UNSIGNED_INT, m.faces)
+        f.glDisableVertexAttribArray(loc["position"])
+        f.glDisableVertexAttribArray(loc["normal"])
+        f.glUseProgram(0)
         self.frames += 1
 
     # --- mouse ---------------------------------------------------------------------------------------
