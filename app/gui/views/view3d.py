@@ -1,8 +1,9 @@
 """The 3D view (objectName ``view3D``): the objects' surfaces in their colours, rotated with the mouse.
 
 Surfaces come from :func:`engine.data.surface.label_surfaces` (RAS mm, outward normals), computed on the
-view's own worker thread (:class:`~app.gui.workers.LatestWorker`: the newest request only, a stale one is
-stopped between objects) 200 ms after the last change of the label map, and only while the view is visible
+view's own worker thread (a one-thread QThreadPool owned by the application, so the view can be deleted
+at any time and nothing has to be joined: a request that is no longer the newest is skipped, or stopped
+between objects) 200 ms after the last change of the label map, and only while the view is visible
 (a hidden view catches up when it is shown). The label map is copied on the GUI thread before it is handed
 over. Colour or visibility changes redraw without recomputing.
 
@@ -18,16 +19,18 @@ at the patient from the front (anterior), the patient's right on the screen's le
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
+import traceback
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QPointF, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QPointF, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QImage, QMatrix4x4, QOffscreenSurface, QOpenGLContext, QVector3D
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
 
-from app.gui.workers import LatestWorker
+from engine.base.errors import Cancelled
 from engine.data.surface import Mesh, label_surfaces
 
 DEBOUNCE_MS = 200
@@ -274,9 +277,53 @@ class SurfaceGL(QOpenGLWidget):
         e.accept()
 
 
+class _Relay(QObject):
+    """Carries results from the pool's thread to the GUI thread (lives as long as the application)."""
+
+    done = Signal(int, int, object)     # view id, request, {value: Mesh}
+    failed = Signal(int, int, str)      # view id, request, message
+
+
+_POOL: QThreadPool | None = None
+_VIEW_IDS = itertools.count(1)
+_RELAY: _Relay | None = None
+
+
+def _pool() -> tuple[QThreadPool, _Relay]:
+    global _POOL, _RELAY
+    if _POOL is None:
+        app = QCoreApplication.instance()
+        _POOL = QThreadPool(app)  # the application waits for it when it is deleted
+        _POOL.setMaxThreadCount(1)
+        _POOL.setObjectName("boxseg-surfaces")
+        _RELAY = _Relay(app)
+    return _POOL, _RELAY
+
+
+class _SurfaceJob(QRunnable):
+    def __init__(self, view_id: int, gen: int, labels: np.ndarray, affine: np.ndarray, is_stale):
+        super().__init__()
+        self.args = view_id, gen, labels, affine, is_stale
+
+    def run(self) -> None:
+        view_id, gen, labels, affine, is_stale = self.args
+        _, relay = _pool()
+        if is_stale():
+            return  # a newer request is queued behind this one
+        try:
+            meshes = label_surfaces(labels, affine, max_triangles=MAX_TRIANGLES, should_stop=is_stale)
+        except Cancelled:
+            return
+        except Exception as e:  # noqa: BLE001 - a failed surface must never take the worker down
+            traceback.print_exc()
+            relay.failed.emit(view_id, gen, f"{type(e).__name__}: {e}")
+            return
+        relay.done.emit(view_id, gen, meshes)
+
+
 class View3D(QWidget):
     """See the module docstring. ``controller``: the app's Controller (``image``, ``doc`` with ``labels``,
-    ``objects`` and their signals). Call :meth:`shutdown` before the application quits (joins the worker)."""
+    ``objects`` and their signals). Nothing to join when it is deleted (see the module docstring)."""
 
     #: the meshes of the newest label map are in (and drawn on the next paint); the number of triangles
     meshesReady = Signal(int)
@@ -293,6 +340,8 @@ class View3D(QWidget):
         self._shown = 0         # the request whose meshes are shown
         self._dirty = True      # the label map changed since the last request
         self._fitted = False    # the camera was fitted to the objects of this image
+        self._closed = False
+        self._id = next(_VIEW_IDS)  # tells this view's results from another's on the shared relay
         self._layout = QStackedLayout(self)
         self.message = QLabel(self.reason, self)
         self.message.setObjectName("view3DMessage")
@@ -307,16 +356,9 @@ class View3D(QWidget):
         self._layout.addWidget(self.message)
         self._layout.setCurrentWidget(self.gl if self.gl is not None else self.message)
 
-        self.worker = LatestWorker()
-        self.thread = QThread(self)
-        self.thread.setObjectName("boxseg-surfaces")
-        self.worker.moveToThread(self.thread)
-        self.worker.done.connect(self._on_done)
-        self.worker.failed.connect(self._on_failed)
-        self.thread.start(QThread.LowPriority)
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
+        self.pool, relay = _pool()
+        relay.done.connect(self._on_done)
+        relay.failed.connect(self._on_failed)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -364,12 +406,10 @@ class View3D(QWidget):
         self.gl.update()
 
     def shutdown(self) -> None:
-        """Stop the worker thread (a running computation finishes its current object first)."""
+        """Stop updating: a waiting or running computation for this view is dropped (optional; see above)."""
         self._timer.stop()
-        self._posted += 1  # makes a running computation stop at its next object
-        if self.thread.isRunning():
-            self.thread.quit()
-            self.thread.wait(30_000)
+        self._posted += 1
+        self._closed = True
 
     # --- updates -----------------------------------------------------------------------------------
     def _image_changed(self) -> None:
@@ -395,14 +435,14 @@ class View3D(QWidget):
             self._timer.start()
 
     def _post(self) -> None:
-        if not self.isVisible() or not self.thread.isRunning():
+        if not self.isVisible() or self._closed:
             return
         doc = self.c.doc
         self._dirty = False
         self._posted += 1
         gen = self._posted
         if doc.labels is None or doc.image is None:
-            self._on_done(gen, {})
+            self._on_done(self._id, gen, {})
             return
         labels = doc.labels.copy()  # the GUI thread edits doc.labels in place
         affine = doc.image.affine.copy()
@@ -410,11 +450,10 @@ class View3D(QWidget):
         def stale() -> bool:
             return self._posted != gen
 
-        self.worker.post(gen, lambda: label_surfaces(labels, affine, max_triangles=MAX_TRIANGLES,
-                                                     should_stop=stale))
+        self.pool.start(_SurfaceJob(self._id, gen, labels, affine, stale))
 
-    def _on_done(self, gen: int, meshes) -> None:
-        if gen != self._posted:
+    def _on_done(self, view_id: int, gen: int, meshes) -> None:
+        if view_id != self._id or gen != self._posted:
             return  # a newer request is on its way
         self._shown = gen
         self.meshes = meshes
@@ -425,8 +464,8 @@ class View3D(QWidget):
                 self.reset_camera()
         self.meshesReady.emit(sum(m.triangles for m in meshes.values()))
 
-    def _on_failed(self, gen: int, message: str) -> None:
-        if gen == self._posted and "stopped" not in message:
+    def _on_failed(self, view_id: int, gen: int, message: str) -> None:
+        if view_id == self._id and gen == self._posted:
             self._shown = gen
             self.c.error.emit(f"3D view: {message}")
 

@@ -113,6 +113,25 @@ def test_a_hidden_view_computes_nothing_and_catches_up_when_shown(qtbot, control
     assert view._posted == 1 and view.triangles == label_surfaces(labels, AFFINE)[1].triangles
 
 
+def test_a_view_deleted_while_its_surfaces_are_computed_is_no_trouble(qtbot, controller):
+    labels = ball(20.0, shape=(40, 160, 160))
+    v = View3D(controller)
+    v.show()
+    controller.doc.set_image(Image(np.zeros(labels.shape, np.int16), AFFINE), labels=labels,
+                             objects=[SegObject(1, "Ball", (40, 200, 60))])
+    qtbot.waitUntil(lambda: v._posted == 1, timeout=5_000)  # handed to the pool
+    v.deleteLater()
+    del v
+    qtbot.wait(50)
+    assert view3d._POOL.waitForDone(30_000)
+    qtbot.wait(50)  # the result reaches no view; nothing to join
+    other = View3D(controller)
+    qtbot.addWidget(other)
+    other.show()
+    qtbot.waitUntil(lambda: not other.pending, timeout=30_000)
+    assert other.triangles == label_surfaces(labels, AFFINE)[1].triangles
+
+
 # --- a real rendering under Xvfb --------------------------------------------------------------------
 
 def _free_display() -> int:
