@@ -8,7 +8,8 @@ between objects) 200 ms after the last change of the label map, and only while t
 over. Colour or visibility changes redraw without recomputing.
 
 Rendering is Qt's own OpenGL: a QOpenGLWidget drawn through QtGui's QOpenGLFunctions (GLSL 1.10 / ES 1.00
-shaders: two-sided Lambert + ambient from a head light; no PySide6.QtOpenGL, see the note at the constants). Where no OpenGL context can be made (``QT_QPA_PLATFORM=offscreen`` without a display, a
+shaders: two-sided Lambert + ambient from a head light; no PySide6.QtOpenGL, see the note at the
+constants). Where no OpenGL 2.0 context can be made (``QT_QPA_PLATFORM=offscreen`` without a display, a
 remote desktop without drivers, ``BOXSEG_NO_GL=1``) ``available`` is False, ``reason`` says why and the
 view shows that sentence instead; the main window hides it.
 
@@ -109,8 +110,9 @@ def _probe() -> tuple[bool, str]:
         if not ctx.makeCurrent(surface):
             return False, f"3D view unavailable: the OpenGL context of the '{platform}' platform cannot be used"
         f = ctx.format()
-        if (f.majorVersion(), f.minorVersion()) < (2, 0):
-            return False, f"3D view unavailable: OpenGL 2.0 needed, this system has {f.majorVersion()}.{f.minorVersion()}"
+        version = (f.majorVersion(), f.minorVersion())
+        if version < (2, 0):
+            return False, f"3D view unavailable: OpenGL 2.0 needed, this system has {version[0]}.{version[1]}"
         ctx.doneCurrent()
         return True, ""
     finally:
