@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         c.jobProgress.connect(self._on_job_progress)
         c.jobFinished.connect(self._on_job_finished)
         c.error.connect(self.show_error)
+        self.views.view3d.unavailable.connect(lambda why: self.statusBar().showMessage(why, 15000))
         c.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         c.timingsChanged.connect(self.timings_label.setText)
         c.precomputeProgress.connect(self._on_precompute)
@@ -662,11 +663,14 @@ class MainWindow(QMainWindow):
             w.update_brush_cursor()
 
     def set_layout(self, name: str) -> None:
-        """View ▸ Layout: 'single', '1x3' or '2x2' (persists; a 2D image stays in the single view)."""
+        """View ▸ Layout: 'single', '1x3' or '2x2' (persists; a 2D image stays in the single view). Where no
+        OpenGL context can be made, 2x2 shows the three planes and says why the 3D view is missing."""
         self.views.set_layout(name)
         self.layout_actions[name].setChecked(True)
         if self.c.image is not None and self.views.shown != name:
             self.statusBar().showMessage("a 2D image has one plane: it stays in the single view", 8000)
+        elif name == "2x2" and not self.views.view3d.available:
+            self.statusBar().showMessage(self.views.view3d.reason, 15000)
 
     def set_window(self, spec):
         for a, s in self.window_actions:
@@ -753,6 +757,7 @@ class MainWindow(QMainWindow):
         super().closeEvent(e)
 
     def shutdown(self):
+        self.views.view3d.shutdown()
         self.c.shutdown()
 
 

@@ -19,6 +19,7 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from app.gui.views.slice_view import SliceView
+from app.gui.views.view3d import View3D
 from engine.data.planes import PLANES
 
 #: the layouts, in the View ▸ Layout menu's order
@@ -90,13 +91,14 @@ class ViewsArea(QWidget):
 
     layoutChanged = Signal(str)  # the layout shown: 'single', '1x3' or '2x2'
 
-    def __init__(self, controller, single: SliceView, view3d: QWidget | None = None, parent=None):
+    def __init__(self, controller, single: SliceView, parent=None):
         super().__init__(parent)
         self.c = controller
         self.single = single
         self.views = {p: SliceView(controller, plane=p) for p in PLANES}
         self.panes = {p: PlanePane(controller, v, self) for p, v in self.views.items()}
-        self.view3d = view3d if view3d is not None else self._no_3d("3D view: not built")
+        self.view3d = View3D(controller)
+        self.view3d.unavailable.connect(lambda _why: self.view3d.hide())
         for w in (single, self.view3d):  # every view is a child from the start (found by objectName, hidden)
             w.setParent(self)
         self.chosen = load_layout()
@@ -109,15 +111,9 @@ class ViewsArea(QWidget):
         self.last_view: SliceView = single
         for v in self.all_views():
             v.installEventFilter(self)
+            v.windowLevelChanged.connect(lambda level, width, src=v: self._share_window(src, level, width))
         controller.imageOpened.connect(self.apply)
         self.apply()
-
-    @staticmethod
-    def _no_3d(text: str) -> QWidget:
-        w = QLabel(text)
-        w.setObjectName("view3D")
-        w.setAlignment(Qt.AlignCenter)
-        return w
 
     def all_views(self) -> list[SliceView]:
         """Every slice view: the single one and the three plane views (hidden ones included)."""
@@ -134,6 +130,14 @@ class ViewsArea(QWidget):
         if ev.type() in (ev.Type.FocusIn, ev.Type.MouseButtonPress) and obj in self.all_views():
             self.last_view = obj
         return super().eventFilter(obj, ev)
+
+    def _share_window(self, src: SliceView, level: float, width: float) -> None:
+        """Window/level set in one view (right-drag) applies to all of them: it is the image's, as in ITK-SNAP."""
+        for v in self.all_views():
+            if v is not src and (v.level, v.width) != (level, width):
+                v.level, v.width = level, width
+                v.render_image()
+                v.viewport().update()
 
     def effective(self) -> str:
         """The layout shown for the open image: the chosen one, or 'single' without reformatted planes."""

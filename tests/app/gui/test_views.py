@@ -112,6 +112,16 @@ def test_click_in_one_view_moves_the_others(qtbot, open_window, temp_qsettings):
                      Qt.NoScrollPhase, False)
     QApplication.sendEvent(sag.viewport(), ev)
     assert sag.k == x + 1 and c.cursor == (z, y, x + 1)
+    # window/level dragged in one view is the image's: every view follows
+    from PySide6.QtTest import QTest
+
+    before = (ax.level, ax.width)
+    QTest.mousePress(cor.viewport(), Qt.RightButton, Qt.NoModifier, QPoint(100, 100))
+    QTest.mouseMove(cor.viewport(), QPoint(160, 60))
+    QTest.mouseRelease(cor.viewport(), Qt.RightButton, Qt.NoModifier, QPoint(160, 60))
+    assert (cor.level, cor.width) != before
+    single = view(win, "sliceView")
+    assert (ax.level, ax.width) == (sag.level, sag.width) == (single.level, single.width) == (cor.level, cor.width)
     action(win, "layoutSingle").trigger()
 
 
