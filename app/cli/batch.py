@@ -7,10 +7,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from app.cli.common import Progress
+from app.cli.common import PRECISION_HELP, Progress
 from engine.base.errors import InputError
 from engine.batch.records import FORMATS
 from engine.batch.run import BatchOptions, run_batch
+from engine.inference.precision import REQUESTS
 
 
 def cmd_batch(args) -> int:
@@ -83,8 +84,7 @@ def add_parser(sub) -> None:
     b.add_argument("--tls-cert", default=None, metavar="PEM", help="this client's TLS certificate")
     b.add_argument("--tls-key", default=None, metavar="PEM", help="this client's TLS private key")
     b.add_argument("--model", default=None, help="model name (default: the manifest's default model)")
-    b.add_argument("--precision", choices=("f32", "bf16"), default="f32",
-                   help="inference precision for non-INT8 layers (default f32: identical results on every CPU)")
+    b.add_argument("--precision", choices=REQUESTS, default="auto", help=PRECISION_HELP)
     b.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="skip studies whose output is up to date (default); --no-resume redoes every study")
     b.add_argument("--format", choices=FORMATS, default="auto",

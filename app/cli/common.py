@@ -9,7 +9,11 @@ import time
 from pathlib import Path
 
 from engine.data.image import Image
+from engine.inference.precision import REQUESTS
 from engine.inference.session import Session, SessionConfig
+
+PRECISION_HELP = ("inference precision for non-INT8 layers (default auto: the rule for this CPU, which `boxseg models` "
+                  "shows with its reason; f32 gives identical results on every CPU)")
 from engine.io.dispatch import open_image
 
 
@@ -44,8 +48,7 @@ class Progress:
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model name (default: the manifest's default model); see `boxseg models`")
     p.add_argument("--threads", type=int, default=None, help="OpenVINO inference threads (default: OpenVINO's choice)")
-    p.add_argument("--precision", choices=("f32", "bf16"), default="f32",
-                   help="inference precision for non-INT8 layers (default f32: identical results on every CPU)")
+    p.add_argument("--precision", choices=REQUESTS, default="auto", help=PRECISION_HELP)
     p.add_argument("--disk-cache", action="store_true",
                    help="also keep slice embeddings in the user cache folder (reused by later runs)")
 
@@ -86,4 +89,4 @@ def warn(lines) -> None:
         print(f"boxseg: warning: {w}", file=sys.stderr)
 
 
-__all__ = ["Progress", "add_model_args", "load_session", "open_arg", "read_progress", "session_config", "warn"]
+__all__ = ["PRECISION_HELP", "Progress", "add_model_args", "load_session", "open_arg", "read_progress", "session_config", "warn"]

@@ -1,10 +1,24 @@
-"""``boxseg models``: the installed models, their precision, sha256 and status."""
+"""``boxseg models``: the installed models, their precision, sha256 and status, and what ``--precision auto``
+chooses on this CPU and why."""
 
 from __future__ import annotations
 
 import sys
 
+from engine.base.errors import ModelError
 from engine.inference.manifest import scan_models
+from engine.inference.precision import resolve
+from engine.inference.session import SessionConfig, configured_model
+
+
+def auto_choice_lines(precision: str = "auto") -> list[str]:
+    """What ``precision`` resolves to on this CPU: the model, the inference precision hint and the reason
+    (:data:`engine.inference.precision.AUTO_RULES`)."""
+    try:
+        model = configured_model(SessionConfig(precision=precision)).name
+    except ModelError:
+        model = "none installed"
+    return resolve(precision).explain(model)
 
 
 def cmd_models(args) -> int:
@@ -24,12 +38,16 @@ def cmd_models(args) -> int:
         print(f"{m.name:<20} {m.family:<16} {m.precision:<9} {status:<8} {enc:<18} {m.root}{flag}")
         for p in problems:
             print(f"    ! {p}")
+    print()
+    for line in auto_choice_lines():
+        print(line)
     return 0
 
 
 def add_parser(sub) -> None:
-    m = sub.add_parser("models", help="list installed models (name, precision, sha256, status)")
+    m = sub.add_parser("models", help="list installed models (name, precision, sha256, status) and what "
+                                      "--precision auto chooses on this CPU")
     m.set_defaults(func=cmd_models)
 
 
-__all__ = ["add_parser", "cmd_models"]
+__all__ = ["add_parser", "auto_choice_lines", "cmd_models"]

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from PySide6.QtCore import QSettings
 
 from engine.data.labeledit import OVERWRITE_UNLOCKED, POLICIES
+from engine.inference.precision import REQUESTS
 from engine.inference.session import SessionConfig
+
+
+def _precision(value) -> str:
+    """A stored precision, or "auto" for anything unknown (an older BoxSeg stored only f32/bf16)."""
+    return str(value) if str(value) in REQUESTS else "auto"
 
 
 @dataclass
@@ -18,7 +24,7 @@ class Settings:
     brush_mm: the brush radius in mm."""
 
     model: str = ""
-    precision: str = "f32"
+    precision: str = "auto"
     threads: int = 0
     cache_mb: int = 1024
     overlap: str = OVERWRITE_UNLOCKED
@@ -30,7 +36,7 @@ class Settings:
         d = cls()
         try:
             overlap = str(q.value("overlap", d.overlap))
-            return cls(model=str(q.value("model", d.model) or ""), precision=str(q.value("precision", d.precision)),
+            return cls(model=str(q.value("model", d.model) or ""), precision=_precision(q.value("precision", d.precision)),
                        threads=int(q.value("threads", d.threads)), cache_mb=int(q.value("cache_mb", d.cache_mb)),
                        overlap=overlap if overlap in POLICIES else d.overlap,
                        brush_mm=float(q.value("brush_mm", d.brush_mm)))

@@ -27,8 +27,7 @@ from engine.batch.manifest import read_manifest
 from engine.batch.records import fingerprint, output_name, remove_stale_temp_files, up_to_date, write_record
 from engine.batch.worker import Task, measure_output, process_study
 from engine.data.measure import COLUMNS, to_csv
-from engine.inference.manifest import find_model
-from engine.inference.session import SessionConfig
+from engine.inference.session import SessionConfig, configured_model
 
 REPORT = "report.csv"
 REPORT_COLUMNS = ("study", "objects", "status", "seconds", "error")
@@ -151,7 +150,7 @@ def run_batch(manifest: Path | str, outdir: Path | str, options: BatchOptions = 
     studies = read_manifest(manifest, exclude=out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out)
-    entry = find_model(options.config.model)
+    entry = configured_model(options.config)  # what --precision auto picks where no model is named
     config = replace(options.config, model=entry.name, model_id=entry.model_id)
     workers, threads, scheduler, fmt = options.workers, options.config.threads, options.scheduler, options.fmt
 

@@ -10,17 +10,19 @@ from engine.base.errors import Cancelled, ModelError
 from engine.base.sysinfo import available_cores
 from engine.inference.families import get_family
 from engine.inference.manifest import ModelEntry
+from engine.inference.precision import REQUESTS, resolve
 
-#: inference precisions a user may choose for the layers that are not INT8
+#: inference precision hints OpenVINO is given for the layers that are not INT8
 PRECISIONS = ("f32", "bf16")
 
 
 class Runtime:
     """Compiled OpenVINO graphs of one model on the CPU.
 
-    ``precision`` sets ``INFERENCE_PRECISION_HINT`` explicitly ("f32" or "bf16"): OpenVINO would
-    otherwise run FP32 IR in BF16 on CPUs with AVX512_BF16/AMX and in f32 elsewhere, so results
-    would depend on the machine. ``threads`` = None lets OpenVINO choose.
+    ``precision`` ("auto", "f32" or "bf16"; :func:`engine.inference.precision.resolve`, kept as
+    :attr:`choice`) always becomes an explicit ``INFERENCE_PRECISION_HINT``: OpenVINO would otherwise
+    run FP32 IR in BF16 on CPUs with AVX512_BF16/AMX and in f32 elsewhere, so results would depend on
+    the machine without anyone having chosen it. ``threads`` = None lets OpenVINO choose.
 
     Each graph has one infer request guarded by a lock; outputs are copied out of OpenVINO's
     reusable output buffers before they are returned.
@@ -35,8 +37,10 @@ class Runtime:
     def __init__(self, entry: ModelEntry, threads: int | None = None, precision: str = "f32", verify: bool = True):
         import openvino as ov
 
-        if precision not in PRECISIONS:
-            raise ModelError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision not in REQUESTS:
+            raise ModelError(f"precision must be one of {REQUESTS}, got {precision!r}")
+        #: what ``precision`` means on this CPU, and why (shown by ``boxseg models`` and the app's About)
+        self.choice = resolve(precision)
         self.entry = entry
         self._verify = verify
         #: each graph's IR as read (and, with ``verify``, checked against the manifest) once: (xml text,
@@ -50,7 +54,7 @@ class Runtime:
         for graph in entry.graphs:
             self._read(graph)
         self.core = ov.Core()
-        self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+        self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": self.choice.hint}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
             if int(threads) < available_cores():

@@ -20,7 +20,8 @@ from engine.base.errors import Cancelled, ModelError
 from engine.data.window import WINDOW_U8
 from engine.inference.cache import CacheKey, EmbeddingCache, content_hash, default_disk_dir
 from engine.inference.families import get_family
-from engine.inference.manifest import ModelEntry, find_model
+from engine.inference.manifest import ModelEntry, find_model, list_models
+from engine.inference.precision import REQUESTS, PrecisionChoice, resolve
 from engine.inference.predictor import Predictor
 from engine.inference.runtime import Runtime
 from engine.inference.transforms import Geometry, as_rgb_u8, preprocess
@@ -31,8 +32,9 @@ class SessionConfig:
     (command line options, the app's settings and a batch's workers all make one of these).
 
     model: a model name or family (see :func:`~engine.inference.manifest.find_model`); None = the
-    default model. threads: OpenVINO inference threads (None = OpenVINO's choice). precision:
-    "f32" (default: the same numbers on every CPU) or "bf16" for the layers that are not INT8.
+    default model. threads: OpenVINO inference threads (None = OpenVINO's choice). precision: "auto"
+    (default: the row of :data:`engine.inference.precision.AUTO_RULES` for this CPU's capability, which
+    may also pick the model when none is named), "f32" or "bf16" for the layers that are not INT8.
     cache_bytes: memory budget of the embedding cache. disk_cache: False, True (the user cache
     folder) or a folder, for a disk tier of at most ``disk_cache_bytes``. model_id: the sha256 the
     model's files must have (:attr:`~engine.inference.manifest.ModelEntry.model_id`; a batch pins
@@ -42,7 +44,7 @@ class SessionConfig:
 
     model: str | None = None
     threads: int | None = None
-    precision: str = "f32"
+    precision: str = "auto"
     cache_bytes: int = 1 << 30
     disk_cache: bool | Path = False
     disk_cache_bytes: int = 4 << 30
@@ -62,11 +64,22 @@ class Timings:
     prefix_runs: int = 0
 
 
+def configured_model(config: SessionConfig) -> ModelEntry:
+    """The model ``config`` names, or else the default model, or, where the precision rule prefers
+    another precision, the default's family model of that precision (if installed)."""
+    entry = find_model(config.model)
+    if config.model is None and config.precision in REQUESTS:
+        want = resolve(config.precision).model_precision
+        if want and entry.precision != want:
+            entry = next((m for m in list_models() if m.family == entry.family and m.precision == want), entry)
+    return entry
+
+
 class Session:
     """An engine session: one model's runtime plus the embedding cache that belongs to it.
 
     config: what to load (:class:`SessionConfig`; default: the default model, OpenVINO's threads,
-    f32). entry: a model found outside the search path (e.g. a freshly built manifest), used
+    precision "auto"). entry: a model found outside the search path (e.g. a freshly built manifest), used
     instead of ``config.model``. cache: an :class:`EmbeddingCache` to use instead of the one the
     config describes.
     """
@@ -74,7 +87,7 @@ class Session:
     def __init__(self, config: SessionConfig | None = None, *, entry: ModelEntry | None = None,
                  cache: EmbeddingCache | None = None):
         self.config = config = config or SessionConfig()
-        self.entry = entry if entry is not None else find_model(config.model)
+        self.entry = entry if entry is not None else configured_model(config)
         if config.model_id is not None and self.entry.model_id != config.model_id:
             raise ModelError(f"{socket.gethostname()}: model {self.entry.name!r} has sha256 {self.entry.model_id[:16]}..., "
                              f"expected {config.model_id[:16]}... (install the same model files on every machine)")
@@ -92,6 +105,11 @@ class Session:
     @property
     def model_id(self) -> str:
         return self.entry.model_id
+
+    @property
+    def precision_choice(self) -> PrecisionChoice:
+        """What ``config.precision`` resolved to on this CPU and why (:mod:`engine.inference.precision`)."""
+        return self.runtime.choice
 
     def key(self, slice_u8: np.ndarray, slice_index: int, window: str, plane: str = "") -> CacheKey:
         return CacheKey(content_hash=content_hash(slice_u8), slice_index=int(slice_index), window=str(window),
@@ -185,4 +203,4 @@ class Session:
         return Predictor(self)
 
 
-__all__ = ["Session", "SessionConfig", "Timings"]
+__all__ = ["Session", "SessionConfig", "Timings", "configured_model"]

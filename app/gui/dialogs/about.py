@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import html
+
 from app.gui.samples import SAMPLES
+from app.gui.settings import Settings
 from engine import __version__
 from engine.base.folders import assets_dir
 from engine.inference.manifest import list_models
+from engine.inference.precision import resolve
+from engine.inference.session import SessionConfig, configured_model
 
 
-def about_text() -> str:
+def precision_html(precision: str = "auto") -> str:
+    """What ``precision`` (the app's setting) chose on this CPU, and why (engine.inference.precision.AUTO_RULES)."""
+    try:
+        model = configured_model(SessionConfig(precision=precision)).name
+    except Exception:  # noqa: BLE001 - About must open even without models
+        model = "none installed"
+    try:
+        first, why = resolve(precision).explain(model)
+    except ValueError:
+        return ""
+    return f"<p><b>Precision:</b> {html.escape(first)}.<br>{html.escape(why)}</p>"
+
+
+def about_text(precision: str | None = None) -> str:
+    """The About box; ``precision``: whose choice on this CPU is shown (default: the app's stored setting)."""
+    if precision is None:
+        precision = Settings.load().precision
     lic = assets_dir() / "models" / "LICENSE-litemedsam.txt"
     sample_dir = assets_dir() / "sample"
     try:
@@ -19,6 +40,7 @@ def about_text() -> str:
             "<p>Box-prompted segmentation of CT/MR scans and 2D medical images on the CPU. "
             "Not a medical device: for research and education.</p>"
             f"<p><b>Models:</b> {models}</p>"
+            f"{precision_html(precision)}"
             "<p><b>LiteMedSAM</b> (Bo Wang lab, MedSAM: <i>Segment anything in medical images</i>, Ma et al., "
             "Nature Communications 2024; LiteMedSAM for the CVPR 2024 MedSAM on Laptop challenge), weights under "
             f"the Apache License 2.0 — see <code>{lic}</code>. Inference with OpenVINO (Apache-2.0), INT8 by NNCF.</p>"
@@ -33,4 +55,4 @@ def about_text() -> str:
             "<p>BoxSeg is Apache-2.0. Qt for Python (PySide6) is LGPLv3.</p>")
 
 
-__all__ = ["about_text"]
+__all__ = ["about_text", "precision_html"]

@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout,
 from app.gui.settings import Settings
 from engine.data.labeledit import NEVER_OVERWRITE, OVERWRITE_UNLOCKED
 from engine.inference.manifest import list_models
+from engine.inference.precision import REQUESTS
 
 #: the overlap policies offered: (label, engine.data.labeledit policy)
 OVERLAP_CHOICES = [("New masks take unlocked objects' voxels", OVERWRITE_UNLOCKED),
@@ -25,7 +26,9 @@ class SettingsDialog(QDialog):
         i = self.model.findData(settings.model)
         self.model.setCurrentIndex(max(i, 0))
         self.precision = QComboBox()
-        self.precision.addItems(["f32", "bf16"])
+        self.precision.addItems(list(REQUESTS))
+        self.precision.setToolTip("auto: the rule for this CPU (Help ▸ About shows what it chose and why); "
+                                  "f32: the same results on every CPU")
         self.precision.setCurrentText(settings.precision)
         self.threads = QSpinBox()
         self.threads.setRange(0, 256)

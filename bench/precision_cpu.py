@@ -1,0 +1,122 @@
+"""Precision per CPU: encoder and decoder latency of the shipped INT8 model and the FP32 model at each
+inference precision hint this CPU offers, side by side in one process (the evidence behind
+``engine.inference.precision.AUTO_RULES``).
+
+    python bench/precision_cpu.py [--eval ../shared/data/eval] [--runs 7] [--threads 2] [--out FILE]
+
+Configurations: ``int8@f32`` (INT8 model, f32 remainder) and ``fp32@f32`` everywhere; on a CPU whose OpenVINO
+lists BF16 (AVX512_BF16/AMX) also ``int8@bf16`` and ``fp32@bf16``. Encoder: --runs interleaved rounds on one
+real preprocessed slice (the 2D CT case of bench_engine.py);
+decoder: 4x --runs interleaved box prompts after the slice's decoder prefix. Also the masks' agreement with
+fp32@f32 on that slice (pixels of the 256x256 low-res mask). Writes bench/results/precision-<date>.md with
+engine.base.sysinfo. About a minute on 2 cores; not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.bench_engine import CASE_2D  # noqa: E402
+
+
+def interleaved(fns: dict, runs: int) -> dict:
+    """name -> (wall ms median, min, max, CPU ms median): one warm-up each, then ``runs`` rounds in turn. The CPU
+    time (all threads of this process) moves less than the wall time when other processes share the cores."""
+    for f in fns.values():
+        f()
+    wall, cpu = {k: [] for k in fns}, {k: [] for k in fns}
+    for _ in range(runs):
+        for k, f in fns.items():
+            t, c = time.perf_counter(), time.process_time()
+            f()
+            wall[k].append((time.perf_counter() - t) * 1000)
+            cpu[k].append((time.process_time() - c) * 1000)
+    return {k: (float(np.median(wall[k])), float(np.min(wall[k])), float(np.max(wall[k])), float(np.median(cpu[k])))
+            for k in fns}
+
+
+def _slice(eval_dir: Path):
+    """(uint8 image, first box) of the benchmark slice (bench_engine.py's 2D CT case)."""
+    from engine.io.challenge_npz import load_case
+
+    path = eval_dir / f"{CASE_2D}.npz"
+    if not path.is_file():
+        raise SystemExit(f"no {path}: pass --eval DIR (shared/data/eval)")
+    case = load_case(path)
+    return case.imgs, case.boxes[0], CASE_2D
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--eval", type=Path, default=REPO.parent / "shared" / "data" / "eval")
+    p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+
+    from engine.base.sysinfo import describe, markdown
+    from engine.inference.precision import AUTO_RULES, BF16_CPU, cpu_capability, resolve
+    from engine.inference.session import Session, SessionConfig
+    from engine.inference.transforms import box_to_model, preprocess
+
+    cap = cpu_capability()
+    hints = ["f32", "bf16"] if cap == BF16_CPU else ["f32"]
+    sessions = {f"{m}@{h}": Session(SessionConfig(f"litemedsam-{m}", threads=args.threads, precision=h))
+                for h in hints for m in ("int8", "fp32")}
+    img, box0, source = _slice(args.eval)
+    x, geom = preprocess(img)
+    box = box_to_model(box0, geom)
+    load0 = os.getloadavg()
+    enc = interleaved({k: (lambda s=s: s.runtime.infer("encoder", {"image": x})) for k, s in sessions.items()},
+                      args.runs)
+    outs = {k: s.runtime.infer("encoder", {"image": x}) for k, s in sessions.items()}
+    state = {k: s.decoder_state(outs[k]) for k, s in sessions.items()}
+    dec = interleaved({k: (lambda k=k, s=s: s.decode(state[k], box)) for k, s in sessions.items()}, args.runs * 4)
+    pre = interleaved({k: (lambda k=k, s=s: s.runtime.infer("decoder_prefix", {"embedding": outs[k]["embedding"]}))
+                       for k, s in sessions.items()}, args.runs)
+    load1 = os.getloadavg()
+    masks = {k: s.decode(state[k], box)[0] > 0 for k, s in sessions.items()}
+    ref = masks["fp32@f32"]
+
+    info = describe()
+    choice = resolve("auto")
+    lines = [f"# Precision per CPU ({dt.datetime.now():%Y-%m-%d %H:%M})\n\n", markdown(info),
+             f"- OpenVINO capability class: {cap}; threads {args.threads}; encoder {args.runs} interleaved rounds, "
+             f"decoder {args.runs * 4}, prefix {args.runs}; load average before {load0[0]:.2f}, after {load1[0]:.2f} "
+             "(this process included)\n",
+             f"- slice: {source} (box {np.asarray(box0).tolist()}); command: `python bench/precision_cpu.py "
+             f"--runs {args.runs} --threads {args.threads}`\n",
+             f"- `--precision auto` on this CPU: {AUTO_RULES[cap].model_precision.upper()} model, hint {choice.hint}\n\n",
+             "Wall ms: median / min / max; CPU ms: median CPU time of all this process's threads per call (less "
+             "sensitive to other processes on the cores).\n\n"
+             "| configuration | OpenVINO precision | encoder wall ms | encoder CPU ms | vs fp32@f32 (wall / CPU) | "
+             "decoder per box wall ms | decoder CPU ms | decoder prefix wall ms (per slice) | "
+             "mask px differing from fp32@f32 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"]
+    for k, s in sessions.items():
+        e, d, pr = enc[k], dec[k], pre[k]
+        lines.append(f"| {k} | {s.runtime.precision} | {e[0]:.0f} / {e[1]:.0f} / {e[2]:.0f} | {e[3]:.0f} | "
+                     f"{enc['fp32@f32'][0] / e[0]:.2f}x / {enc['fp32@f32'][3] / e[3]:.2f}x | "
+                     f"{d[0]:.1f} / {d[1]:.1f} / {d[2]:.1f} | {d[3]:.1f} | {pr[0]:.1f} | "
+                     f"{int((masks[k] != ref).sum())} of {ref.size} |\n")
+    if cap != BF16_CPU:
+        lines.append("\nNo BF16 on this CPU: the bf16 rows (INT8 with a bf16 remainder, BF16) need a CPU with "
+                     "AVX512_BF16 or AMX; run this script there.\n")
+    out = args.out or REPO / "bench" / "results" / f"precision-{dt.date.today()}.md"
+    out.write_text("".join(lines), encoding="utf-8")
+    print("".join(lines))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""``--precision auto``: which model and which inference precision each CPU gets, and why.
+
+One table, :data:`AUTO_RULES`, keyed by the CPU's capability class; :func:`resolve` turns a requested
+precision ("auto", "f32", "bf16") into a :class:`PrecisionChoice` that :class:`~engine.inference.runtime.Runtime`
+compiles with and that ``boxseg models`` and the app's About show (its ``reason``).
+
+The capability comes from OpenVINO itself (``OPTIMIZATION_CAPABILITIES`` of the CPU plugin lists "BF16" on
+CPUs with AVX512_BF16 or AMX): that is the same test by which OpenVINO would silently run an f32 IR in bf16,
+so the hint is always set explicitly, whatever the row.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from engine.base.sysinfo import describe
+
+#: inference precision hints a user may request for the layers that are not INT8 ("auto" = the table)
+REQUESTS = ("auto", "f32", "bf16")
+#: capability classes (keys of :data:`AUTO_RULES`)
+BF16_CPU = "bf16"      # AVX512_BF16 or AMX: OpenVINO lists "BF16" in OPTIMIZATION_CAPABILITIES
+NO_BF16_CPU = "no-bf16"  # e.g. AVX2-only laptops, AVX512 without BF16
+
+
+@dataclass(frozen=True)
+class AutoRule:
+    """One row of the auto table: on CPUs of ``capability`` run the family's ``model_precision`` model
+    ("int8": the shipped INT8 model) with ``hint`` as INFERENCE_PRECISION_HINT for its non-INT8 layers."""
+
+    capability: str
+    model_precision: str
+    hint: str
+    reason: str
+
+
+#: capability -> (model, inference precision hint, why). Each row is backed by a measurement or says it is not.
+AUTO_RULES: dict[str, AutoRule] = {
+    NO_BF16_CPU: AutoRule(
+        NO_BF16_CPU, "int8", "f32",
+        "CPU without AVX512_BF16/AMX: the INT8 model (the only encoder the installers ship) with an f32 remainder; "
+        "2.2x faster than FP32 with VNNI (bench/results/engine-2026-11-27.md) but no faster without it (AVX2-only "
+        "Zen 3: 1618 vs 1503 CPU ms per encode, bench/results/precision-2026-12-07.md); held-out DSC 0.8915 vs FP32 "
+        "0.8874, 2D Microscopy -0.017 (bench/results/validate-2026-12-07.md)"),
+    BF16_CPU: AutoRule(
+        BF16_CPU, "int8", "f32",
+        "CPU with BF16 (AVX512_BF16/AMX): unmeasured here, INT8 + f32 remainder until measured: a bf16 remainder "
+        "(or BF16) was never measured for LiteMedSAM, in speed or held-out accuracy (the only bf16 figures are "
+        "Swin-LiteMedSAM with synthetic weights, bench/results/swin-2026-11-27.md); INT8 at f32 ran 2.2x FP32 on "
+        "such a CPU (bench/results/engine-2026-11-27.md)"),
+}
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """What a session runs with: ``hint`` ("f32"/"bf16") for OpenVINO, ``model_precision`` the model
+    precision preferred when no model is named (None: whatever the default is), and why."""
+
+    requested: str
+    capability: str
+    hint: str
+    model_precision: str | None
+    reason: str
+
+    def explain(self, model: str) -> list[str]:
+        """Two lines for ``boxseg models`` and the app's About: on which CPU, which ``model`` (its name)
+        and hint were chosen, and why."""
+        info = describe()
+        return [f"precision {self.requested} on this CPU ({info['cpu']}; {', '.join(info['flags']) or 'no listed ISA flags'}; "
+                f"capability {self.capability}): model {model}, inference precision {self.hint}",
+                f"why: {self.reason}"]
+
+
+@functools.lru_cache(maxsize=1)
+def _openvino_capabilities() -> tuple[str, ...]:
+    import openvino as ov
+
+    try:
+        return tuple(str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except RuntimeError:
+        return ()
+
+
+def cpu_capability(capabilities: tuple[str, ...] | None = None) -> str:
+    """The capability class of this CPU (:data:`BF16_CPU` or :data:`NO_BF16_CPU`); ``capabilities``
+    overrides OpenVINO's OPTIMIZATION_CAPABILITIES list (tests)."""
+    caps = _openvino_capabilities() if capabilities is None else capabilities
+    return BF16_CPU if "BF16" in caps else NO_BF16_CPU
+
+
+def resolve(requested: str = "auto", capabilities: tuple[str, ...] | None = None) -> PrecisionChoice:
+    """The precision a request means on this CPU. "auto" looks up :data:`AUTO_RULES`; "f32"/"bf16" are
+    the user's explicit hint (bf16 on a CPU without it: OpenVINO falls back to f32, which
+    :attr:`Runtime.precision <engine.inference.runtime.Runtime.precision>` reports)."""
+    if requested not in REQUESTS:
+        raise ValueError(f"precision must be one of {REQUESTS}, got {requested!r}")
+    cap = cpu_capability(capabilities)
+    if requested == "auto":
+        rule = AUTO_RULES[cap]
+        return PrecisionChoice("auto", cap, rule.hint, rule.model_precision, rule.reason)
+    return PrecisionChoice(requested, cap, requested, None, f"set explicitly (--precision {requested})")
+
+
+__all__ = ["AUTO_RULES", "BF16_CPU", "NO_BF16_CPU", "REQUESTS", "AutoRule", "PrecisionChoice", "cpu_capability",
+           "resolve"]
