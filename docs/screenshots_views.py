@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     zs, ys, xs = np.nonzero(c.doc.labels == 1)
     c.set_cursor(int(np.median(zs)), int(np.median(ys)), int(np.median(xs)))
     _pump(500)
+    _wait(lambda: c.measurements_current, 60, "the objects panel's figures")
+    _pump(300)
     win.grab().save(str(out / "app-views-1x3.png"))
     win.set_layout("2x2")
     v3 = win.views.view3d
