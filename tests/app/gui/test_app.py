@@ -322,18 +322,21 @@ def test_smoke_test_command_2d():
                         "110", "28"], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.strip().splitlines()[-1])
-    assert set(res) == {"open_ms", "first_mask_ms", "live_updates", "mask_pixels", "propagate_s", "saved"}
+    assert set(res) == {"open_ms", "first_mask_ms", "live_updates", "mask_pixels", "propagate_s", "saved", "layout"}
     assert res["saved"] is True and res["mask_pixels"] > 50 and res["propagate_s"] is None
+    assert res["layout"] == "single"
     assert res["live_updates"] >= 2
 
 
 @needs_shared
 def test_smoke_test_command_dicom_volume():
-    r = subprocess.run([sys.executable, "-m", "app.cli.main", "app", "--smoke-test", str(CT3)], capture_output=True,
-                       text=True, cwd=REPO, timeout=600)
+    """A DICOM series in the three linked views (the box dragged in the axial one)."""
+    r = subprocess.run([sys.executable, "-m", "app.cli.main", "app", "--smoke-test", str(CT3), "--layout", "1x3"],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["saved"] is True and res["propagate_s"] is not None and res["mask_pixels"] > 0
+    assert res["layout"] == "1x3"
 
 
 def test_smoke_test_failure_exits_nonzero(tmp_path):
