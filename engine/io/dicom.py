@@ -15,6 +15,8 @@
   so that higher values are brighter; colour (RGB, YBR_*, PALETTE COLOR) becomes RGB.
 * Compressed transfer syntaxes are decoded by pydicom's pixel handlers (pylibjpeg plugins,
   Pillow, pyjpegls); a missing decoder is an :class:`InputError` naming the package to install.
+  JPEG-LS and JPEG 2000 are decoded in a child process with a time limit per frame
+  (:mod:`engine.io.decoder_process`: a corrupt stream can keep CharLS busy for seconds).
 
 Patient-identifying attributes are never put into descriptions, warnings or errors.
 """
@@ -35,6 +37,7 @@ from engine.base.callbacks import ProgressFn, StopFn
 from engine.base.errors import BoxSegError, Cancelled, InputError
 from engine.data.geometry import affine_from_dicom, raster_affine
 from engine.data.image import Image
+from engine.io import decoder_process
 from engine.io.formats import SEG_SOP_CLASS
 from engine.io.gate import check_data_present, check_size
 
@@ -449,6 +452,8 @@ def group_series(files: list[Path], root: Path, *, progress: ProgressFn | None =
                 if not uid:
                     raise InputError(f"{rel}: SeriesInstanceUID is not a UID")
                 check_header(ds, rel)
+                if decoder_process.isolated(_transfer_syntax(ds)):
+                    decoder_process.warm()  # its imports overlap the rest of the scan
                 desc = text_of(ds, "SeriesDescription")
                 number, rows, columns = _int_or_none(ds.get("SeriesNumber")), int(ds.Rows), int(ds.Columns)
                 frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -510,16 +515,22 @@ def choose_series(series: list[SeriesInfo], choice: str | None = None, *, where:
 
 # --- pixel decoding ------------------------------------------------------------------------------
 
+def _transfer_syntax(ds):
+    """The dataset's TransferSyntaxUID (file meta), None when it has none."""
+    meta = getattr(ds, "file_meta", None)
+    return meta.get("TransferSyntaxUID") if meta is not None else None
+
+
 def _decode(ds, name: str) -> np.ndarray:
     """Stored pixel values (frames, rows, cols[, 3]) for any transfer syntax, or a clear InputError."""
-    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    ts = _transfer_syntax(ds)
     ts_name = getattr(ts, "name", str(ts or "unknown transfer syntax"))
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise InputError(f"{name}: DICOM file without pixel data (not an image)")
     _check_pixel_length(ds, name, ts)
     try:
         with quiet():
-            arr = ds.pixel_array
+            arr = decoder_process.pixel_array(ds, name) if decoder_process.isolated(ts) else ds.pixel_array
     except (RuntimeError, NotImplementedError) as e:
         msg = str(e)
         if "missing dependencies" in msg or "No pixel data decoders" in msg or "no plugins" in msg.lower():
@@ -873,6 +884,8 @@ def _read_dicom_file(path: Path, progress: ProgressFn | None, should_stop: StopF
     if "Rows" not in head:
         raise InputError(f"{path.name}: DICOM {modality} object without an image")
     check_header(head, path.name)
+    if decoder_process.isolated(_transfer_syntax(head)):
+        decoder_process.warm()  # its imports overlap reading the pixel data
     try:
         ds = _dcmread(path, inflate_limit=HEADER_INFLATE_MAX + _pixel_bytes(head))
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as e:

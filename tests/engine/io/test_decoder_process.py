@@ -1,0 +1,232 @@
+"""JPEG-LS / JPEG 2000 pixel data decoded in a child process with a time limit (engine.io.decoder_process).
+
+The corrupt stream the fuzzing campaign found (CharLS spends 7-9 s of CPU on it, holding the GIL) must give a
+one-line InputError naming the file through the timeout path — from the engine, the CLI, a thread, a daemonic
+process (Dask's workers) and the frozen app's launcher — and valid files must decode to exactly what pydicom
+gives in process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.base.errors import InputError
+from engine.io import decoder_process as dp
+from engine.io.dicom import read_dicom, read_dicom_file
+from tests.conftest import REPO
+from tests.engine.io import crafted
+
+pydicom = pytest.importorskip("pydicom")
+pytest.importorskip("jpeg_ls")
+
+SLOW = REPO / "tests" / "data" / "fuzz" / "dicom" / "fixed_slow_jpegls_charls.bin"
+TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+JLS = TEST_FILES / "MR_small_jpeg_ls_lossless.dcm"
+#: pydicom's JPEG-LS and JPEG 2000 test files (grey, RGB, near-lossless, 8 and 16 bit)
+VALID = ["MR_small_jpeg_ls_lossless.dcm", "JPEGLSNearLossless_16.dcm", "SC_rgb_jls_lossy_line.dcm",
+         "MR_small_jp2klossless.dcm", "693_J2KI.dcm", "GDCMJ2K_TextGBR.dcm"]
+
+
+def _in_process(path: Path) -> np.ndarray:
+    """What the reader gives with every transfer syntax decoded in this process (the pre-isolation path)."""
+    saved = dp._pool.broken
+    dp._pool.broken = True
+    try:
+        return read_dicom_file(path).voxels
+    finally:
+        dp._pool.broken = saved
+
+
+def _slow_copy(folder: Path) -> Path:
+    return Path(shutil.copy(SLOW, folder / "scan.dcm"))
+
+
+def _children(monkeypatch) -> list:
+    """Every decoder child started from now on."""
+    started = []
+    init = dp._Child.__init__
+
+    def spy(self):
+        init(self)
+        started.append(self)
+
+    monkeypatch.setattr(dp._Child, "__init__", spy)
+    return started
+
+
+def _multiframe_jls(path: Path, frames: int = 4) -> tuple[Path, np.ndarray]:
+    from pydicom.uid import JPEGLSLossless
+
+    ds = crafted._ct_dataset(rows=24, cols=20)
+    arr = (np.arange(frames * 24 * 20, dtype=np.int16).reshape(frames, 24, 20) * 7 % 3000) - 1000
+    ds.NumberOfFrames = frames
+    ds.PixelData = arr.tobytes()
+    del ds.ImagePositionPatient  # frames kept in stored order
+    ds.compress(JPEGLSLossless, arr)
+    ds.save_as(path, enforce_file_format=True)
+    return path, arr
+
+
+def test_the_corrupt_jpegls_stream_stops_at_the_time_limit(tmp_path):
+    """The fuzzing campaign's hang: stopped after FRAME_SECONDS, a one-line InputError naming the file, and the
+    next file decodes in a fresh child."""
+    cpu0 = dp.child_cpu_seconds()
+    t0 = time.monotonic()
+    with pytest.raises(InputError) as e:
+        read_dicom_file(_slow_copy(tmp_path))
+    wall = time.monotonic() - t0
+    msg = str(e.value)
+    assert msg.startswith("scan.dcm: decoding frame 1 of 1 took longer than 3 s") and "\n" not in msg, msg
+    # the timeout path: the wall clock waited for the stopped child is counted as its CPU
+    assert dp.child_cpu_seconds() - cpu0 >= dp.FRAME_SECONDS
+    assert wall < 30, wall  # generous bound (the child was stopped at 3 s; in process it took 7-9 s of CPU)
+    assert np.array_equal(read_dicom_file(JLS).voxels, _in_process(JLS))
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_valid_files_decode_as_in_process(name):
+    out = read_dicom_file(TEST_FILES / name).voxels
+    ref = _in_process(TEST_FILES / name)
+    assert out.dtype == ref.dtype and np.array_equal(out, ref)
+
+
+def test_a_multiframe_file_and_a_series_share_one_child(tmp_path, monkeypatch):
+    dp._pool.close()
+    started = _children(monkeypatch)
+    path, arr = _multiframe_jls(tmp_path / "mf.dcm")
+    img = read_dicom_file(path)
+    assert np.array_equal(img.voxels, arr - 1024)  # RescaleIntercept -1024
+    series = tmp_path / "series"
+    series.mkdir()
+    from pydicom.uid import JPEGLSLossless
+
+    for z in range(3):
+        ds = crafted._ct_dataset(rows=16, cols=16, z=2.0 * z, inst=z + 1,
+                                 pixels=np.full((16, 16), 100 * z, np.int16))
+        ds.compress(JPEGLSLossless)
+        ds.save_as(series / f"{z}.dcm", enforce_file_format=True)
+    vol = read_dicom(series).voxels
+    assert vol.shape == (3, 16, 16) and [int(v) for v in vol[:, 0, 0]] == [-1024, -924, -824]
+    assert len(started) == 1  # one child for 4 frames and 3 slices
+
+
+def test_a_decoder_error_reads_as_in_process(tmp_path):
+    """A corrupt stream that fails fast: the same one-line message with and without the child."""
+    data = bytearray(JLS.read_bytes())
+    data[-200:] = b"\xff" * 200  # the end of the JPEG-LS stream
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InputError) as out:
+        read_dicom_file(bad)
+    with pytest.raises(InputError) as ref:
+        _in_process(bad)
+    assert str(out.value) == str(ref.value) and str(out.value).startswith("bad.dcm: "), (out.value, ref.value)
+
+
+def test_a_decoder_that_dies_is_an_input_error_and_is_replaced(tmp_path, monkeypatch):
+    dp._pool.close()
+    started = _children(monkeypatch)
+    killer = threading.Timer(1.0, lambda: started[0].proc.kill())
+    killer.start()
+    with pytest.raises(InputError, match=r"^scan\.dcm: the JPEG-LS .* decoder crashed"):
+        read_dicom_file(_slow_copy(tmp_path))
+    killer.join()
+    assert np.array_equal(read_dicom_file(JLS).voxels, _in_process(JLS))
+    assert len(started) == 2
+
+
+def test_threads_decode_at_once(tmp_path):
+    """The app decodes on its I/O worker thread while, e.g., a batch reads on another."""
+    results, errors = {}, []
+
+    def read(name):
+        try:
+            results[name] = read_dicom_file(TEST_FILES / name).voxels
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=read, args=(n,)) for n in VALID[:3]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    for n in VALID[:3]:
+        assert np.array_equal(results[n], _in_process(TEST_FILES / n))
+
+
+def _read_in_daemon(path: str, q) -> None:
+    try:
+        v = read_dicom_file(Path(path)).voxels
+        q.put(("ok", int(v.astype(np.int64).sum()), multiprocessing.current_process().daemon))
+    except Exception as e:  # noqa: BLE001 - the parent asserts on it
+        q.put(("error", f"{type(e).__name__}: {e}", None))
+
+
+def test_a_daemonic_process_decodes_with_its_own_child(tmp_path):
+    """Dask's worker processes are daemonic: they cannot start multiprocessing children, a subprocess they can."""
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    for path in (JLS, _slow_copy(tmp_path)):
+        p = ctx.Process(target=_read_in_daemon, args=(str(path), q), daemon=True)
+        p.start()
+        got = q.get(timeout=120)
+        p.join(30)
+        if path == JLS:
+            assert got == ("ok", int(_in_process(JLS).astype(np.int64).sum()), True), got
+        else:
+            assert got[0] == "error" and "took longer than" in got[1], got
+
+
+def test_the_frozen_app_starts_its_own_executable_as_the_decoder(tmp_path, monkeypatch):
+    """In the PyInstaller bundle sys.executable is BoxSeg itself: the launcher serves the child on CHILD_FLAG."""
+    exe = tmp_path / "BoxSeg"
+    exe.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} {REPO / 'packaging' / 'boxseg_launcher.py'} "
+                   '"$@"\n')
+    exe.chmod(0o755)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(exe))
+    monkeypatch.setattr(dp, "_pool", dp._Pool())
+    started = _children(monkeypatch)
+    try:
+        out = read_dicom_file(JLS).voxels
+        assert dp.child_command() == [str(exe), dp.CHILD_FLAG]
+        cmdline = Path(f"/proc/{started[0].proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert dp.CHILD_FLAG.encode() in cmdline and b"boxseg_launcher.py" in b" ".join(cmdline)
+    finally:
+        dp._pool.close()
+    monkeypatch.undo()
+    assert np.array_equal(out, _in_process(JLS))
+
+
+def test_no_child_falls_back_to_decoding_in_process(monkeypatch, caplog):
+    monkeypatch.setattr(dp, "_pool", dp._Pool())
+    monkeypatch.setattr(dp, "child_command", lambda: [str(REPO / "no-such-executable")])
+    with caplog.at_level("WARNING", logger="engine.io.decoder_process"):
+        out = read_dicom_file(JLS).voxels
+    assert "cannot start the pixel decoder process" in caplog.text
+    assert not dp.isolated("1.2.840.10008.1.2.4.80")
+    monkeypatch.undo()
+    assert np.array_equal(out, _in_process(JLS))
+
+
+def test_the_cli_refuses_the_corrupt_stream_in_one_line(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "app.cli.main", "info", str(_slow_copy(tmp_path))], capture_output=True,
+                       text=True, cwd=REPO, env=env, timeout=120)
+    wall = time.monotonic() - t0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "scan.dcm: decoding frame 1 of 1 took longer than 3 s" in lines[0]
+    assert wall < 30, wall
