@@ -521,8 +521,9 @@ def _transfer_syntax(ds):
     return meta.get("TransferSyntaxUID") if meta is not None else None
 
 
-def _decode(ds, name: str) -> np.ndarray:
-    """Stored pixel values (frames, rows, cols[, 3]) for any transfer syntax, or a clear InputError."""
+def _decode(ds, name: str, should_stop: StopFn | None = None) -> np.ndarray:
+    """Stored pixel values (frames, rows, cols[, 3]) for any transfer syntax, or a clear InputError.
+    ``should_stop`` is polled between the frames the decoder child returns (JPEG-LS, JPEG 2000)."""
     ts = _transfer_syntax(ds)
     ts_name = getattr(ts, "name", str(ts or "unknown transfer syntax"))
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
@@ -530,7 +531,8 @@ def _decode(ds, name: str) -> np.ndarray:
     _check_pixel_length(ds, name, ts)
     try:
         with quiet():
-            arr = decoder_process.pixel_array(ds, name) if decoder_process.isolated(ts) else ds.pixel_array
+            arr = decoder_process.pixel_array(ds, name, should_stop=should_stop) if decoder_process.isolated(ts) \
+                else ds.pixel_array
     except (RuntimeError, NotImplementedError) as e:
         msg = str(e)
         if "missing dependencies" in msg or "No pixel data decoders" in msg or "no plugins" in msg.lower():
@@ -890,7 +892,7 @@ def _read_dicom_file(path: Path, progress: ProgressFn | None, should_stop: StopF
         ds = _dcmread(path, inflate_limit=HEADER_INFLATE_MAX + _pixel_bytes(head))
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as e:
         raise InputError(f"{path.name}: cannot read as DICOM (not a DICOM file, or truncated/corrupt)") from e
-    arr = _decode(ds, path.name)
+    arr = _decode(ds, path.name, should_stop)
     nframes = arr.shape[0]
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     color = arr.ndim == 4

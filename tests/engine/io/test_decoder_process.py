@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.base.errors import InputError
+from engine.base.errors import Cancelled, InputError
 from engine.io import decoder_process as dp
 from engine.io.dicom import read_dicom, read_dicom_file
 from tests.conftest import REPO
@@ -118,6 +118,13 @@ def test_a_multiframe_file_and_a_series_share_one_child(tmp_path, monkeypatch):
     vol = read_dicom(series).voxels
     assert vol.shape == (3, 16, 16) and [int(v) for v in vol[:, 0, 0]] == [-1024, -924, -824]
     assert len(started) == 1  # one child for 4 frames and 3 slices
+
+
+def test_cancel_stops_between_frames(tmp_path):
+    path, _ = _multiframe_jls(tmp_path / "mf.dcm", frames=5)
+    with pytest.raises(Cancelled, match=r"^decoding mf\.dcm stopped after 1 of 5 frames$"):
+        read_dicom_file(path, should_stop=lambda: True)
+    assert np.array_equal(read_dicom_file(JLS).voxels, _in_process(JLS))  # the next request: a fresh child
 
 
 def test_a_decoder_error_reads_as_in_process(tmp_path):
