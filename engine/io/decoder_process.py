@@ -257,20 +257,34 @@ def pixel_array(ds, name: str, *, should_stop: StopFn | None = None) -> np.ndarr
     a crash of the decoder or its memory limit is an :class:`InputError` naming ``name``. Falls back to
     ``ds.pixel_array`` in process when no child can be started.
     """
+    out = _run(ds, name, should_stop, keep=True)
+    return ds.pixel_array if out is None else out
+
+
+def probe(ds, name: str) -> None:
+    """Decode every frame of ``ds`` in the child, within the limits of :func:`pixel_array`, and keep none: for a
+    reader that decodes in process afterwards (highdicom, one DICOM-SEG segment at a time), so that a stream
+    that would hang it is refused first. Raises what :func:`pixel_array` raises; a no-op without a child."""
+    _run(ds, name, None, keep=False)
+
+
+def _run(ds, name: str, should_stop: StopFn | None, keep: bool) -> np.ndarray | None:
+    """The frames (keep) or None; None too when no child can be started (the caller decodes in process)."""
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     part = _pixel_part(ds)
     limit = frame_seconds(_frame_bytes(ds))
     child = _pool.take()
     if child is None:
-        return ds.pixel_array
+        return None
     why = child.wait_ready()
     if why is not None:
         child.kill()
         _pool._fail(why)
-        return ds.pixel_array
+        return None
     done = False
+    got = 0
     try:
-        child.send(("decode", part, _memory_allowance(_frame_bytes(ds))))
+        child.send(("decode", part, _memory_allowance(_frame_bytes(ds)), keep))
         out = None
         for i in range(frames + 1):
             msg, used = _wait(child, limit)
@@ -292,17 +306,22 @@ def pixel_array(ds, name: str, *, should_stop: StopFn | None = None) -> np.ndarr
             if msg[0] == "done":
                 done = True
                 break
-            frame = msg[1]
-            if out is None:
-                out = np.empty((frames, *frame.shape), frame.dtype)
-            if i >= frames or frame.shape != out.shape[1:] or frame.dtype != out.dtype:
-                raise InputError(f"{name}: the {_ts_name(ds)} frames differ in size or type (corrupt)")
-            out[i] = frame
+            got += 1
+            if got > frames:
+                raise InputError(f"{name}: the {_ts_name(ds)} pixel data holds more frames than its header declares")
+            if keep:
+                frame = msg[1]
+                if out is None:
+                    out = np.empty((frames, *frame.shape), frame.dtype)
+                if frame.shape != out.shape[1:] or frame.dtype != out.dtype:
+                    raise InputError(f"{name}: the {_ts_name(ds)} frames differ in size or type (corrupt)")
+                out[i] = frame
             if should_stop is not None and should_stop():
                 raise Cancelled(f"decoding {name} stopped after {i + 1} of {frames} frames")
-        if out is None or not done:
-            raise InputError(f"{name}: the {_ts_name(ds)} pixel data holds no frame")
-        return out[0] if frames == 1 else out
+        if got != frames:
+            raise InputError(f"{name}: the {_ts_name(ds)} pixel data holds {got} of the {frames} frame(s) its header "
+                             "declares")
+        return None if not keep else out[0] if frames == 1 else out
     finally:
         if done:
             _pool.give(child)
@@ -390,7 +409,7 @@ def serve() -> None:
 def _decode_request(request, send) -> None:
     from pydicom.pixels import iter_pixels
 
-    _, part, allowance = request
+    _, part, allowance, keep = request
     try:
         with _address_space(allowance):
             frames = int(part.get("NumberOfFrames", 1) or 1)
@@ -399,10 +418,10 @@ def _decode_request(request, send) -> None:
                 if arr.ndim == (3 if int(part.get("SamplesPerPixel", 1) or 1) == 3 else 2):
                     arr = arr[None]
                 for f in arr:
-                    send(("frame", np.ascontiguousarray(f), time.process_time()))
+                    send(("frame", np.ascontiguousarray(f) if keep else None, time.process_time()))
             else:
                 for f in iter_pixels(part):
-                    send(("frame", np.ascontiguousarray(f), time.process_time()))
+                    send(("frame", np.ascontiguousarray(f) if keep else None, time.process_time()))
     except BaseException as e:  # noqa: BLE001 - every decoder failure (pyo3 panics too) is reported, not raised
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
@@ -446,4 +465,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["CHILD_FLAG", "ISOLATED", "child_command", "child_cpu_seconds", "frame_seconds", "isolated",
-           "pixel_array", "serve", "warm"]
+           "pixel_array", "probe", "serve", "warm"]

@@ -101,6 +101,34 @@ def test_the_corrupt_jpegls_stream_stops_at_the_time_limit(tmp_path):
     assert np.array_equal(read_dicom_file(JLS).voxels, _in_process(JLS))
 
 
+def test_a_dicom_seg_with_the_corrupt_stream_is_refused_before_highdicom_decodes_it(tmp_path):
+    """highdicom decodes a SEG's frames in process: its JPEG-LS frames are tried in the child first."""
+    from pydicom.dataset import Dataset
+
+    from engine.io.dicomseg import read_dicom_seg
+    from engine.io.formats import SEG_SOP_CLASS
+
+    ds = pydicom.dcmread(SLOW, force=True)
+    ds.SOPClassUID = SEG_SOP_CLASS
+    ds.Modality = "SEG"
+    ds.SegmentSequence = [Dataset()]
+    ds.SegmentSequence[0].SegmentNumber = 1
+    ds.save_as(tmp_path / "seg.dcm")
+    cpu0 = dp.child_cpu_seconds()
+    with pytest.raises(InputError, match=rf"^seg\.dcm: decoding frame 1 of 1 took longer than {dp.FRAME_SECONDS:g} s"):
+        read_dicom_seg(tmp_path / "seg.dcm")
+    assert dp.child_cpu_seconds() - cpu0 >= dp.FRAME_SECONDS
+
+
+def test_probe_decodes_every_frame_and_keeps_none(tmp_path):
+    path, _ = _multiframe_jls(tmp_path / "mf.dcm", frames=3)
+    ds = pydicom.dcmread(path)
+    assert dp.probe(ds, "mf.dcm") is None
+    ds.NumberOfFrames = 4  # one frame more than the data holds
+    with pytest.raises((InputError, ValueError)):
+        dp.probe(ds, "mf.dcm")
+
+
 @pytest.mark.parametrize("name", VALID)
 def test_valid_files_decode_as_in_process(name):
     out = read_dicom_file(TEST_FILES / name).voxels
