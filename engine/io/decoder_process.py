@@ -229,9 +229,9 @@ def _pixel_part(ds):
     from pydicom.dataset import Dataset, FileMetaDataset
 
     part = Dataset()
-    for elem in ds:
-        if elem.tag.group in (0x0028, 0x7FE0):
-            part.add(elem)
+    for tag in list(ds.keys()):  # tags only: the other elements are never converted from their raw bytes
+        if tag.group in (0x0028, 0x7FE0):
+            part.add(ds[tag])
     part.file_meta = FileMetaDataset()
     part.file_meta.TransferSyntaxUID = ds.file_meta.TransferSyntaxUID
     return part
@@ -257,76 +257,113 @@ def pixel_array(ds, name: str, *, should_stop: StopFn | None = None) -> np.ndarr
     a crash of the decoder or its memory limit is an :class:`InputError` naming ``name``. Falls back to
     ``ds.pixel_array`` in process when no child can be started.
     """
-    out = _run(ds, name, should_stop, keep=True)
-    return ds.pixel_array if out is None else out
+    job = submit(ds, name)
+    out = job.result(should_stop)
+    return ds.pixel_array if job.fallback else out
 
 
 def probe(ds, name: str) -> None:
     """Decode every frame of ``ds`` in the child, within the limits of :func:`pixel_array`, and keep none: for a
     reader that decodes in process afterwards (highdicom, one DICOM-SEG segment at a time), so that a stream
     that would hang it is refused first. Raises what :func:`pixel_array` raises; a no-op without a child."""
-    _run(ds, name, None, keep=False)
+    submit(ds, name, keep=False).result()
 
 
-def _run(ds, name: str, should_stop: StopFn | None, keep: bool) -> np.ndarray | None:
-    """The frames (keep) or None; None too when no child can be started (the caller decodes in process)."""
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    part = _pixel_part(ds)
-    limit = frame_seconds(_frame_bytes(ds))
-    child = _pool.take()
-    if child is None:
-        return None
-    why = child.wait_ready()
-    if why is not None:
-        child.kill()
-        _pool._fail(why)
-        return None
-    done = False
-    got = 0
-    try:
-        child.send(("decode", part, _memory_allowance(_frame_bytes(ds)), keep))
-        out = None
-        for i in range(frames + 1):
-            msg, used = _wait(child, limit)
-            if msg is None:
-                _pool.cpu_seconds += used
-                raise InputError(f"{name}: decoding frame {i + 1} of {frames} took longer than {limit:g} s; the "
-                                 f"{_ts_name(ds)} data is corrupt or crafted (decoder stopped)")
-            if msg[0] == "eof":
-                raise InputError(f"{name}: the {_ts_name(ds)} decoder crashed on this pixel data (corrupt?)")
-            _pool.cpu_seconds += max(0.0, msg[-1] - child.cpu)
-            child.cpu = msg[-1]
-            if msg[0] == "error":
-                kind, text = msg[1], msg[2]
-                done = True  # the child finished this request; it can serve the next
-                if kind == "MemoryError":
-                    raise InputError(f"{name}: decoding the {_ts_name(ds)} pixel data needs more memory than its "
-                                     "header declares (corrupt or crafted)")
-                raise _BUILTIN.get(kind, RuntimeError)(text if kind in _BUILTIN else f"{kind}: {text}")
-            if msg[0] == "done":
-                done = True
-                break
-            got += 1
-            if got > frames:
-                raise InputError(f"{name}: the {_ts_name(ds)} pixel data holds more frames than its header declares")
-            if keep:
-                frame = msg[1]
-                if out is None:
-                    out = np.empty((frames, *frame.shape), frame.dtype)
-                if frame.shape != out.shape[1:] or frame.dtype != out.dtype:
-                    raise InputError(f"{name}: the {_ts_name(ds)} frames differ in size or type (corrupt)")
-                out[i] = frame
-            if should_stop is not None and should_stop():
-                raise Cancelled(f"decoding {name} stopped after {i + 1} of {frames} frames")
-        if got != frames:
-            raise InputError(f"{name}: the {_ts_name(ds)} pixel data holds {got} of the {frames} frame(s) its header "
-                             "declares")
-        return None if not keep else out[0] if frames == 1 else out
-    finally:
-        if done:
-            _pool.give(child)
-        else:  # mid-request (overrun, crash, cancel, a bad frame): its state is unknown
-            child.kill()
+def submit(ds, name: str, *, keep: bool = True) -> Job:
+    """Send ``ds``'s pixel data to a decoder child now and return at once; :meth:`Job.result` collects the frames.
+    A reader of a series submits slice z+1 before collecting slice z, so that parsing the next file and decoding
+    overlap (two children then alternate). ``job.fallback`` is True when no child could be started: the caller
+    decodes in process."""
+    return Job(ds, name, keep)
+
+
+class Job:
+    """One request to a decoder child: sent on creation, collected by :meth:`result`, or :meth:`abandon`-ed (the
+    child, whose state is then unknown, is killed). Not thread-safe: one thread submits and collects."""
+
+    def __init__(self, ds, name: str, keep: bool):
+        self.name, self.keep = name, keep
+        self.frames = int(ds.get("NumberOfFrames", 1) or 1)
+        self.limit = frame_seconds(_frame_bytes(ds))
+        self.ts_name = _ts_name(ds)
+        self.fallback = False
+        self.child = _pool.take()
+        if self.child is None:
+            self.fallback = True
+            return
+        why = self.child.wait_ready()
+        if why is not None:
+            self.child.kill()
+            self.child = None
+            _pool._fail(why)
+            self.fallback = True
+            return
+        try:
+            self.child.send(("decode", _pixel_part(ds), _memory_allowance(_frame_bytes(ds)), keep))
+        except BaseException:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """Give up on the request (an error elsewhere, Cancel): its child is killed, a fresh one serves the next."""
+        if self.child is not None:
+            self.child.kill()
+            self.child = None
+
+    def result(self, should_stop: StopFn | None = None) -> np.ndarray | None:
+        """The frames as pydicom returns them ((rows, cols[, 3]) for one frame, else (frames, ...)); None when
+        ``keep`` is False or for a fallback job. Raises as :func:`pixel_array` describes."""
+        if self.fallback:
+            return None
+        child, name, frames, ts = self.child, self.name, self.frames, self.ts_name
+        if child is None:
+            raise RuntimeError("the decoder job was already collected or abandoned")
+        done = False
+        got = 0
+        try:
+            out = None
+            for i in range(frames + 1):
+                msg, used = _wait(child, self.limit)
+                if msg is None:
+                    _pool.cpu_seconds += used
+                    raise InputError(f"{name}: decoding frame {i + 1} of {frames} took longer than {self.limit:g} s; "
+                                     f"the {ts} data is corrupt or crafted (decoder stopped)")
+                if msg[0] == "eof":
+                    raise InputError(f"{name}: the {ts} decoder crashed on this pixel data (corrupt?)")
+                _pool.cpu_seconds += max(0.0, msg[-1] - child.cpu)
+                child.cpu = msg[-1]
+                if msg[0] == "error":
+                    kind, text = msg[1], msg[2]
+                    done = True  # the child finished this request; it can serve the next
+                    if kind == "MemoryError":
+                        raise InputError(f"{name}: decoding the {ts} pixel data needs more memory than its header "
+                                         "declares (corrupt or crafted)")
+                    raise _BUILTIN.get(kind, RuntimeError)(text if kind in _BUILTIN else f"{kind}: {text}")
+                if msg[0] == "done":
+                    done = True
+                    break
+                got += 1
+                if got > frames:
+                    raise InputError(f"{name}: the {ts} pixel data holds more frames than its header declares")
+                if self.keep:
+                    frame = msg[1]
+                    if out is None:
+                        out = np.empty((frames, *frame.shape), frame.dtype)
+                    if frame.shape != out.shape[1:] or frame.dtype != out.dtype:
+                        raise InputError(f"{name}: the {ts} frames differ in size or type (corrupt)")
+                    out[i] = frame
+                if should_stop is not None and should_stop():
+                    raise Cancelled(f"decoding {name} stopped after {i + 1} of {frames} frames")
+            if got != frames:
+                raise InputError(f"{name}: the {ts} pixel data holds {got} of the {frames} frame(s) its header "
+                                 "declares")
+            return None if not self.keep else out[0] if frames == 1 else out
+        finally:
+            self.child = None
+            if done:
+                _pool.give(child)
+            else:  # mid-request (overrun, crash, cancel, a bad frame): its state is unknown
+                child.kill()
 
 
 def _wait(child: _Child, limit: float):
@@ -465,4 +502,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["CHILD_FLAG", "ISOLATED", "child_command", "child_cpu_seconds", "frame_seconds", "isolated",
-           "pixel_array", "probe", "serve", "warm"]
+           "Job", "pixel_array", "probe", "serve", "submit", "warm"]

@@ -136,24 +136,42 @@ def test_valid_files_decode_as_in_process(name):
     assert out.dtype == ref.dtype and np.array_equal(out, ref)
 
 
-def test_a_multiframe_file_and_a_series_share_one_child(tmp_path, monkeypatch):
+def _jls_series(folder: Path, n: int = 3) -> Path:
+    from pydicom.uid import JPEGLSLossless
+
+    folder.mkdir()
+    for z in range(n):
+        ds = crafted._ct_dataset(rows=16, cols=16, z=2.0 * z, inst=z + 1,
+                                 pixels=np.full((16, 16), 100 * z, np.int16))
+        ds.compress(JPEGLSLossless)
+        ds.save_as(folder / f"{z}.dcm", enforce_file_format=True)
+    return folder
+
+
+def test_files_and_series_reuse_the_children(tmp_path, monkeypatch):
+    """A series keeps two children busy (the next slice is sent while one decodes); later reads start none."""
     dp._pool.close()
     started = _children(monkeypatch)
     path, arr = _multiframe_jls(tmp_path / "mf.dcm")
     img = read_dicom_file(path)
     assert np.array_equal(img.voxels, arr - 1024)  # RescaleIntercept -1024
-    series = tmp_path / "series"
-    series.mkdir()
-    from pydicom.uid import JPEGLSLossless
+    series = _jls_series(tmp_path / "series", 4)
+    for _ in range(2):
+        vol = read_dicom(series).voxels
+        assert vol.shape == (4, 16, 16) and [int(v) for v in vol[:, 0, 0]] == [-1024, -924, -824, -724]
+    assert np.array_equal(read_dicom_file(path).voxels, arr - 1024)
+    assert len(started) == 2 and len(dp._pool.idle) == 2
 
-    for z in range(3):
-        ds = crafted._ct_dataset(rows=16, cols=16, z=2.0 * z, inst=z + 1,
-                                 pixels=np.full((16, 16), 100 * z, np.int16))
-        ds.compress(JPEGLSLossless)
-        ds.save_as(series / f"{z}.dcm", enforce_file_format=True)
-    vol = read_dicom(series).voxels
-    assert vol.shape == (3, 16, 16) and [int(v) for v in vol[:, 0, 0]] == [-1024, -924, -824]
-    assert len(started) == 1  # one child for 4 frames and 3 slices
+
+def test_a_corrupt_slice_in_a_series_names_it_and_leaves_the_pool_working(tmp_path):
+    series = _jls_series(tmp_path / "series", 4)
+    data = bytearray((series / "1.dcm").read_bytes())
+    data[-60:] = b"\xff" * 60
+    (series / "1.dcm").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"^1\.dcm: "):
+        read_dicom(series)
+    (series / "1.dcm").unlink()
+    assert read_dicom(series).voxels.shape == (3, 16, 16)
 
 
 def test_the_limit_is_cpu_time_not_a_busy_machines_wall_clock(monkeypatch):
