@@ -26,7 +26,9 @@ with an :class:`InputError` naming the file. Native and the other compressed syn
 * A child that cannot be started (no Python beside ``sys.executable``, a locked-down system) makes the
   process fall back to in-process decoding, logged once.
 * Several threads may decode at once: each takes an idle child or starts one; at most :data:`IDLE_KEPT` idle
-  children are kept. A process forked with a pool (``multiprocessing``'s fork) starts its own children.
+  children are kept. A series reader :func:`submit`-s slice z+1 before collecting slice z (two children
+  alternate: parsing and decoding overlap). A process forked with a pool (``multiprocessing``'s fork) starts
+  its own children.
 """
 
 from __future__ import annotations
@@ -58,9 +60,10 @@ ISOLATED = frozenset({
 })
 #: the argument that makes the frozen app's executable serve as the decoder child
 CHILD_FLAG = "--boxseg-pixel-decoder"
-#: CPU seconds one frame of up to FRAME_BYTES_PER_BASE decoded bytes may take (larger frames: in proportion)
-FRAME_SECONDS = 2.0
-FRAME_BYTES_PER_BASE = 8 << 20
+#: CPU seconds one frame may take: FRAME_SECONDS plus a second per FRAME_BYTES_PER_SECOND decoded bytes (a 512x512
+#: CT slice decodes in ~10 ms, a 2048x2048 16-bit JPEG 2000 frame in ~0.6 s: limits of 1.1 and 3 s)
+FRAME_SECONDS = 1.0
+FRAME_BYTES_PER_SECOND = 4 << 20
 #: a child that has not finished a frame after this many times its limit in wall clock is stopped however
 #: little CPU it used (blocked, or a machine too busy to tell)
 WALL_FACTOR = 10.0
@@ -78,7 +81,7 @@ def isolated(transfer_syntax) -> bool:
 
 def frame_seconds(frame_bytes: int) -> float:
     """CPU-time limit (s) for decoding one frame of ``frame_bytes`` decoded bytes."""
-    return FRAME_SECONDS * max(1.0, frame_bytes / FRAME_BYTES_PER_BASE)
+    return FRAME_SECONDS + frame_bytes / FRAME_BYTES_PER_SECOND
 
 
 def child_command() -> list[str]:
@@ -139,6 +142,8 @@ class _Child:
         if not self.ready:
             msg = self.receive(START_SECONDS)
             self.ready = msg is not None and msg[0] == "ready"
+            if self.ready:
+                self.cpu = msg[-1]  # its imports are not any file's decoding time
             if not self.ready:
                 return f"the pixel decoder process did not start within {START_SECONDS:g} s" if msg is None else \
                     f"the pixel decoder process exited while starting (exit code {self.proc.poll()})"
@@ -172,8 +177,11 @@ class _Pool:
     def take(self) -> _Child | None:
         with self.lock:
             self._forked()
-            if self.idle:
-                return self.idle.pop()
+            while self.idle:
+                child = self.idle.pop()
+                if child.proc.poll() is None:
+                    return child
+                child.kill()  # died while idle (killed from outside): its pipes are closed, a fresh one serves
         try:
             return _Child()
         except OSError as e:
@@ -326,7 +334,7 @@ class Job:
                 msg, used = _wait(child, self.limit)
                 if msg is None:
                     _pool.cpu_seconds += used
-                    raise InputError(f"{name}: decoding frame {i + 1} of {frames} took longer than {self.limit:g} s; "
+                    raise InputError(f"{name}: decoding frame {i + 1} of {frames} took longer than {self.limit:.1f} s; "
                                      f"the {ts} data is corrupt or crafted (decoder stopped)")
                 if msg[0] == "eof":
                     raise InputError(f"{name}: the {ts} decoder crashed on this pixel data (corrupt?)")
@@ -428,6 +436,12 @@ def serve() -> None:
     warnings.simplefilter("ignore")
     logging.disable(logging.CRITICAL)
     from pydicom.pixels import iter_pixels  # noqa: F401 - imported before "ready": the first frame waits less
+
+    for plugin in ("jpeg_ls", "openjpeg", "pylibjpeg"):  # likewise the decoders (their imports are not decoding time)
+        try:
+            __import__(plugin)
+        except ImportError:
+            pass
 
     def send(message):
         body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
