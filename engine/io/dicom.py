@@ -15,6 +15,8 @@
   so that higher values are brighter; colour (RGB, YBR_*, PALETTE COLOR) becomes RGB.
 * Compressed transfer syntaxes are decoded by pydicom's pixel handlers (pylibjpeg plugins,
   Pillow, pyjpegls); a missing decoder is an :class:`InputError` naming the package to install.
+  JPEG-LS and JPEG 2000 are decoded in a child process with a time limit per frame
+  (:mod:`engine.io.decoder_process`: a corrupt stream can keep CharLS busy for seconds).
 
 Patient-identifying attributes are never put into descriptions, warnings or errors.
 """
@@ -35,6 +37,7 @@ from engine.base.callbacks import ProgressFn, StopFn
 from engine.base.errors import BoxSegError, Cancelled, InputError
 from engine.data.geometry import affine_from_dicom, raster_affine
 from engine.data.image import Image
+from engine.io import decoder_process
 from engine.io.formats import SEG_SOP_CLASS
 from engine.io.gate import check_data_present, check_size
 
@@ -449,6 +452,8 @@ def group_series(files: list[Path], root: Path, *, progress: ProgressFn | None =
                 if not uid:
                     raise InputError(f"{rel}: SeriesInstanceUID is not a UID")
                 check_header(ds, rel)
+                if decoder_process.isolated(_transfer_syntax(ds)):
+                    decoder_process.warm()  # its imports overlap the rest of the scan
                 desc = text_of(ds, "SeriesDescription")
                 number, rows, columns = _int_or_none(ds.get("SeriesNumber")), int(ds.Rows), int(ds.Columns)
                 frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -510,16 +515,38 @@ def choose_series(series: list[SeriesInfo], choice: str | None = None, *, where:
 
 # --- pixel decoding ------------------------------------------------------------------------------
 
-def _decode(ds, name: str) -> np.ndarray:
-    """Stored pixel values (frames, rows, cols[, 3]) for any transfer syntax, or a clear InputError."""
-    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    ts_name = getattr(ts, "name", str(ts or "unknown transfer syntax"))
+def _transfer_syntax(ds):
+    """The dataset's TransferSyntaxUID (file meta), None when it has none."""
+    meta = getattr(ds, "file_meta", None)
+    return meta.get("TransferSyntaxUID") if meta is not None else None
+
+
+def _decode(ds, name: str, should_stop: StopFn | None = None) -> np.ndarray:
+    """Stored pixel values (frames, rows, cols[, 3]) for any transfer syntax, or a clear InputError.
+    ``should_stop`` is polled between the frames the decoder child returns (JPEG-LS, JPEG 2000)."""
+    return _finish_decode(ds, name, _start_decode(ds, name), should_stop)
+
+
+def _start_decode(ds, name: str):
+    """The checks before decoding; for JPEG-LS / JPEG 2000, the request sent to the decoder child
+    (a :class:`engine.io.decoder_process.Job`), None for what :func:`_finish_decode` decodes in process."""
+    ts = _transfer_syntax(ds)
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise InputError(f"{name}: DICOM file without pixel data (not an image)")
     _check_pixel_length(ds, name, ts)
+    if decoder_process.isolated(ts):
+        with quiet():
+            return decoder_process.submit(ds, name)
+    return None
+
+
+def _finish_decode(ds, name: str, job, should_stop: StopFn | None = None) -> np.ndarray:
+    """:func:`_decode` after :func:`_start_decode`: the frames from the child (``job``) or decoded here."""
+    ts = _transfer_syntax(ds)
+    ts_name = getattr(ts, "name", str(ts or "unknown transfer syntax"))
     try:
         with quiet():
-            arr = ds.pixel_array
+            arr = job.result(should_stop) if job is not None and not job.fallback else ds.pixel_array
     except (RuntimeError, NotImplementedError) as e:
         msg = str(e)
         if "missing dependencies" in msg or "No pixel data decoders" in msg or "no plugins" in msg.lower():
@@ -791,23 +818,41 @@ def _read_series(info: SeriesInfo, progress: ProgressFn | None, should_stop: Sto
     dtype = np.dtype(np.uint8) if color else _value_dtype(headers, resc)
     voxels = np.empty((len(order), rows, cols, 3) if color else (len(order), rows, cols), dtype)
     kept = []
-    for z, idx in enumerate(order):
-        if should_stop is not None and should_stop():
-            raise Cancelled(f"reading series stopped after {z} of {len(order)} slices")
-        f = info.files[idx]
+
+    def load(z: int):
+        f = info.files[order[z]]
         with corrupt_is_input_error(f.name):
-            ds = _dcmread(f, inflate_limit=HEADER_INFLATE_MAX + _pixel_bytes(headers[idx]))
-            arr = _decode(ds, f.name)[0]
-        if arr.shape[:2] != (rows, cols):
-            raise InputError(f"{f.name}: {arr.shape[1]}x{arr.shape[0]} pixels where the series has {cols}x{rows}")
-        if color:
-            voxels[z] = _color_u8(arr)
-        else:
-            photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-            voxels[z] = _to_values(arr, *resc[idx], dtype, photometric, _stored_range(ds))
-        kept.append(_strip_pixels(ds))
-        if progress is not None:
-            progress(z + 1, len(order))
+            ds = _dcmread(f, inflate_limit=HEADER_INFLATE_MAX + _pixel_bytes(headers[order[z]]))
+            return f, ds, _start_decode(ds, f.name)
+
+    # slices the decoder child decodes (JPEG-LS, JPEG 2000): the next file is read and sent while the child
+    # decodes this one, so parsing and decoding overlap instead of waiting on each other
+    pending: list = []  # (file, dataset, decoder job or None), read but not yet decoded; at most two
+    try:
+        for z, idx in enumerate(order):
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"reading series stopped after {z} of {len(order)} slices")
+            if not pending:
+                pending.append(load(z))
+            if pending[0][2] is not None and z + 1 < len(order):
+                pending.append(load(z + 1))
+            f, ds, job = pending.pop(0)
+            with corrupt_is_input_error(f.name):
+                arr = _finish_decode(ds, f.name, job)[0]
+            if arr.shape[:2] != (rows, cols):
+                raise InputError(f"{f.name}: {arr.shape[1]}x{arr.shape[0]} pixels where the series has {cols}x{rows}")
+            if color:
+                voxels[z] = _color_u8(arr)
+            else:
+                photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+                voxels[z] = _to_values(arr, *resc[idx], dtype, photometric, _stored_range(ds))
+            kept.append(_strip_pixels(ds))
+            if progress is not None:
+                progress(z + 1, len(order))
+    finally:
+        for _, _, job in pending:  # an error or Cancel left a request in a child: it is killed
+            if job is not None:
+                job.abandon()
     if info.skipped:
         warnings.insert(0, f"{len(info.skipped)} file(s) of the series left out: " + "; ".join(info.skipped[:3])
                         + ("; ..." if len(info.skipped) > 3 else ""))
@@ -873,11 +918,13 @@ def _read_dicom_file(path: Path, progress: ProgressFn | None, should_stop: StopF
     if "Rows" not in head:
         raise InputError(f"{path.name}: DICOM {modality} object without an image")
     check_header(head, path.name)
+    if decoder_process.isolated(_transfer_syntax(head)):
+        decoder_process.warm()  # its imports overlap reading the pixel data
     try:
         ds = _dcmread(path, inflate_limit=HEADER_INFLATE_MAX + _pixel_bytes(head))
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as e:
         raise InputError(f"{path.name}: cannot read as DICOM (not a DICOM file, or truncated/corrupt)") from e
-    arr = _decode(ds, path.name)
+    arr = _decode(ds, path.name, should_stop)
     nframes = arr.shape[0]
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     color = arr.ndim == 4

@@ -32,7 +32,8 @@ from engine.data.image import Image
 from engine.data.labelmap import LabelMap, Segment, check_onto, with_defaults
 from engine.data.palette import default_color
 from engine.data.structures import GENERIC_CATEGORY, GENERIC_TYPE, Code
-from engine.io.dicom import _dcmread, corrupt_is_input_error, modality_of, quiet, read_header
+from engine.io import decoder_process
+from engine.io.dicom import _dcmread, _transfer_syntax, corrupt_is_input_error, modality_of, quiet, read_header
 from engine.io.formats import SEG_SOP_CLASS, kind_of
 from engine.io.gate import check_size
 
@@ -164,6 +165,10 @@ def _read(path: Path):
         raise InputError(f"{path.name}: not a DICOM-SEG (it is a DICOM {modality_of(ds)} file)")
     if not len(ds.get("SegmentSequence", None) or []):
         raise InputError(f"{path.name}: malformed DICOM-SEG (no SegmentSequence: it describes no segment)")
+    if decoder_process.isolated(_transfer_syntax(ds)):
+        # highdicom decodes in this process (one segment at a time): a JPEG-LS / JPEG 2000 stream that would keep
+        # the decoder busy for seconds is refused first by decoding every frame once in the child, keeping none
+        decoder_process.probe(ds, path.name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -4,9 +4,11 @@ and series built from them to exercise sorting, spacing warnings and refusals.""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -284,16 +286,19 @@ def test_jpeg_lossless_sv1_equals_uncompressed(tmp_path):
 
 def _open_error_without(modules: tuple[str, ...], name: str) -> str:
     """open_image's InputError for pydicom test file ``name`` in a fresh process where ``modules`` cannot be
-    imported (decoders hidden as on a machine without them)."""
+    imported (decoders hidden as on a machine without them) — in its pixel decoder child too
+    (engine.io.decoder_process), which inherits the environment: hidden by a ``sitecustomize``."""
     code = (
-        "import sys\n"
-        f"for m in {modules!r}: sys.modules[m] = None\n"
         "from engine.io.dispatch import open_image\n"
         "from engine.base.errors import InputError\n"
         f"try:\n    open_image({str(pd_file(name))!r})\n"
         "except InputError as e:\n    print(e)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    with tempfile.TemporaryDirectory() as hide:
+        Path(hide, "sitecustomize.py").write_text(f"import sys\nfor m in {modules!r}: sys.modules[m] = None\n")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([hide, str(REPO), os.environ.get("PYTHONPATH", "")])}
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120,
+                           env=env)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
 

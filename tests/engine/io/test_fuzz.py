@@ -83,10 +83,7 @@ def test_the_seeds_include_files_that_open(ctx):
 
 
 #: why the regression inputs named ``known_*`` still fail (their fix lies outside this change), by target
-KNOWN = {
-    "dicom": "CharLS (pyjpegls) spends about 8 s of CPU on this corrupt 100x100 JPEG-LS stream; a decoder time "
-             "limit needs a separate process",
-}
+KNOWN: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("target,path", ft.regression_inputs(), ids=lambda v: f"{v}" if isinstance(v, str) else v.name)
