@@ -150,7 +150,9 @@ class SliceView(QGraphicsView):
         self._cursor = None
         c = controller
         c.imageOpened.connect(self._on_image)
-        c.sliceChanged.connect(lambda z: self.render_all())
+        # a new stored slice is a new slice here only for the view of the stored slices; the other planes
+        # follow the crosshair (cursorChanged: their slice, or only the crosshair lines, moves)
+        c.sliceChanged.connect(lambda z: self._on_cursor() if self.reformatted else self.render_all())
         c.windowChanged.connect(self._on_window)
         c.liveMask.connect(self._on_live)
         c.doc.labelsChanged.connect(self._on_labels)
