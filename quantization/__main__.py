@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--calib", type=Path, default=shared / "calib")
     b.add_argument("--eval", type=Path, default=shared / "eval", help="eval folder for the accuracy report")
     b.add_argument("--no-int8", action="store_true")
+    b.add_argument("--recipe", default=None, help="the INT8 encoder's quantization recipe, a variant name of "
+                   "quantization.quantize (default: CHOSEN, the shipped one); another recipe needs --out "
+                   "(assets/models holds the shipped recipe only)")
+    b.add_argument("--calib-subset", type=int, default=None,
+                   help="calibration images (default: quantization.quantize.DEFAULT_SUBSET)")
     b.add_argument("--no-report", action="store_true")
     r = sub.add_parser("report", help="accuracy report (FP32 vs INT8) of the models in --out")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -90,8 +95,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {e}", file=sys.stderr)
                 return 2
             return 0
+        from .quantize import CHOSEN, EXTRA_VARIANTS, VARIANTS
+
         args.out = args.out or DEFAULT_OUT
-        build(args.out, args.calib, int8=not args.no_int8)
+        if args.recipe is not None and args.recipe not in VARIANTS + EXTRA_VARIANTS:
+            print(f"error: unknown recipe {args.recipe!r} (known: {', '.join(VARIANTS + EXTRA_VARIANTS)})",
+                  file=sys.stderr)
+            return 2
+        if args.recipe not in (None, CHOSEN) and Path(args.out).resolve() == DEFAULT_OUT.resolve():
+            print(f"error: recipe {args.recipe!r} is not the shipped one ({CHOSEN}): give --out DIR "
+                  "(shipping another recipe means changing quantization.quantize.CHOSEN)", file=sys.stderr)
+            return 2
+        build(args.out, args.calib, int8=not args.no_int8, recipe=args.recipe, subset_size=args.calib_subset)
         if args.no_report:
             return 0
     from .report import accuracy_report
