@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "validate.md")
     v.add_argument("--threads", type=int, default=2)
     v.add_argument("--per-dataset", type=int, default=None, help="at most N cases per dataset (a quick look)")
+    v.add_argument("--held-out-only", action="store_true",
+                   help="run candidates on the held-out cases only (cached development cases still count); "
+                        "such a candidate is reported on the held-out datasets but takes no part in the choice")
     args = p.parse_args(argv)
     if args.cmd == "validate":
         from .validate import validate
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             validate(args.eval, args.candidates, args.reference, args.cache, args.out, threads=args.threads,
-                     per_dataset_limit=args.per_dataset)
+                     per_dataset_limit=args.per_dataset, held_out_only=args.held_out_only)
         except (ValueError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -207,7 +207,11 @@ def report(results: dict[str, dict[str, dict]], ref: str, split: Split, labels: 
     from engine.base.sysinfo import describe, markdown
 
     names = [n for n in results if n != ref]
-    chosen, dev_score = choose(results, ref, split.dev)
+    # a candidate run on the held-out cases only (validate(held_out_only=True)) takes no part in the choice
+    dev_cases = [c for c in results[ref] if case_keys(c) in split.dev]
+    partial = [n for n in names if any(c not in results[n] for c in dev_cases)]
+    choosing = {k: v for k, v in results.items() if k not in partial}
+    chosen, dev_score = choose(choosing, ref, split.dev) if len(choosing) > 1 else (None, float("nan"))
     lines = [f"# INT8 recipes on held-out datasets ({dt.date.today()})", "", markdown(describe()),
              f"Reference: {labels[ref]}. Inference precision f32 for every model. "
              "DSC/NSD: the challenge metrics (engine.eval.metrics). Δ = model - reference.", "",
@@ -219,12 +223,15 @@ def report(results: dict[str, dict[str, dict]], ref: str, split: Split, labels: 
     lines += ["## Choice on the development datasets", "",
               "| candidate | dataset-balanced Δ DSC (development) |", "|---|---:|"]
     for n in names:
-        lines.append(f"| {labels[n]} | {score(results[n], results[ref], split.dev):+.4f} |")
-    lines += ["", f"Chosen: **{labels[chosen]}** ({dev_score:+.4f}).", "",
-              "Leave one development dataset out (chosen on the others, Δ DSC on the one left out):", "",
-              "| dataset left out | chosen on the others | Δ DSC on it |", "|---|---|---:|"]
-    for d, n, s in leave_one_dataset_out(results, ref, split.dev):
-        lines.append(f"| {_fmt_ds(d)} | {labels[n]} | {s:+.4f} |")
+        lines.append(f"| {labels[n]} | " + ("not run on the development datasets (held out only): no part in "
+                                             "the choice" if n in partial else
+                                             f"{score(results[n], results[ref], split.dev):+.4f}") + " |")
+    if chosen is not None:
+        lines += ["", f"Chosen: **{labels[chosen]}** ({dev_score:+.4f}).", "",
+                  "Leave one development dataset out (chosen on the others, Δ DSC on the one left out):", "",
+                  "| dataset left out | chosen on the others | Δ DSC on it |", "|---|---|---:|"]
+        for d, n, s in leave_one_dataset_out(choosing, ref, split.dev):
+            lines.append(f"| {_fmt_ds(d)} | {labels[n]} | {s:+.4f} |")
     lines += ["", "## Held-out datasets (took part in no choice)", "",
               "| dataset | cases | " + " | ".join(f"{labels[n]} DSC | NSD" for n in [ref] + names) + " |",
               "|---|---:|" + "---:|---:|" * (len(names) + 1)]
@@ -317,8 +324,14 @@ def goals_report(results: dict[str, dict[str, dict]], ref: str, split: Split, la
 
 
 def validate(eval_dir: Path, candidates: list[str], reference: str, cache_path: Path, out: Path,
-             threads: int = 2, per_dataset_limit: int | None = None, log=print) -> Path:
-    """Run (or read from the cache) the reference and every candidate on ``eval_dir``, write the report."""
+             threads: int = 2, per_dataset_limit: int | None = None, held_out_only: bool = False,
+             log=print) -> Path:
+    """Run (or read from the cache) the reference and every candidate on ``eval_dir``, write the report.
+
+    ``held_out_only``: a candidate runs on the held-out cases only (its cached development cases are still
+    read); one without every development case takes no part in the choice but is reported on the held-out
+    datasets and the goals (a quick look at a variant of a measured recipe, e.g. with another decoder).
+    """
     files = sorted(p for p in Path(eval_dir).glob("*.npz") if p.name.startswith(("2DBox", "3DBox")))
     if per_dataset_limit:
         seen: dict[tuple, int] = defaultdict(int)
@@ -339,8 +352,13 @@ def validate(eval_dir: Path, candidates: list[str], reference: str, cache_path: 
     for e in entries:
         key = e.model_id[:12]
         labels[key] = f"{e.name} ({e.root.name}, {key})"
-        log(f"evaluating {labels[key]} on {len(files)} cases ...")
-        results[key] = evaluate_model(e, files, cache_path, threads=threads, log=log)
+        mine = files
+        if held_out_only and e is not entries[0]:
+            cache, cpu = load_cache(cache_path), isa()
+            mine = [f for f in files if case_keys(f.name) in split.test
+                    or (e.model_id, cpu, f.name.removesuffix(".npz")) in cache]
+        log(f"evaluating {labels[key]} on {len(mine)} cases ...")
+        results[key] = evaluate_model(e, mine, cache_path, threads=threads, log=log)
     text = report(results, entries[0].model_id[:12], split, labels)
     text += "\n" + goals_report(results, entries[0].model_id[:12], split, labels)
     text += f"\n{len(files)} cases; {time.perf_counter() - t0:.0f} s (cached cases cost nothing).\n"

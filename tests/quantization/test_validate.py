@@ -110,6 +110,18 @@ def test_goals_are_checked_per_held_out_dataset_modality_overall_and_case():
     assert v.goals_met(r["a"], r["ref"], split, two_sided=True) == ["2D X D3 +0.0150 > +0.01", "2D X D4 -0.0120 < -0.01"]
 
 
+def test_a_candidate_run_on_held_out_cases_only_is_reported_but_not_chosen():
+    r = _results({"a": {"D1": -0.01, "D2": 0.0, "D3": 0.02}, "b": {"D1": 0.0, "D2": 0.0, "D3": -0.03}})
+    r["b"] = {c: x for c, x in r["b"].items() if "_D3_" in c}  # b has no development case: it cannot be chosen
+    split = v.Split(dev=frozenset({("2D", "X", "D1"), ("2D", "X", "D2")}), test=frozenset({("2D", "X", "D3")}),
+                    single=())
+    text = v.report(r, "ref", split, {"ref": "FP32", "a": "INT8-a", "b": "INT8-b"})
+    assert "Chosen: **INT8-a** (-0.0050)." in text
+    assert "| INT8-b | not run on the development datasets" in text
+    assert "| 2D X D3 | 2 | 0.8000 | 0.8000 | 0.8200 | 0.8000 | 0.7700 | 0.8000 |" in text
+    assert v.goals_met(r["b"], r["ref"], split)[0] == "2D X D3 -0.0300 < -0.01"
+
+
 @needs_shared
 def test_a_small_real_run_matches_the_official_pipeline_and_is_cached(tmp_path, monkeypatch):
     picks = ["2DBox_XRay_imlab-CXR_1", "2DBox_XRay_MedScribble-HipXRay_", "2DBox_US_HC18_000-HC",
