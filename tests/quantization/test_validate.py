@@ -84,6 +84,44 @@ def test_report_shows_only_held_out_datasets_in_the_final_table():
     assert "| 2D X D3 | 2 | 0.8000 | 0.8000 | 0.8200 | 0.8000 |" in final
 
 
+def test_goals_are_checked_per_held_out_dataset_modality_overall_and_case():
+    # held out: D3 and D4 (modality X), E1 (modality Y); 2 cases each at reference DSC 0.8
+    r = _results({"a": {"D1": -0.2, "D3": 0.0, "D4": -0.012, "E1": 0.0}})
+    for c in [c for c in r["ref"] if "_D4_" not in c and "_D1_" not in c and "_D3_" not in c]:
+        r["ref"][c.replace("_X_", "_Y_")] = r["ref"].pop(c)
+        r["a"][c.replace("_X_", "_Y_")] = r["a"].pop(c)
+    test = frozenset({("2D", "X", "D3"), ("2D", "X", "D4"), ("2D", "Y", "E1")})
+    split = v.Split(dev=frozenset({("2D", "X", "D1")}), test=test, single=())
+    rows = {label: (n, round(c - ref, 6), goal) for label, n, ref, c, goal in v.goal_rows(r["a"], r["ref"], split)}
+    assert rows == {"2D X D3": (2, 0.0, 0.01), "2D X D4": (2, -0.012, 0.01), "2D Y E1": (2, 0.0, 0.01),
+                    "**2D X**": (4, -0.006, 0.01), "**2D Y**": (2, 0.0, 0.01), "**overall**": (6, -0.004, 0.005)}
+    assert v.goals_met(r["a"], r["ref"], split) == ["2D X D4 -0.0120 < -0.01"]  # the dev dataset D1 is not judged
+    r["a"]["2DBox_Y_E1_0"]["dsc"] = 0.8 - 0.06  # one case 0.06 below: the case goal, and E1/Y/overall drop
+    missed = v.goals_met(r["a"], r["ref"], split)
+    assert missed[-1] == "case 2DBox_Y_E1_0 -0.0600 < -0.05" and "**overall** -0.0140 < -0.005" in missed
+    assert v.worst_cases(r["a"], r["ref"], split, n=1) == [(pytest.approx(-0.06), "2DBox_Y_E1_0")]
+    text = v.goals_report(r, "ref", split, {"ref": "FP32 (x)", "a": "INT8-a"})
+    assert "| 2D X D4 | 2 | 0.8000 | 0.7880 | -0.0120 | 0.01 | **no** | **no** |" in text
+    assert "- no worse than FP32: **missed**: 2D X D4 -0.0120 < -0.01;" in text
+    # read literally ("within"), a group far above FP32 misses too; the case goal stays one-sided
+    r["a"]["2DBox_Y_E1_0"]["dsc"] = 0.8
+    r["a"]["2DBox_X_D3_0"]["dsc"] = 0.8 + 0.03
+    assert v.goals_met(r["a"], r["ref"], split) == ["2D X D4 -0.0120 < -0.01"]
+    assert v.goals_met(r["a"], r["ref"], split, two_sided=True) == ["2D X D3 +0.0150 > +0.01", "2D X D4 -0.0120 < -0.01"]
+
+
+def test_a_candidate_run_on_held_out_cases_only_is_reported_but_not_chosen():
+    r = _results({"a": {"D1": -0.01, "D2": 0.0, "D3": 0.02}, "b": {"D1": 0.0, "D2": 0.0, "D3": -0.03}})
+    r["b"] = {c: x for c, x in r["b"].items() if "_D3_" in c}  # b has no development case: it cannot be chosen
+    split = v.Split(dev=frozenset({("2D", "X", "D1"), ("2D", "X", "D2")}), test=frozenset({("2D", "X", "D3")}),
+                    single=())
+    text = v.report(r, "ref", split, {"ref": "FP32", "a": "INT8-a", "b": "INT8-b"})
+    assert "Chosen: **INT8-a** (-0.0050)." in text
+    assert "| INT8-b | not run on the development datasets" in text
+    assert "| 2D X D3 | 2 | 0.8000 | 0.8000 | 0.8200 | 0.8000 | 0.7700 | 0.8000 |" in text
+    assert v.goals_met(r["b"], r["ref"], split)[0] == "2D X D3 -0.0300 < -0.01"
+
+
 @needs_shared
 def test_a_small_real_run_matches_the_official_pipeline_and_is_cached(tmp_path, monkeypatch):
     picks = ["2DBox_XRay_imlab-CXR_1", "2DBox_XRay_MedScribble-HipXRay_", "2DBox_US_HC18_000-HC",
