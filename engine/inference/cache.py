@@ -73,9 +73,10 @@ _log = logging.getLogger(__name__)
 #: field changes, so that files written by an older BoxSeg are refused instead of misread.
 DISK_FORMAT_VERSION = 1
 
-#: Largest default memory budget in bytes (1 GiB = 512 LiteMedSAM slices stored as float16), the
-#: budget on a machine with 32 GiB of RAM or more; see :func:`default_max_bytes`.
-DEFAULT_MAX_BYTES = 1 << 30
+#: Largest default memory budget in bytes (512 MiB = 256 LiteMedSAM slices stored as float16, as many as
+#: the 1 GiB float32 default of earlier versions held), the budget from 16 GiB of RAM on; see
+#: :func:`default_max_bytes`.
+DEFAULT_MAX_BYTES = 512 << 20
 #: Smallest default memory budget in bytes (64 LiteMedSAM slices stored as float16).
 MIN_DEFAULT_MAX_BYTES = 128 << 20
 #: The default budget is this fraction of the machine's RAM, within the two bounds above.
@@ -222,12 +223,19 @@ class CacheStats:
     disk_refused: int = 0
 
 
+#: Environment variable naming the disk tier's default folder instead of the user cache folder (the smoke
+#: test and the app's tests point it at a temporary folder).
+DISK_DIR_ENV = "BOXSEG_CACHE_DIR"
+
+
 def default_disk_dir() -> Path:
-    """Return the per-user default disk-cache directory, ``<user cache dir>/BoxSeg/embeddings``.
+    """Return the per-user default disk-cache directory, ``<user cache dir>/BoxSeg/embeddings``, or the
+    folder ``BOXSEG_CACHE_DIR`` names.
 
     The directory is not created here; :class:`EmbeddingCache` creates it on its first write.
     """
-    return user_cache_dir() / "embeddings"
+    env = os.environ.get(DISK_DIR_ENV, "").strip()
+    return Path(env) if env else user_cache_dir() / "embeddings"
 
 
 def default_max_bytes(ram_bytes: int | None = None) -> int:
@@ -235,9 +243,10 @@ def default_max_bytes(ram_bytes: int | None = None) -> int:
 
     ``BOXSEG_CACHE_MIB`` (MiB) when set; else 1/32 of the machine's RAM (``ram_bytes``, default
     :func:`engine.base.sysinfo.total_ram_bytes`; 8 GiB assumed where the OS does not say), clamped to
-    128 MiB .. 1 GiB: 256 MiB on an 8 GiB laptop (128 float16 LiteMedSAM slices, about 40 s of
-    encoding), 1 GiB from 32 GiB on. The app holds the image, its uint8 model volume, labels and the
-    model besides, so the cache may not take the machine's RAM as the only limit.
+    128 MiB .. 512 MiB: 256 MiB on an 8 GiB laptop (128 float16 LiteMedSAM slices, about 40 s of
+    encoding), 512 MiB from 16 GiB on. The app holds the image, its uint8 model volume, labels and the
+    model besides (about 0.8 GB for a 512x512x300 CT: docs/memory.md), and its goal is a peak under
+    1.2 GB; with the disk tier on, an evicted slice comes back in milliseconds, not a new encode.
     """
     env = os.environ.get(CACHE_ENV, "").strip()
     if env:

@@ -102,7 +102,7 @@ def test_unknown_storage_is_refused():
         EmbeddingCache(storage="bf16")
 
 
-@pytest.mark.parametrize("ram_gib, want_mib", [(4, 128), (8, 256), (16, 512), (32, 1024), (256, 1024)])
+@pytest.mark.parametrize("ram_gib, want_mib", [(4, 128), (8, 256), (12, 384), (16, 512), (256, 512)])
 def test_default_budget_follows_ram(monkeypatch, ram_gib, want_mib):
     monkeypatch.delenv(cache_mod.CACHE_ENV, raising=False)
     monkeypatch.setattr(cache_mod, "total_ram_bytes", lambda: ram_gib << 30)
