@@ -13,7 +13,8 @@ from engine.inference.session import SessionConfig
 @dataclass
 class Settings:
     """model name ('' = the default model), precision, threads (0 = OpenVINO's choice), embedding cache
-    size in MiB (0 = automatic: a share of the machine's RAM, engine.inference.cache.default_max_bytes),
+    size in MiB (0 = automatic: a share of the machine's RAM, smaller with the disk tier on:
+    engine.inference.cache.default_max_bytes),
     disk_cache: embeddings also kept in the user cache folder (float16 files, at most
     SessionConfig.disk_cache_bytes), so that slices evicted from memory or encoded in an earlier session are
     read back in ms instead of encoded again. :meth:`session_config` is what the app loads. overlap: what a new mask does to other

@@ -81,6 +81,10 @@ DEFAULT_MAX_BYTES = 512 << 20
 MIN_DEFAULT_MAX_BYTES = 128 << 20
 #: The default budget is this fraction of the machine's RAM, within the two bounds above.
 RAM_FRACTION = 1 / 32
+#: With a disk tier, which gives an evicted slice back in a few ms (a float16 file read), the memory tier
+#: is a hot set only: this fraction of RAM, from MIN_DEFAULT_MAX_BYTES to DISK_TIER_MAX_BYTES.
+DISK_TIER_RAM_FRACTION = 1 / 128
+DISK_TIER_MAX_BYTES = 256 << 20
 #: Environment variable overriding the default budget, in MiB (``0`` turns the memory tier off).
 CACHE_ENV = "BOXSEG_CACHE_MIB"
 
@@ -238,13 +242,14 @@ def default_disk_dir() -> Path:
     return Path(env) if env else user_cache_dir() / "embeddings"
 
 
-def default_max_bytes(ram_bytes: int | None = None) -> int:
+def default_max_bytes(ram_bytes: int | None = None, *, disk_tier: bool = False) -> int:
     """The memory budget a cache gets when none is given, in bytes.
 
     ``BOXSEG_CACHE_MIB`` (MiB) when set; else 1/32 of the machine's RAM (``ram_bytes``, default
     :func:`engine.base.sysinfo.total_ram_bytes`; 8 GiB assumed where the OS does not say), clamped to
     128 MiB .. 512 MiB: 256 MiB on an 8 GiB laptop (128 float16 LiteMedSAM slices, about 40 s of
-    encoding), 512 MiB from 16 GiB on. The app holds the image, its uint8 model volume, labels and the
+    encoding), 512 MiB from 16 GiB on. With a disk tier (``disk_tier``): 1/128 of RAM, 128 .. 256 MiB
+    (128 MiB up to 16 GiB of RAM, 256 MiB from 32 GiB), since evicted slices come back from disk in ~6 ms. The app holds the image, its uint8 model volume, labels and the
     model besides (about 0.8 GB for a 512x512x300 CT: docs/memory.md), and its goal is a peak under
     1.2 GB; with the disk tier on, an evicted slice comes back in milliseconds, not a new encode.
     """
@@ -256,6 +261,8 @@ def default_max_bytes(ram_bytes: int | None = None) -> int:
             _log.warning("embedding cache: ignoring %s=%r (not a number of MiB)", CACHE_ENV, env)
     ram = ram_bytes if ram_bytes is not None else total_ram_bytes()
     ram = ram or 8 << 30
+    if disk_tier:
+        return int(min(DISK_TIER_MAX_BYTES, max(MIN_DEFAULT_MAX_BYTES, ram * DISK_TIER_RAM_FRACTION)))
     return int(min(DEFAULT_MAX_BYTES, max(MIN_DEFAULT_MAX_BYTES, ram * RAM_FRACTION)))
 
 
@@ -285,7 +292,8 @@ class EmbeddingCache:
     array kept as float16 counts half; Python object overhead is ignored).
 
     Args:
-        max_bytes: memory budget in bytes (None: :func:`default_max_bytes`, from the machine's RAM).
+        max_bytes: memory budget in bytes (None: :func:`default_max_bytes`, from the machine's RAM and
+            whether there is a disk tier).
             The sum of ``nbytes`` of all arrays in memory never exceeds it; least-recently-used
             entries are evicted to make room. An entry larger than ``max_bytes`` is not kept in
             memory (it may still go to disk). ``0`` disables the memory tier.
@@ -312,7 +320,7 @@ class EmbeddingCache:
         storage: str = "f32",
     ) -> None:
         if max_bytes is None:
-            max_bytes = default_max_bytes()
+            max_bytes = default_max_bytes(disk_tier=disk_dir is not None)
         if storage not in STORAGES:
             raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
         self._storage = storage

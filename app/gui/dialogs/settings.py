@@ -36,7 +36,7 @@ class SettingsDialog(QDialog):
         self.cache.setRange(0, 65536)
         self.cache.setSingleStep(256)
         self.cache.setSuffix(" MiB")
-        self.cache.setSpecialValueText(f"automatic ({default_max_bytes() >> 20} MiB)")
+        self.cache.setSpecialValueText(f"automatic ({default_max_bytes(disk_tier=settings.disk_cache) >> 20} MiB)")
         self.cache.setValue(settings.cache_mb)
         self.disk_cache = QCheckBox("Also keep embeddings on disk (user cache folder)")
         self.disk_cache.setChecked(settings.disk_cache)

@@ -16,8 +16,9 @@ def test_default_settings_size_the_cache_from_ram_with_the_disk_tier(monkeypatch
     assert cfg.cache_bytes is None and cfg.disk_cache is True and cfg.cache_storage == "f16"
     monkeypatch.delenv(cache_mod.CACHE_ENV, raising=False)
     monkeypatch.setattr(cache_mod, "total_ram_bytes", lambda: 8 << 30)
-    cache = cache_mod.EmbeddingCache(max_bytes=cfg.cache_bytes, storage=cfg.cache_storage)
-    assert cache.max_bytes == 256 << 20  # 1/32 of 8 GiB
+    assert cache_mod.EmbeddingCache(max_bytes=cfg.cache_bytes, storage=cfg.cache_storage).max_bytes == 256 << 20
+    # with the disk tier the memory tier is a hot set: 128 MiB on 8 GiB
+    assert cache_mod.EmbeddingCache(max_bytes=cfg.cache_bytes, disk_dir=default_disk_dir()).max_bytes == 128 << 20
 
 
 def test_a_set_cache_size_and_no_disk_tier_are_kept():
