@@ -101,3 +101,18 @@ def test_changed_bounds_in_slabs(monkeypatch):
     c = a.copy()
     c[9, 7, 8] = 5
     assert changed_bounds(a, c) == (9, 10, 7, 8, 8, 9)
+
+
+def test_label_values_slice_by_slice_equal_np_unique():
+    from engine.data.labelmap import label_values, segments_for
+
+    a = np.zeros((7, 9, 11), np.uint8)
+    a[2:5, 3:6, 4:8] = 3
+    a[6, 8, 10] = 255
+    assert label_values(a) == [0, 3, 255] == [int(v) for v in np.unique(a)]
+    b = a.astype(np.uint16)
+    b[0, 0, 0] = 40000
+    assert label_values(b) == [0, 3, 255, 40000]
+    assert label_values(np.full((2, 3), 5, np.uint8)) == [5]
+    assert label_values(np.array([[4, 1], [1, 4]], np.int32)) == [1, 4]  # other dtypes: np.unique
+    assert [s.value for s in segments_for(b)] == [3, 255, 40000]
