@@ -84,7 +84,7 @@ RAM_FRACTION = 1 / 32
 #: With a disk tier, which gives an evicted slice back in a few ms (a float16 file read), the memory tier
 #: is a hot set only: this fraction of RAM, from MIN_DEFAULT_MAX_BYTES to DISK_TIER_MAX_BYTES.
 DISK_TIER_RAM_FRACTION = 1 / 128
-DISK_TIER_MAX_BYTES = 256 << 20
+DISK_TIER_MAX_BYTES = 192 << 20
 #: Environment variable overriding the default budget, in MiB (``0`` turns the memory tier off).
 CACHE_ENV = "BOXSEG_CACHE_MIB"
 
@@ -248,8 +248,9 @@ def default_max_bytes(ram_bytes: int | None = None, *, disk_tier: bool = False) 
     ``BOXSEG_CACHE_MIB`` (MiB) when set; else 1/32 of the machine's RAM (``ram_bytes``, default
     :func:`engine.base.sysinfo.total_ram_bytes`; 8 GiB assumed where the OS does not say), clamped to
     128 MiB .. 512 MiB: 256 MiB on an 8 GiB laptop (128 float16 LiteMedSAM slices, about 40 s of
-    encoding), 512 MiB from 16 GiB on. With a disk tier (``disk_tier``): 1/128 of RAM, 128 .. 256 MiB
-    (128 MiB up to 16 GiB of RAM, 256 MiB from 32 GiB), since evicted slices come back from disk in ~6 ms. The app holds the image, its uint8 model volume, labels and the
+    encoding), 512 MiB from 16 GiB on. With a disk tier (``disk_tier``): 1/128 of RAM, 128 .. 192 MiB
+    (128 MiB up to 16 GiB of RAM, 192 MiB from 24 GiB), since every encoded slice is also on disk and an
+    evicted one comes back in ~6 ms; this keeps the app's peak for a 512x512x300 CT under 1.2 GB. The app holds the image, its uint8 model volume, labels and the
     model besides (about 0.8 GB for a 512x512x300 CT: docs/memory.md), and its goal is a peak under
     1.2 GB; with the disk tier on, an evicted slice comes back in milliseconds, not a new encode.
     """

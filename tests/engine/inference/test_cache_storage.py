@@ -110,7 +110,7 @@ def test_default_budget_follows_ram(monkeypatch, ram_gib, want_mib):
     assert EmbeddingCache().max_bytes == want_mib << 20
 
 
-@pytest.mark.parametrize("ram_gib, want_mib", [(8, 128), (16, 128), (24, 192), (32, 256), (256, 256)])
+@pytest.mark.parametrize("ram_gib, want_mib", [(8, 128), (16, 128), (20, 160), (24, 192), (256, 192)])
 def test_default_budget_with_a_disk_tier_is_smaller(monkeypatch, tmp_path, ram_gib, want_mib):
     monkeypatch.delenv(cache_mod.CACHE_ENV, raising=False)
     monkeypatch.setattr(cache_mod, "total_ram_bytes", lambda: ram_gib << 30)
