@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app.cli.segment import parse_cli_box
 from engine.base.errors import InputError
+from engine.base.heap import tune_malloc
 
 
 #: Qt platform plugins that draw without a window system (QT_QPA_PLATFORM; a ';'-separated list is a
@@ -96,6 +97,9 @@ def cmd_app(args) -> int:
         why = missing_display() or missing_x11_libraries()
         if why is not None:
             raise InputError(why)  # one line and exit 2 (app.cli.main), instead of Qt aborting the process
+    # arrays of 1 MiB or more are given back to the OS when freed (a few hundred MiB of the app's peak
+    # resident set otherwise stay in glibc's arenas: engine.base.heap); before Qt starts its threads
+    tune_malloc()
     # the only imports of Qt from the command line: here, after the check above, so that every other
     # command runs without PySide6 (the import-linter contract "app.cli never imports Qt" names these edges)
     if args.smoke_test:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.base.errors import BoxSegError, Cancelled
+from engine.base.heap import release_free_memory
 
 
 @dataclass
@@ -61,6 +62,9 @@ class JobRunner(QObject):
                 self.jobFailed.emit(job.id, "cancelled", True)
             else:
                 self.jobDone.emit(job.id, result)
+        finally:
+            # a job (open, propagate, save) frees whole-volume temporaries: give the pages back now
+            release_free_memory()
 
 
 class JobWorker(JobRunner):

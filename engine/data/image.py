@@ -77,6 +77,7 @@ class Image:
     spacing_known: bool = True
     files: list[Path] = field(default_factory=list)
     _maps: dict = field(default_factory=dict, repr=False)
+    _volume: tuple | None = field(default=None, repr=False)  # (window key, read-only uint8 model volume)
 
     def __post_init__(self):
         v = self.voxels
@@ -151,15 +152,32 @@ class Image:
         return self._maps[w.key]
 
     def model_slice(self, z: int, window: str | None = None) -> tuple[np.ndarray, str]:
-        """Slice z in the model's domain: (uint8 (Y,X) or (Y,X,3), window key for the embedding cache)."""
+        """Slice z in the model's domain: (uint8 (Y,X) or (Y,X,3), window key for the embedding cache).
+
+        A read-only view of :meth:`model_volume`'s volume when that window's volume is held, else a new
+        array windowed from this slice alone (the two are equal)."""
         z = self.check_slice(z)
         m = self.intensity_map(window)
+        held = self._volume
+        if held is not None and held[0] == m.key:
+            return held[1][z], m.key
         return m.apply(self.voxels[z]), m.key
 
     def model_volume(self, window: str | None = None, *, progress: ProgressFn | None = None,
                      should_stop: StopFn | None = None) -> tuple[np.ndarray, str]:
-        """The whole image in the model's domain: (uint8 (Z,Y,X[,3]), window key)."""
+        """The whole image in the model's domain: (uint8 (Z,Y,X[,3]), window key).
+
+        Computed once and held: every caller (propagation, each plane's model input, the views) gets the
+        same **read-only** array, so the image has one model volume (Z*Y*X bytes, 79 MB for a
+        512x512x300 CT) rather than one per caller. Only the latest window's volume is held; asking for
+        another window replaces it. Two threads asking at once for a volume not yet held may both
+        compute it (equal arrays; one is kept). should_stop: raises :class:`Cancelled` between slices
+        while computing (nothing is held then); progress(done, total) per slice computed."""
         m = self.intensity_map(window)
+        held = self._volume
+        if held is not None and held[0] == m.key:
+            return held[1], m.key
+        self._volume = None  # the old window's volume goes before the new one is made, not after
         out = np.empty(self.voxels.shape, np.uint8)
         for z in range(self.depth):
             if should_stop is not None and should_stop():
@@ -167,7 +185,18 @@ class Image:
             out[z] = m.apply(self.voxels[z])
             if progress is not None:
                 progress(z + 1, self.depth)
+        out.flags.writeable = False
+        self._volume = (m.key, out)
         return out, m.key
+
+    def held_model_volume(self) -> tuple[np.ndarray, str] | None:
+        """(uint8 model volume, window key) when :meth:`model_volume` holds one, else None; computes nothing."""
+        held = self._volume
+        return None if held is None else (held[1], held[0])
+
+    def drop_model_volume(self) -> None:
+        """Let the held model volume go (e.g. when the image is closed but still referenced by an undo step)."""
+        self._volume = None
 
     def _what(self) -> str:
         return self.source.name if self.source is not None else "image"

@@ -31,6 +31,21 @@ REPLACE, ADD, ERASE = "replace", "add", "erase"
 
 Where = tuple[int, int, int, int, int, int]  # (z0, z1, y0, y1, x0, x1), half-open
 
+# Whole-volume work (a propagation's mask merged into a 512x512x300 label map) goes through slabs of about
+# this many voxels, so that its temporaries take a few MiB instead of several copies of the volume (75 MiB
+# each there).
+_SLAB_VOXELS = 1 << 22
+
+
+def _slabs(shape: tuple[int, ...]):
+    """Slices along axis 0 covering ``shape`` in slabs of about :data:`_SLAB_VOXELS` voxels."""
+    if len(shape) == 0 or shape[0] == 0:
+        yield ...
+        return
+    step = max(1, _SLAB_VOXELS // max(1, int(np.prod(shape[1:]))))
+    for a in range(0, shape[0], step):
+        yield slice(a, min(a + step, shape[0]))
+
 
 @dataclass(frozen=True)
 class LabelEdit:
@@ -75,29 +90,49 @@ def merge(current: np.ndarray, value: int, mask: np.ndarray, mode: str = REPLACE
     locked = [int(v) for v in locked]
     if int(value) in locked:
         return out
+    m = np.broadcast_to(np.asarray(mask, bool), current.shape)
+    for s in _slabs(current.shape):  # temporaries of one slab, not of the whole box
+        _merge_slab(out[s], current[s], m[s], value, mode, locked, policy)
+    return out
+
+
+def _merge_slab(out, current, m, value, mode, locked, policy) -> None:
     own = current == value
-    m = np.asarray(mask, bool)
     if mode == ERASE:
         out[own & m] = 0
-        return out
+        return
     if mode == REPLACE:
         out[own & ~m] = 0
     free = own | (current == 0)
     if policy == OVERWRITE_UNLOCKED:
         free |= ~np.isin(current, locked) if locked else np.ones_like(free)
     out[m & free] = value
-    return out
+
+
+def changed_bounds(before: np.ndarray, after: np.ndarray) -> Where | None:
+    """Bounding box (z0, z1, y0, y1, x0, x1), half-open, of the voxels where two (Z,Y,X) arrays of one shape
+    differ, or None where they are equal. Compares slab by slab: no whole-volume temporary."""
+    if before.shape != after.shape:
+        raise ValueError(f"shapes differ: {before.shape} and {after.shape}")
+    zs, ys, xs = [], np.zeros(before.shape[1], bool), np.zeros(before.shape[2], bool)
+    for s in _slabs(before.shape):
+        diff = before[s] != after[s]
+        rows = diff.any(axis=(1, 2))
+        if rows.any():
+            zs.extend(np.flatnonzero(rows) + s.start)
+            ys |= diff.any(axis=(0, 2))
+            xs |= diff.any(axis=(0, 1))
+    if not zs:
+        return None
+    y, x = np.flatnonzero(ys), np.flatnonzero(xs)
+    return int(zs[0]), int(zs[-1]) + 1, int(y[0]), int(y[-1]) + 1, int(x[0]), int(x[-1]) + 1
 
 
 def _changed(before: np.ndarray, after: np.ndarray, origin=(0, 0, 0)) -> LabelEdit | None:
     """The edit from ``before`` to ``after`` (a box at ``origin`` (z, y, x)), shrunk to the changed voxels."""
-    diff = before != after
-    if not diff.any():
+    bounds = changed_bounds(before, after)
+    if bounds is None:
         return None
-    bounds = []
-    for axis in range(3):
-        idx = np.flatnonzero(diff.any(axis=tuple(a for a in range(3) if a != axis)))
-        bounds += [int(idx[0]), int(idx[-1]) + 1]
     z0, z1, y0, y1, x0, x1 = bounds
     oz, oy, ox = origin
     return LabelEdit((z0 + oz, z1 + oz, y0 + oy, y1 + oy, x0 + ox, x1 + ox), after[z0:z1, y0:y1, x0:x1].copy())
@@ -180,5 +215,5 @@ def interpolate_object(labels: np.ndarray, value: int, spacing, z_range: tuple[i
 
 
 __all__ = ["ADD", "ERASE", "LabelEdit", "NEVER_OVERWRITE", "OVERWRITE_UNLOCKED", "POLICIES", "REPLACE", "brush",
-           "fill_object_holes", "interpolate_object", "keep_largest", "merge", "object_box", "slices_of",
+           "changed_bounds", "fill_object_holes", "interpolate_object", "keep_largest", "merge", "object_box", "slices_of",
            "smooth_object", "write_mask"]

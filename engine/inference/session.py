@@ -35,8 +35,11 @@ class SessionConfig:
     default model. threads: OpenVINO inference threads (None = OpenVINO's choice). precision: "auto"
     (default: the row of :data:`engine.inference.precision.AUTO_RULES` for this CPU's capability, which
     may also pick the model when none is named), "f32" or "bf16" for the layers that are not INT8.
-    cache_bytes: memory budget of the embedding cache. disk_cache: False, True (the user cache
-    folder) or a folder, for a disk tier of at most ``disk_cache_bytes``. model_id: the sha256 the
+    cache_bytes: memory budget of the embedding cache (None: from the machine's RAM,
+    :func:`~engine.inference.cache.default_max_bytes`). cache_storage: how it keeps embeddings, "f16"
+    (default: float16, half the memory and disk; the model gets float32 back) or "f32" (exact).
+    disk_cache: False, True (the user cache folder) or a folder, for a disk tier of at most
+    ``disk_cache_bytes``. model_id: the sha256 the
     model's files must have (:attr:`~engine.inference.manifest.ModelEntry.model_id`; a batch pins
     the model it was planned with so that every worker runs the same one); None = what is installed.
     Frozen and hashable: :func:`engine.inference.registry.shared_session` keys on it.
@@ -45,7 +48,8 @@ class SessionConfig:
     model: str | None = None
     threads: int | None = None
     precision: str = "auto"
-    cache_bytes: int = 1 << 30
+    cache_bytes: int | None = None
+    cache_storage: str = "f16"
     disk_cache: bool | Path = False
     disk_cache_bytes: int = 4 << 30
     model_id: str | None = None
@@ -98,7 +102,8 @@ class Session:
             if config.disk_cache:
                 disk_dir = default_disk_dir() if config.disk_cache is True else Path(config.disk_cache)
             cache = EmbeddingCache(max_bytes=config.cache_bytes, disk_dir=disk_dir,
-                                   disk_max_bytes=config.disk_cache_bytes if disk_dir else None)
+                                   disk_max_bytes=config.disk_cache_bytes if disk_dir else None,
+                                   storage=config.cache_storage)
         self.cache = cache
         self.timings = Timings()
 
@@ -120,7 +125,9 @@ class Session:
         """Encoder outputs for one slice, from the cache when possible.
 
         image: uint8 (H,W) or (H,W,3) in the model domain. Returns (outputs, geometry, cache_hit);
-        outputs are read-only float32 arrays, e.g. {"embedding": (1,256,64,64)}. should_stop: a
+        outputs are read-only float32 arrays, e.g. {"embedding": (1,256,64,64)}, as the cache gives them
+        back (rounded to float16 with the default ``cache_storage``) whether encoded now or not, so a
+        slice's masks never depend on whether its embedding was a hit. should_stop: a
         running encoder is cancelled (raising :class:`Cancelled`) as soon as it returns True.
         plane: the cache key's plane (:class:`~engine.inference.cache.CacheKey`; "" = a stored slice).
         """
@@ -135,8 +142,7 @@ class Session:
         outputs = self.runtime.infer("encoder", {"image": x}, should_stop=should_stop)
         self.timings.encoder_ms = (time.perf_counter() - t0) * 1000
         self.timings.encoder_runs += 1
-        self.cache.put(key, outputs)
-        return outputs, geom, False
+        return self.cache.put(key, outputs), geom, False
 
     def precompute(self, volume: np.ndarray, slices: Iterable[int], *, window: str = WINDOW_U8,
                    progress: ProgressFn | None = None, should_stop: StopFn | None = None, plane: str = "") -> int:

@@ -205,7 +205,9 @@ def write_nifti_labels(path: Path, labels: np.ndarray, image: Image) -> Path:
     if labels.shape != image.shape:
         raise InputError(f"label map shape (Z,Y,X) {labels.shape} does not match the image {image.shape}")
     dt = label_dtype(labels)
-    data = np.ascontiguousarray(np.transpose(labels.astype(dt), (2, 1, 0)))
+    # (X,Y,Z) view of the (Z,Y,X) labels: Fortran-contiguous, which is NIfTI's order, so nibabel writes it
+    # slab by slab without a copy of the volume (a copy only where the dtype or layout differs)
+    data = np.transpose(np.ascontiguousarray(labels.astype(dt, copy=False)), (2, 1, 0))
     if image.nifti_header is not None and isinstance(image.nifti_header, nib.Nifti1Header):
         hdr = image.nifti_header.copy()
         hdr.set_data_dtype(dt)
@@ -273,7 +275,7 @@ def read_nifti_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise InputError(f"{path.name}: not a label map (non-integer voxel values)")
     if data.size and float(data.min()) < 0:
         raise InputError(f"{path.name}: not a label map (negative values)")
-    return data.astype(label_dtype(data)), np.asarray(img.affine, np.float64)
+    return data.astype(label_dtype(data), copy=False), np.asarray(img.affine, np.float64)
 
 
 __all__ = ["label_dtype", "read_nifti", "read_nifti_labels", "write_nifti_image",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QSpinBox
 
 from app.gui.settings import Settings
 from engine.data.labeledit import NEVER_OVERWRITE, OVERWRITE_UNLOCKED
+from engine.inference.cache import default_max_bytes
 from engine.inference.manifest import list_models
 from engine.inference.precision import REQUESTS
 
@@ -35,10 +36,13 @@ class SettingsDialog(QDialog):
         self.threads.setSpecialValueText("automatic")
         self.threads.setValue(settings.threads)
         self.cache = QSpinBox()
-        self.cache.setRange(64, 65536)
+        self.cache.setRange(0, 65536)
         self.cache.setSingleStep(256)
         self.cache.setSuffix(" MiB")
+        self.cache.setSpecialValueText(f"automatic ({default_max_bytes(disk_tier=settings.disk_cache) >> 20} MiB)")
         self.cache.setValue(settings.cache_mb)
+        self.disk_cache = QCheckBox("Also keep embeddings on disk (user cache folder)")
+        self.disk_cache.setChecked(settings.disk_cache)
         self.overlap = QComboBox()
         self.overlap.setObjectName("overlapPolicy")
         for label, policy in OVERLAP_CHOICES:
@@ -50,6 +54,7 @@ class SettingsDialog(QDialog):
         form.addRow("Precision", self.precision)
         form.addRow("Inference threads", self.threads)
         form.addRow("Embedding cache", self.cache)
+        form.addRow("", self.disk_cache)
         form.addRow("Overlapping objects", self.overlap)
         bb = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         bb.accepted.connect(self.accept)
@@ -58,7 +63,7 @@ class SettingsDialog(QDialog):
 
     def result_settings(self) -> Settings:
         return Settings(self.model.currentData(), self.precision.currentText(), self.threads.value(),
-                        self.cache.value(), self.overlap.currentData(), self._brush_mm)
+                        self.cache.value(), self.overlap.currentData(), self._brush_mm, self.disk_cache.isChecked())
 
 
 __all__ = ["SettingsDialog"]

@@ -21,6 +21,8 @@ pytest.importorskip("pytestqt", reason="the desktop app tests need pytest-qt (th
 def autosave_dir(tmp_path, monkeypatch):
     d = tmp_path / "autosave"
     monkeypatch.setenv("BOXSEG_AUTOSAVE_DIR", str(d))
+    # the embedding cache's disk tier (on in the app's settings) never writes to the user's cache folder
+    monkeypatch.setenv("BOXSEG_CACHE_DIR", str(tmp_path / "embeddings"))
     return d
 
 

@@ -63,3 +63,18 @@ def test_propagate_box_reports_the_iou_of_every_kept_slice_and_starts_from_the_u
     out2 = propagate_box(session, vol, box, start_mask=user, ious=ious2)
     assert np.array_equal(out2[2], user) and math.isnan(ious2[2])
     assert out2[3].sum() < out[3].sum(), "the neighbours are prompted from the user's (smaller) mask"
+
+
+def test_slice_confidence_of_a_label_value_equals_that_of_its_mask():
+    rng = np.random.default_rng(11)
+    labels = np.zeros((12, 20, 20), np.uint8)
+    for z in range(2, 10):
+        r = 3 + z % 4
+        labels[z, 10 - r:10 + r, 8 - r // 2:8 + r] = 2
+        labels[z, 0:2, 0:3] = 1
+    labels[6, 15:18, 15:18] = 2  # a second blob on one slice
+    ious = {z: float(rng.uniform(0.5, 1.0)) for z in range(2, 10)}
+    want = slice_confidence(labels == 2, ious, 5)
+    got = slice_confidence(labels, ious, 5, value=2)
+    assert got.to_json() == want.to_json()
+    assert list(got.blobs) == [1, 1, 1, 1, 2, 1, 1, 1] and int(got.area[0]) == 10 * 7  # z=2: r=5, rows 5..14, columns 6..12
