@@ -32,6 +32,7 @@ import json
 import math
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def compute_figures(image, labels, segments, propagated) -> tuple[dict, dict]:
     """What the panels show of a label map (runs on the measure worker): ({value: Measurement},
     {value: SliceConfidence} of the propagated objects). propagated: [(value, slice_iou dict, start z)]."""
     ms = {m.label: m for m in measure(labels, image, segments)}
-    conf = {v: slice_confidence(labels == v, ious, start) for v, ious, start in propagated}
+    conf = {v: slice_confidence(labels, ious, start, value=v) for v, ious, start in propagated}
     return ms, conf
 
 #: model-window choices offered in the View menu: (label, engine window spec)
@@ -167,6 +168,7 @@ class Controller(QObject):
         self._measured_gen = 0                  # the request whose results are shown
         self._measure_key = None
         self._labels_version = 0
+        self._labels_copy_ref = (None, lambda: None)  # (key, weakref of the workers' shared copy)
         self.brush_mm = float(self.settings.brush_mm)   # brush radius
         self.brush_3d = False                           # a ball through neighbouring slices instead of a disc
         self.smooth_mm = 1.0                            # ball radius of Smooth
@@ -870,6 +872,19 @@ class Controller(QObject):
         self._labels_version += 1
         self._measure_timer.start()
 
+    def _labels_copy(self) -> np.ndarray:
+        """A read-only copy of the label map as it is now for the workers (measure, autosave, save), which
+        must not see later edits: one copy per change while any worker still holds it (weakly referenced
+        here, so none is kept after they are done)."""
+        key = (self._doc_gen, self._labels_version)
+        ref_key, ref = self._labels_copy_ref
+        copy = ref() if ref_key == key else None
+        if copy is None:
+            copy = self.doc.labels.copy()
+            copy.flags.writeable = False
+            self._labels_copy_ref = (key, weakref.ref(copy))
+        return copy
+
     def _post_measure(self) -> None:
         """Ask the measure worker for the figures of the label map as it is now (a copy: the GUI thread
         goes on editing); skipped when neither the labels nor the objects' names/prompts changed."""
@@ -882,7 +897,7 @@ class Controller(QObject):
             return
         self._measure_key = key
         self._measure_gen += 1
-        img, labels, segments = self.image, doc.labels.copy(), doc.segments()
+        img, labels, segments = self.image, self._labels_copy(), doc.segments()
         propagated = [(o.value, dict(o.slice_iou), o.z) for o in doc.objects if o.slice_iou is not None]
         self.measurer.post(self._measure_gen, lambda: compute_figures(img, labels, segments, propagated))
 
@@ -929,7 +944,7 @@ class Controller(QObject):
             return None
         path = Path(path)
         img = self.image
-        labels = self.doc.labels.copy()
+        labels = self._labels_copy()
         segments = self.doc.segments()
         z = self.z if img.depth > 1 else None
         entry = self.session.entry if self.session is not None else None
@@ -943,7 +958,7 @@ class Controller(QObject):
             out = write_labelmap(path, labels, img, segments=segments, model_name=name, model_version=version, z=z)
             side = confidence_path(out)
             if propagated:
-                objs = [{"label": v, "name": n, **slice_confidence(labels == v, ious, start).to_json()}
+                objs = [{"label": v, "name": n, **slice_confidence(labels, ious, start, value=v).to_json()}
                         for v, n, ious, start in propagated]
                 write_text(side, json.dumps({"format": CONFIDENCE_FORMAT, "labelmap": out.name, "model": name,
                                              "model_version": version, "objects": objs}, indent=1))
@@ -988,7 +1003,7 @@ class Controller(QObject):
         if img is None or img.source is None:
             return
         snap = Snapshot(key=self._session_key(), source=str(Path(img.source).resolve()), series_uid=img.series_uid,
-                        labels=self.doc.labels.copy(), objects=[o.to_json() for o in self.doc.objects], z=self.z,
+                        labels=self._labels_copy(), objects=[o.to_json() for o in self.doc.objects], z=self.z,
                         time=time.time(), fingerprint=self.fingerprint, affine=img.affine.tolist(),
                         annotations=[a.to_json() for a in self.doc.annotations])
         self._autosaved = True

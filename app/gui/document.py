@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.data.image import Image
-from engine.data.labeledit import NEVER_OVERWRITE, OVERWRITE_UNLOCKED, REPLACE, LabelEdit, merge
+from engine.data.labeledit import NEVER_OVERWRITE, OVERWRITE_UNLOCKED, REPLACE, LabelEdit, changed_bounds, merge
 from engine.data.labelmap import LabelMap, Segment, codes_for_name
 from engine.data.palette import PALETTE, default_color
 from engine.data.planes import PLANES, Plane
@@ -164,19 +164,6 @@ class _LabelEdit(QUndoCommand):
         self._apply(self.before, self.objs_before, self.select_before, self.ann_before)
 
 
-def _changed_box(a: np.ndarray, b: np.ndarray):
-    """Bounding box (z0,z1,y0,y1,x0,x1) of voxels where a != b, or None."""
-    diff = a != b
-    if not diff.any():
-        return None
-    out = []
-    for axis in range(3):
-        other = tuple(i for i in range(3) if i != axis)
-        idx = np.flatnonzero(diff.any(axis=other))
-        out += [int(idx[0]), int(idx[-1]) + 1]
-    return tuple(out)
-
-
 class Document(QObject):
     """An open image with its segmentation (see the module docstring). GUI thread only."""
 
@@ -254,13 +241,11 @@ class Document(QObject):
         return {"locked": self.locked_values(), "policy": self.overlap_policy}
 
     def _merged(self, value: int, z0: int, z1: int, mask: np.ndarray, mode: str = REPLACE, policy=None) -> np.ndarray:
-        """A copy of the label map with object ``value``'s mask (for slices z0..z1-1) merged in by the rules."""
+        """Slices z0..z1-1 of the label map with object ``value``'s mask merged in by the rules (a new array)."""
         rules = self.edit_rules()
         if policy is not None:
             rules["policy"] = policy
-        new = self.labels.copy()
-        new[z0:z1] = merge(self.labels[z0:z1], value, mask, mode, **rules)
-        return new
+        return merge(self.labels[z0:z1], value, mask, mode, **rules)
 
     def _merged_in_plane(self, value: int, plane: Plane, k: int, mask: np.ndarray, mode: str = REPLACE) -> np.ndarray:
         """A copy of the label map with object ``value``'s screen mask on slice k of a reformatted plane merged in
@@ -276,14 +261,16 @@ class Document(QObject):
 
     # --- edits (each one undo step) -----------------------------------------------------------
     def _push(self, text: str, new_labels: np.ndarray | None, objs_after: list[SegObject], select: int,
-              annotations: list[Annotation] | None = None):
+              annotations: list[Annotation] | None = None, z0: int = 0):
+        """new_labels: the label map's slices from z0 on as they become (all of them, or a slab)."""
         where = None
         crop = None
         if new_labels is not None:
-            where = _changed_box(self.labels, new_labels)
+            where = changed_bounds(self.labels[z0:z0 + len(new_labels)], new_labels)
             if where is not None:
-                z0, z1, y0, y1, x0, x1 = where
-                crop = new_labels[z0:z1, y0:y1, x0:x1].copy()
+                a, b, y0, y1, x0, x1 = where
+                crop = new_labels[a:b, y0:y1, x0:x1].copy()
+                where = (a + z0, b + z0, y0, y1, x0, x1)
         self.undo_stack.push(_LabelEdit(self, text, crop, where, _copy_objects(self._objects),
                                         _copy_objects(objs_after), select, annotations))
         self.committed.emit()
@@ -306,9 +293,11 @@ class Document(QObject):
         obj = SegObject(value, name or f"Object {value}", default_color(value), iou=iou, z=int(z),
                         box=tuple(float(v) for v in box) if box is not None else None, points=list(points),
                         plane=plane.name if in_plane else "")
-        new = (self._merged_in_plane(value, plane, z, mask) if in_plane
-               else self._merged(value, z, z + 1, np.asarray(mask, bool)[None]))
-        self._push(f"Add {obj.name}", new, self._objects + [obj], value)
+        if in_plane:
+            new, z0 = self._merged_in_plane(value, plane, z, mask), 0
+        else:
+            new, z0 = self._merged(value, z, z + 1, np.asarray(mask, bool)[None]), z
+        self._push(f"Add {obj.name}", new, self._objects + [obj], value, z0=z0)
         return value
 
     def set_object_slice(self, value: int, z: int, mask: np.ndarray, *, iou: float | None = None, box=None,
@@ -318,8 +307,10 @@ class Document(QObject):
         if obj is None:
             return
         in_plane = plane is not None and not plane.is_stored
-        new = (self._merged_in_plane(value, plane, z, mask) if in_plane
-               else self._merged(value, z, z + 1, np.asarray(mask, bool)[None]))
+        if in_plane:
+            new, z0 = self._merged_in_plane(value, plane, z, mask), 0
+        else:
+            new, z0 = self._merged(value, z, z + 1, np.asarray(mask, bool)[None]), z
         objs = _copy_objects(self._objects)
         o = next(o for o in objs if o.value == value)
         o.iou = iou if iou is not None else o.iou
@@ -327,7 +318,7 @@ class Document(QObject):
             o.box, o.z, o.plane = tuple(float(v) for v in box), int(z), plane.name if in_plane else ""
         if points is not None:
             o.points = list(points)
-        self._push(f"{text} {obj.name}", new, objs, value)
+        self._push(f"{text} {obj.name}", new, objs, value, z0=z0)
 
     def set_object_volume(self, value: int, mask: np.ndarray, *, text: str = "Propagate",
                           slice_iou: dict[int, float] | None = None, z_range: tuple[int, int] | None = None) -> None:
@@ -347,7 +338,7 @@ class Document(QObject):
             old = {z: v for z, v in (o.slice_iou or ()) if not (z0 <= z <= z1)}
             old.update({int(z): float(v) for z, v in slice_iou.items() if z0 <= z <= z1})
             o.slice_iou = tuple(sorted(old.items()))
-        self._push(f"{text} {obj.name}", new, objs, value)
+        self._push(f"{text} {obj.name}", new, objs, value, z0=z0)
 
     def apply_edit(self, text: str, edit: LabelEdit, value: int, *, new_object: SegObject | None = None,
                    before: np.ndarray | None = None) -> None:
