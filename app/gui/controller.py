@@ -381,7 +381,7 @@ class Controller(QObject):
     def _request_current(self) -> None:
         if self.image is None or self.session is None:
             return
-        limit = int(self.session.cache.max_bytes * 0.8 // (5 << 20))
+        limit = self._precompute_limit()
         if self.active_plane:
             k = self.plane_slice(self.active_plane)
             self.infer.post_encode(k, self.active_plane)
@@ -389,6 +389,15 @@ class Controller(QObject):
             return
         self.infer.post_encode(self.z)
         self.precompute.set_plan(self.image, self.model_window, self.z, limit)
+
+    def _precompute_limit(self) -> int:
+        """How many slices the background encoder may fill: 80 % of the embedding cache's memory tier, plus its
+        disk tier when it has one (an evicted slice comes back from disk in milliseconds), at the stored size
+        of one slice (float16 embeddings: 2 MiB; float32: 4 MiB; LiteMedSAM's (1,256,64,64))."""
+        cache = self.session.cache
+        per_slice = (2 << 20) if cache.storage == "f16" else (4 << 20)
+        budget = cache.max_bytes + ((cache.disk_max_bytes or (4 << 30)) if cache.disk_dir is not None else 0)
+        return int(budget * 0.8 // per_slice)
 
     def set_model_window(self, spec) -> None:
         """Change the window the model sees (a preset, or None for the modality default)."""
