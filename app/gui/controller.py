@@ -49,7 +49,8 @@ from engine.base.atomic import remove_stale_temps, write_text
 from engine.base.errors import InputError
 from engine.data.display import display_level_width
 from engine.data.interpolate import drawn_slices
-from engine.data.labeledit import LabelEdit, brush, fill_object_holes, interpolate_object, keep_largest, smooth_object
+from engine.data.labeledit import (LabelEdit, brush, fill_object_holes, interpolate_object, keep_largest, mask_box,
+                                   slices_of, smooth_object)
 from engine.data.planes import planes_of
 from engine.data.measure import measure, to_csv
 from engine.data.palette import default_color
@@ -75,6 +76,13 @@ def _gaps(mask) -> int:
     """Empty slices between the first and last slice of a bool (Z,Y,X) mask."""
     zs = drawn_slices(mask)
     return (zs[-1] - zs[0] + 1 - len(zs)) if zs else 0
+
+
+def _cropped(mask: np.ndarray) -> tuple:
+    """A propagation's bool (Z,Y,X) mask as (its bounding-box crop, the box) or (None, None) when empty: what a
+    job hands to the GUI thread, so that a whole-volume mask does not outlive the job (issue 15's memory)."""
+    box = mask_box(mask)
+    return (None, None) if box is None else (mask[slices_of(box)].copy(), box)
 
 
 def compute_figures(image, labels, segments, propagated) -> tuple[dict, dict]:
@@ -605,14 +613,14 @@ class Controller(QObject):
             mask[keep_z] = keep  # the drawn (maybe refined) slice stays as the user made it
             if obj.iou is not None:
                 ious[keep_z] = float(obj.iou)  # the estimate of the mask kept there
-            return mask, ious, _gaps(mask)
+            return _cropped(mask) + (ious, _gaps(mask))
 
         t0 = time.perf_counter()
 
         def done(res):
-            mask, ious, gaps = res
+            mask, box, ious, gaps = res
             self.last_propagate_s = time.perf_counter() - t0
-            self.doc.set_object_volume(value, mask, slice_iou=ious)
+            self.doc.set_object_volume(value, mask, slice_iou=ious, where=box)
             self._emit_timings()
             if gaps:
                 self.message.emit(f"{obj.name} is empty on {gaps} slice{'s' if gaps != 1 else ''} between its "
@@ -642,14 +650,14 @@ class Controller(QObject):
                                       window=window, label_value=value, early_stop=early_stop, progress=progress,
                                       should_stop=should_stop, square=False)
             plane.slice(mask, k)[...] = keep  # the drawn (maybe refined) slice stays as the user made it
-            return mask, _gaps(plane.screen_volume(mask))
+            return _cropped(mask) + (_gaps(plane.screen_volume(mask)),)
 
         t0 = time.perf_counter()
 
         def done(res):
-            mask, gaps = res
+            mask, box, gaps = res
             self.last_propagate_s = time.perf_counter() - t0
-            self.doc.set_object_volume(value, mask)
+            self.doc.set_object_volume(value, mask, where=box)
             self._emit_timings()
             if gaps:
                 self.message.emit(f"{obj.name} is empty on {gaps} {plane.name} slice{'s' if gaps != 1 else ''} "
@@ -685,11 +693,11 @@ class Controller(QObject):
                                     early_stop=early_stop, start=z, start_mask=keep, progress=progress,
                                     should_stop=should_stop, ious=ious)
             ious.pop(z, None)  # the user's mask: no model estimate of it
-            return mask, ious
+            return _cropped(mask) + (ious,)
 
         def done(res):
-            mask, ious = res
-            self.doc.set_object_volume(value, mask, text="Re-propagate", slice_iou=ious, z_range=(lo, hi))
+            mask, box, ious = res
+            self.doc.set_object_volume(value, mask, text="Re-propagate", slice_iou=ious, z_range=(lo, hi), where=box)
             self._emit_timings()
 
         return self._submit(f"Re-propagating {obj.name} from slice {z}", "infer", fn, done)

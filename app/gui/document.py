@@ -27,7 +27,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.data.image import Image
-from engine.data.labeledit import NEVER_OVERWRITE, OVERWRITE_UNLOCKED, REPLACE, LabelEdit, changed_bounds, merge
+from engine.data.labeledit import (NEVER_OVERWRITE, OVERWRITE_UNLOCKED, REPLACE, LabelEdit, changed_bounds, merge,
+                                   mask_box, object_box, slices_of, union_box, write_mask)
 from engine.data.labelmap import LabelMap, Segment, codes_for_name
 from engine.data.palette import PALETTE, default_color
 from engine.data.planes import PLANES, Plane
@@ -320,17 +321,37 @@ class Document(QObject):
             o.points = list(points)
         self._push(f"{text} {obj.name}", new, objs, value, z0=z0)
 
-    def set_object_volume(self, value: int, mask: np.ndarray, *, text: str = "Propagate",
-                          slice_iou: dict[int, float] | None = None, z_range: tuple[int, int] | None = None) -> None:
-        """Replace object ``value`` with a (Z,Y,X) mask on slices ``z_range`` (inclusive; default all);
-        other objects' voxels are kept. slice_iou: the model's IoU estimate of each slice it
-        predicted (z -> iou); it replaces the object's estimates on those slices. A propagation never
-        takes other objects' voxels, whatever the overlap policy (it runs unattended through the volume)."""
+    def set_object_volume(self, value: int, mask: np.ndarray | None, *, text: str = "Propagate",
+                          slice_iou: dict[int, float] | None = None, z_range: tuple[int, int] | None = None,
+                          where: tuple | None = None) -> None:
+        """Replace object ``value`` with a mask on slices ``z_range`` (inclusive; default all); other objects'
+        voxels are kept. mask: bool (Z,Y,X) on the image's grid, or (with ``where`` = (z0, z1, y0, y1, x0, x1),
+        half-open) the crop of it in that box, nothing set outside it (a propagation hands over its mask's
+        bounding box only); None: the object is cleared on those slices. slice_iou: the model's IoU estimate
+        of each slice it predicted (z -> iou); it replaces the object's estimates on those slices. A
+        propagation never takes other objects' voxels, whatever the overlap policy (it runs unattended
+        through the volume). Only the box of the new mask and the object's old voxels is read and copied."""
         obj = self.object(value)
         if obj is None:
             return
         z0, z1 = (0, self.labels.shape[0] - 1) if z_range is None else z_range
-        new = self._merged(value, z0, z1 + 1, np.asarray(mask, bool)[z0:z1 + 1], policy=NEVER_OVERWRITE)
+        if mask is not None and where is None:  # a whole-grid mask: its bounding box is what it writes
+            where = mask_box(mask)
+            mask = None if where is None else np.asarray(mask, bool)[slices_of(where)]
+        box = union_box(where if mask is not None else None, object_box(self.labels, value))
+        edit = None
+        if box is not None:
+            box = (max(box[0], z0), min(box[1], z1 + 1), *box[2:])
+        if box is not None and box[1] > box[0]:
+            m = np.zeros((box[1] - box[0], box[3] - box[2], box[5] - box[4]), bool)
+            if mask is not None:  # the part of the mask inside the box
+                lo = [max(box[2 * i], where[2 * i]) for i in range(3)]
+                hi = [min(box[2 * i + 1], where[2 * i + 1]) for i in range(3)]
+                if all(h > lo_ for lo_, h in zip(lo, hi)):
+                    m[tuple(slice(lo[i] - box[2 * i], hi[i] - box[2 * i]) for i in range(3))] = \
+                        np.asarray(mask, bool)[tuple(slice(lo[i] - where[2 * i], hi[i] - where[2 * i]) for i in range(3))]
+            rules = self.edit_rules()
+            edit = write_mask(self.labels, value, box, m, REPLACE, locked=rules["locked"], policy=NEVER_OVERWRITE)
         objs = _copy_objects(self._objects)
         o = next(o for o in objs if o.value == value)
         o.propagated = True
@@ -338,7 +359,12 @@ class Document(QObject):
             old = {z: v for z, v in (o.slice_iou or ()) if not (z0 <= z <= z1)}
             old.update({int(z): float(v) for z, v in slice_iou.items() if z0 <= z <= z1})
             o.slice_iou = tuple(sorted(old.items()))
-        self._push(f"{text} {obj.name}", new, objs, value, z0=z0)
+        if edit is None:
+            self._push(f"{text} {obj.name}", None, objs, value)
+            return
+        self.undo_stack.push(_LabelEdit(self, f"{text} {obj.name}", edit.after, tuple(edit.where),
+                                        _copy_objects(self._objects), objs, value))
+        self.committed.emit()
 
     def apply_edit(self, text: str, edit: LabelEdit, value: int, *, new_object: SegObject | None = None,
                    before: np.ndarray | None = None) -> None:

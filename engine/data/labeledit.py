@@ -147,18 +147,49 @@ def write_mask(labels: np.ndarray, value: int, where: Where, mask: np.ndarray, m
     return _changed(before, after, where[::2])
 
 
+def mask_box(mask: np.ndarray) -> Where | None:
+    """Bounding box (z0, z1, y0, y1, x0, x1), half-open, of the set voxels of a (Z,Y,X) array (nonzero =
+    set), or None when none is set. Slab by slab: no whole-volume temporary."""
+    zs, ys, xs = [], np.zeros(mask.shape[1], bool), np.zeros(mask.shape[2], bool)
+    for s in _slabs(mask.shape):
+        m = np.asarray(mask[s], bool)
+        rows = m.any(axis=(1, 2))
+        if rows.any():
+            zs.extend(np.flatnonzero(rows) + s.start)
+            ys |= m.any(axis=(0, 2))
+            xs |= m.any(axis=(0, 1))
+    if not zs:
+        return None
+    y, x = np.flatnonzero(ys), np.flatnonzero(xs)
+    return int(zs[0]), int(zs[-1]) + 1, int(y[0]), int(y[-1]) + 1, int(x[0]), int(x[-1]) + 1
+
+
 def object_box(labels: np.ndarray, value: int, pad: int | tuple[int, int, int] = 0) -> Where | None:
     """Bounding box (z0, z1, y0, y1, x0, x1) of object ``value``, grown by ``pad`` voxels per axis
-    (z, y, x) within the array; None when it has no voxel."""
-    own = labels == value
-    if not own.any():
+    (z, y, x) within the array; None when it has no voxel. Slab by slab (no whole-volume temporary)."""
+    zs, ys, xs = [], np.zeros(labels.shape[1], bool), np.zeros(labels.shape[2], bool)
+    for s in _slabs(labels.shape):
+        own = labels[s] == value
+        rows = own.any(axis=(1, 2))
+        if rows.any():
+            zs.extend(np.flatnonzero(rows) + s.start)
+            ys |= own.any(axis=(0, 2))
+            xs |= own.any(axis=(0, 1))
+    if not zs:
         return None
     pads = (pad,) * 3 if isinstance(pad, int) else tuple(pad)
+    lo_hi = [(int(zs[0]), int(zs[-1]))] + [(int(i[0]), int(i[-1])) for i in (np.flatnonzero(ys), np.flatnonzero(xs))]
     out = []
-    for axis in range(3):
-        idx = np.flatnonzero(own.any(axis=tuple(a for a in range(3) if a != axis)))
-        out += [max(int(idx[0]) - pads[axis], 0), min(int(idx[-1]) + 1 + pads[axis], labels.shape[axis])]
+    for axis, (lo, hi) in enumerate(lo_hi):
+        out += [max(lo - pads[axis], 0), min(hi + 1 + pads[axis], labels.shape[axis])]
     return tuple(out)
+
+
+def union_box(a: Where | None, b: Where | None) -> Where | None:
+    """The smallest box (z0, z1, y0, y1, x0, x1) holding both boxes (either may be None)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return tuple(min(a[i], b[i]) if i % 2 == 0 else max(a[i], b[i]) for i in range(6))
 
 
 def brush(labels: np.ndarray, value: int, spacing, centres, radius_mm: float, *, sphere: bool = False,
@@ -215,5 +246,6 @@ def interpolate_object(labels: np.ndarray, value: int, spacing, z_range: tuple[i
 
 
 __all__ = ["ADD", "ERASE", "LabelEdit", "NEVER_OVERWRITE", "OVERWRITE_UNLOCKED", "POLICIES", "REPLACE", "brush",
-           "changed_bounds", "fill_object_holes", "interpolate_object", "keep_largest", "merge", "object_box", "slices_of",
+           "changed_bounds", "fill_object_holes", "interpolate_object", "keep_largest", "mask_box", "merge", "object_box",
+           "slices_of", "union_box",
            "smooth_object", "write_mask"]

@@ -107,3 +107,36 @@ def test_locked_objects_and_the_overlap_policy_hold_for_every_write(doc):
     assert (doc.labels[1] == c).sum() == 600  # unlocked objects give way
     o = SegObject.from_json(doc.object(a).to_json() | {"locked": True})
     assert o.locked and not SegObject.from_json({"value": 1, "name": "x", "color": [1, 2, 3]}).locked
+
+
+def test_a_propagation_handed_over_as_a_crop_writes_what_the_whole_mask_writes(doc):
+    """set_object_volume with the mask's bounding-box crop (what the propagation jobs hand over, so that no
+    whole-volume mask outlives them) gives exactly the label map the whole-grid mask gives, under the lock
+    and z-range rules, and one undo step puts the map back."""
+    from engine.data.labeledit import mask_box, slices_of
+
+    rng = np.random.default_rng(3)
+    doc.add_object(1, _mask(2, 15, 3, 25), iou=0.9, box=(3, 2, 24, 14))   # the object, on slice 1
+    doc.add_object(2, _mask(10, 18, 0, 12), iou=0.9, box=(0, 10, 11, 17))  # a neighbour (never overwritten)
+    doc.add_object(2, _mask(0, 4, 0, 4), iou=0.9, box=(0, 0, 3, 3))        # object 3 (on slice 2), locked below
+    doc.update_object(3, locked=True)
+    vol = np.zeros(doc.image.shape, bool)
+    vol[0:3, 5:17, 2:20] = rng.random((3, 12, 18)) < 0.7
+    vol[0, 0:3, 0:3] = True  # over the locked object
+    for z_range in (None, (1, 2)):
+        before = doc.labels.copy()
+        doc.set_object_volume(1, vol, z_range=z_range)
+        whole = doc.labels.copy()
+        doc.undo_stack.undo()
+        np.testing.assert_array_equal(doc.labels, before)
+        box = mask_box(vol)
+        assert box == (0, 3, 0, 17, 0, 20)
+        doc.set_object_volume(1, vol[slices_of(box)].copy(), z_range=z_range, where=box)
+        np.testing.assert_array_equal(doc.labels, whole)
+        assert (doc.labels == 3).sum() == 16 and ((doc.labels == 2) == (before == 2)).all()
+        if z_range is not None:  # outside the range the object is as it was
+            np.testing.assert_array_equal(doc.labels[0], before[0])
+        doc.undo_stack.undo()
+        np.testing.assert_array_equal(doc.labels, before)
+    doc.set_object_volume(1, None)  # an empty propagation clears the object
+    assert not (doc.labels == 1).any() and (doc.labels == 2).sum() == 96
