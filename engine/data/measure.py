@@ -96,18 +96,32 @@ def _directions_2d(n: int = 180) -> np.ndarray:
     return np.stack([np.cos(a), np.sin(a)], axis=1)
 
 
+#: points projected at once by :func:`_farthest_pair` (8192 x 256 directions x 8 bytes = 16 MiB)
+_CHUNK = 8192
+
+
 def _farthest_pair(points: np.ndarray, directions: np.ndarray, slack: float) -> tuple[float, int, int]:
     """(largest distance, index a, index b) among (N,D) points: exact among the candidates whose
     projection is within ``slack`` of the extreme along some direction (see the module docstring)."""
     n = len(points)
     if n < 2:
         return 0.0, 0, 0
-    proj = points @ directions.T  # (N, K)
-    lo, hi = proj.min(axis=0), proj.max(axis=0)
-    near = ((proj <= lo + slack) | (proj >= hi - slack)).any(axis=1)
-    cand = np.flatnonzero(near)
+    # the (N, K) projections chunk by chunk of points: a big organ has ~10^5 surface voxels, and all its
+    # projections at once took ~200 MB (issue 15's memory bound); the result is the same
+    chunks = [slice(s, min(s + _CHUNK, n)) for s in range(0, n, _CHUNK)]
+    lo = np.full(len(directions), np.inf)
+    hi = np.full(len(directions), -np.inf)
+    for c in chunks:
+        proj = points[c] @ directions.T
+        lo, hi = np.minimum(lo, proj.min(axis=0)), np.maximum(hi, proj.max(axis=0))
+    near, extreme = [], []
+    for c in chunks:
+        proj = points[c] @ directions.T
+        near.append(np.flatnonzero(((proj <= lo + slack) | (proj >= hi - slack)).any(axis=1)) + c.start)
+        extreme.append(np.flatnonzero(((proj <= lo) | (proj >= hi)).any(axis=1)) + c.start)
+    cand = np.concatenate(near)
     if len(cand) > 4000:  # large flat faces: their exactly extreme points are enough
-        cand = np.flatnonzero(((proj <= lo) | (proj >= hi)).any(axis=1))[:4000]
+        cand = np.concatenate(extreme)[:4000]
     c = points[cand]
     best, ia, ib = -1.0, 0, 0
     for s in range(0, len(c), 512):  # chunks keep the (chunk, M) distance matrix small
