@@ -32,6 +32,29 @@ SAMPLE_BOX, SAMPLE_SLICE, SAMPLE_RANGE, SAMPLE_NAME = (78, 90, 118, 124), 50, (4
 SAMPLE_SHOW = 46  # the slice shown after propagation (4 mm below the box's)
 
 
+def pons_window(width: int, height: int, layout: str = "single"):
+    """The main window on the bundled brain MR, in ``layout``, with the pons boxed on slice 50 by a real mouse
+    drag in the view of the stored slices and named "Pons" (what the editing and linked-view screenshots
+    start from); returns (window, that view). Call after :func:`offscreen_session` and a QApplication."""
+    from app.gui.launch import create_main_window
+    from app.gui.smoke import _pump, _wait, box_to_viewport, drag
+
+    win = create_main_window(SAMPLE_VOLUME)
+    win.resize(width, height)
+    if layout != "single":
+        win.set_layout(layout)
+    c = win.c
+    c.set_slice(SAMPLE_SLICE)
+    _pump(300)
+    _wait(c.slice_ready, 120, "the slice's embedding")
+    v = next(v for v in win.views.visible_views() if not v.reformatted)
+    p0, p1 = box_to_viewport(v, SAMPLE_BOX)
+    drag(v, p0, p1)
+    _wait(lambda: len(c.doc.objects) == 1 and not c.pending_commits, 60, "the object")
+    c.doc.update_object(1, name=SAMPLE_NAME)
+    return win, v
+
+
 def offscreen_session() -> Path:
     """Qt offscreen (unless a platform is set), autosaves and settings in a new temporary folder (returned),
     the repository importable: what every screenshot script does before it creates the QApplication."""

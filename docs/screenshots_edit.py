@@ -19,10 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "docs"))
-from screenshots import offscreen_session  # noqa: E402  (docs/screenshots.py, beside this script)
-
-SAMPLE_VOLUME = REPO / "assets" / "sample" / "mni_icbm152_t1_2009a.nii.gz"
-PONS_BOX, PONS_Z = (78, 90, 118, 124), 50  # assets/sample/README.md
+from screenshots import SAMPLE_SLICE as PONS_Z, offscreen_session, pons_window  # noqa: E402  (docs/screenshots.py)
 
 
 def main(argv=None) -> int:
@@ -35,19 +32,11 @@ def main(argv=None) -> int:
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
-    from app.gui.launch import create_main_window
-    from app.gui.smoke import _pump, _wait, box_to_viewport, drag
+    from app.gui.smoke import _pump, _wait
 
     app = QApplication.instance() or QApplication(["boxseg"])  # noqa: F841
-    win = create_main_window(SAMPLE_VOLUME)
-    win.resize(1440, 800)
-    c, v = win.c, win.view
-    c.set_slice(PONS_Z)
-    _wait(c.slice_ready, 120, "the slice's embedding")
-    p0, p1 = box_to_viewport(v, PONS_BOX)
-    drag(v, p0, p1)
-    _wait(lambda: len(c.doc.objects) == 1, 60, "the object")
-    c.doc.update_object(1, name="Pons")
+    win, v = pons_window(1440, 800)
+    c = win.c
     win.a_lock.trigger()
 
     def vp_at(x, y):

@@ -19,10 +19,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "docs"))
-from screenshots import offscreen_session  # noqa: E402  (docs/screenshots.py, beside this script)
-
-SAMPLE_VOLUME = REPO / "assets" / "sample" / "mni_icbm152_t1_2009a.nii.gz"
-PONS_BOX, PONS_Z = (78, 90, 118, 124), 50  # assets/sample/README.md
+from screenshots import offscreen_session, pons_window  # noqa: E402  (docs/screenshots.py, beside this script)
 
 
 def main(argv=None) -> int:
@@ -33,23 +30,12 @@ def main(argv=None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from app.gui.launch import create_main_window
-    from app.gui.smoke import _pump, _wait, box_to_viewport, drag
+    from app.gui.smoke import _pump, _wait
 
     app = QApplication.instance() or QApplication(["boxseg"])  # noqa: F841
     out = Path(args.out)
-    win = create_main_window(SAMPLE_VOLUME)
-    win.resize(1560, 820)
+    win, _ = pons_window(1560, 820, "1x3")
     c = win.c
-    win.set_layout("1x3")
-    c.set_slice(PONS_Z)
-    _pump(300)
-    _wait(c.slice_ready, 120, "the slice's embedding")
-    ax = win.views.views["axial"]
-    p0, p1 = box_to_viewport(ax, PONS_BOX)
-    drag(ax, p0, p1)
-    _wait(lambda: len(c.doc.objects) == 1 and not c.pending_commits, 60, "the object")
-    c.doc.update_object(1, name="Pons")
     done = {}
     c.jobFinished.connect(lambda i, ok, m: done.update(ok=ok))
     win.a_propagate.trigger()

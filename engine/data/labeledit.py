@@ -109,23 +109,30 @@ def _merge_slab(out, current, m, value, mode, locked, policy) -> None:
     out[m & free] = value
 
 
+def _bounds(slabs) -> Where | None:
+    """Bounding box (z0, z1, y0, y1, x0, x1), half-open, of the set voxels of bool slabs given as
+    (first slice index, bool (n, Y, X)) in order along Z; None when none is set."""
+    zs, ys, xs = [], None, None
+    for start, m in slabs:
+        if ys is None:
+            ys, xs = np.zeros(m.shape[1], bool), np.zeros(m.shape[2], bool)
+        rows = m.any(axis=(1, 2))
+        if rows.any():
+            zs.extend(np.flatnonzero(rows) + start)
+            ys |= m.any(axis=(0, 2))
+            xs |= m.any(axis=(0, 1))
+    if not zs:
+        return None
+    y, x = np.flatnonzero(ys), np.flatnonzero(xs)
+    return int(zs[0]), int(zs[-1]) + 1, int(y[0]), int(y[-1]) + 1, int(x[0]), int(x[-1]) + 1
+
+
 def changed_bounds(before: np.ndarray, after: np.ndarray) -> Where | None:
     """Bounding box (z0, z1, y0, y1, x0, x1), half-open, of the voxels where two (Z,Y,X) arrays of one shape
     differ, or None where they are equal. Compares slab by slab: no whole-volume temporary."""
     if before.shape != after.shape:
         raise ValueError(f"shapes differ: {before.shape} and {after.shape}")
-    zs, ys, xs = [], np.zeros(before.shape[1], bool), np.zeros(before.shape[2], bool)
-    for s in _slabs(before.shape):
-        diff = before[s] != after[s]
-        rows = diff.any(axis=(1, 2))
-        if rows.any():
-            zs.extend(np.flatnonzero(rows) + s.start)
-            ys |= diff.any(axis=(0, 2))
-            xs |= diff.any(axis=(0, 1))
-    if not zs:
-        return None
-    y, x = np.flatnonzero(ys), np.flatnonzero(xs)
-    return int(zs[0]), int(zs[-1]) + 1, int(y[0]), int(y[-1]) + 1, int(x[0]), int(x[-1]) + 1
+    return _bounds((s.start, before[s] != after[s]) for s in _slabs(before.shape))
 
 
 def _changed(before: np.ndarray, after: np.ndarray, origin=(0, 0, 0)) -> LabelEdit | None:
@@ -150,39 +157,18 @@ def write_mask(labels: np.ndarray, value: int, where: Where, mask: np.ndarray, m
 def mask_box(mask: np.ndarray) -> Where | None:
     """Bounding box (z0, z1, y0, y1, x0, x1), half-open, of the set voxels of a (Z,Y,X) array (nonzero =
     set), or None when none is set. Slab by slab: no whole-volume temporary."""
-    zs, ys, xs = [], np.zeros(mask.shape[1], bool), np.zeros(mask.shape[2], bool)
-    for s in _slabs(mask.shape):
-        m = np.asarray(mask[s], bool)
-        rows = m.any(axis=(1, 2))
-        if rows.any():
-            zs.extend(np.flatnonzero(rows) + s.start)
-            ys |= m.any(axis=(0, 2))
-            xs |= m.any(axis=(0, 1))
-    if not zs:
-        return None
-    y, x = np.flatnonzero(ys), np.flatnonzero(xs)
-    return int(zs[0]), int(zs[-1]) + 1, int(y[0]), int(y[-1]) + 1, int(x[0]), int(x[-1]) + 1
+    return _bounds((s.start, np.asarray(mask[s], bool)) for s in _slabs(mask.shape))
 
 
 def object_box(labels: np.ndarray, value: int, pad: int | tuple[int, int, int] = 0) -> Where | None:
     """Bounding box (z0, z1, y0, y1, x0, x1) of object ``value``, grown by ``pad`` voxels per axis
     (z, y, x) within the array; None when it has no voxel. Slab by slab (no whole-volume temporary)."""
-    zs, ys, xs = [], np.zeros(labels.shape[1], bool), np.zeros(labels.shape[2], bool)
-    for s in _slabs(labels.shape):
-        own = labels[s] == value
-        rows = own.any(axis=(1, 2))
-        if rows.any():
-            zs.extend(np.flatnonzero(rows) + s.start)
-            ys |= own.any(axis=(0, 2))
-            xs |= own.any(axis=(0, 1))
-    if not zs:
+    box = _bounds((s.start, labels[s] == value) for s in _slabs(labels.shape))
+    if box is None:
         return None
     pads = (pad,) * 3 if isinstance(pad, int) else tuple(pad)
-    lo_hi = [(int(zs[0]), int(zs[-1]))] + [(int(i[0]), int(i[-1])) for i in (np.flatnonzero(ys), np.flatnonzero(xs))]
-    out = []
-    for axis, (lo, hi) in enumerate(lo_hi):
-        out += [max(lo - pads[axis], 0), min(hi + 1 + pads[axis], labels.shape[axis])]
-    return tuple(out)
+    return tuple(v for axis in range(3) for v in (max(box[2 * axis] - pads[axis], 0),
+                                                   min(box[2 * axis + 1] + pads[axis], labels.shape[axis])))
 
 
 def union_box(a: Where | None, b: Where | None) -> Where | None:

@@ -266,3 +266,22 @@ def test_fill_between_on_the_spleen_ground_truth(phase):
     dsc = 2 * np.count_nonzero(res & gt) / (np.count_nonzero(res) + np.count_nonzero(gt))
     assert dsc >= 0.90, dsc
     assert len(zs) >= 10 and all(z % 4 != phase for z in zs)
+
+
+def test_boxes_computed_slab_by_slab_are_the_nonzero_bounds(monkeypatch):
+    """mask_box, object_box (with padding) and changed_bounds read the volume in slabs: their boxes equal the
+    bounds of np.nonzero, also across slab borders (slabs of 2 slices here)."""
+    import engine.data.labeledit as le
+
+    monkeypatch.setattr(le, "_SLAB_VOXELS", 2 * 9 * 11)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        a = (rng.random((7, 9, 11)) < 0.02).astype(np.uint8) * 3
+        nz = np.nonzero(a)
+        exp = None if not len(nz[0]) else tuple(v for ax in nz for v in (int(ax.min()), int(ax.max()) + 1))
+        assert le.mask_box(a) == exp == le.object_box(a, 3) == le.changed_bounds(a, np.zeros_like(a))
+        if exp is not None:
+            assert le.object_box(a, 3, pad=(1, 2, 3)) == (max(exp[0] - 1, 0), min(exp[1] + 1, 7), max(exp[2] - 2, 0),
+                                                        min(exp[3] + 2, 9), max(exp[4] - 3, 0), min(exp[5] + 3, 11))
+    assert le.union_box((0, 2, 1, 3, 4, 5), (1, 4, 0, 2, 4, 9)) == (0, 4, 0, 3, 4, 9)
+    assert le.union_box(None, (1, 2, 3, 4, 5, 6)) == (1, 2, 3, 4, 5, 6)
