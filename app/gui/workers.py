@@ -202,15 +202,11 @@ class InferenceWorker(JobRunner):
     def _set_slice(self, image, window, z, plane: str = "") -> tuple[bool, float | None, str]:
         """Make the predictor hold slice z of ``image`` (of ``plane``, see :func:`model_input`); returns
         (cache hit, encoder ms or None, window key)."""
-        if not plane:
-            key = image.intensity_map(window).key
-            cur = self._current
-            if cur is not None and cur[0] is image and cur[1:] == (key, z, ""):
-                return True, None, key
-        slice_u8, key, cache_plane = model_input(image, window, z, plane)
+        key = image.intensity_map(window).key  # the key model_input gives, known before any pixel is made
         cur = self._current
         if cur is not None and cur[0] is image and cur[1:] == (key, z, plane):
-            return True, None, key
+            return True, None, key  # held: a live drag does not window (or resample) its slice again
+        slice_u8, key, cache_plane = model_input(image, window, z, plane)
         self.precompute.hold()
         try:
             t0 = time.perf_counter()
