@@ -21,6 +21,7 @@ from pathlib import Path
 from engine.base.atomic import writing
 from engine.base.errors import InputError
 from engine.data.labelmap import Segment
+from engine.io.textfile import read_text
 
 HEADER = """\
 ################################################
@@ -93,11 +94,7 @@ def parse_label_descriptions(text: str, name: str = "label descriptions") -> lis
 def read_label_descriptions(path: Path) -> list[Segment]:
     """An ITK-SNAP label description file (``.txt``/``.label``) -> its segments (value > 0)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror or e})") from e
-    return parse_label_descriptions(text, path.name)
+    return parse_label_descriptions(read_text(path), path.name)
 
 
 __all__ = ["format_label_descriptions", "parse_label_descriptions", "read_label_descriptions",

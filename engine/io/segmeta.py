@@ -33,6 +33,7 @@ from engine.base.errors import InputError
 from engine.data.labelmap import Segment
 from engine.data.palette import default_color
 from engine.data.structures import GENERIC_CATEGORY, GENERIC_TYPE, Code
+from engine.io.textfile import read_text
 
 SCHEMA = "https://raw.githubusercontent.com/qiicr/dcmqi/master/doc/schemas/seg-schema.json#"
 
@@ -111,11 +112,7 @@ def parse_seg_meta(text: str, name: str = "segment metadata") -> dict[int, Segme
 def read_seg_meta(path: Path) -> dict[int, Segment]:
     """A metadata JSON file -> label value -> :class:`Segment`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror or e})") from e
-    return parse_seg_meta(text, path.name)
+    return parse_seg_meta(read_text(path), path.name)
 
 
 __all__ = ["SCHEMA", "format_seg_meta", "parse_seg_meta", "read_seg_meta", "write_seg_meta"]
