@@ -338,20 +338,20 @@ class Document(QObject):
         if mask is not None and where is None:  # a whole-grid mask: its bounding box is what it writes
             where = mask_box(mask)
             mask = None if where is None else np.asarray(mask, bool)[slices_of(where)]
+        # what can change: the new mask's box and the object's old voxels (cleared where the mask is not),
+        # within the slices z_range
         box = union_box(where if mask is not None else None, object_box(self.labels, value))
         edit = None
         if box is not None:
             box = (max(box[0], z0), min(box[1], z1 + 1), *box[2:])
         if box is not None and box[1] > box[0]:
             m = np.zeros((box[1] - box[0], box[3] - box[2], box[5] - box[4]), bool)
-            if mask is not None:  # the part of the mask inside the box
-                lo = [max(box[2 * i], where[2 * i]) for i in range(3)]
-                hi = [min(box[2 * i + 1], where[2 * i + 1]) for i in range(3)]
-                if all(h > lo_ for lo_, h in zip(lo, hi)):
-                    m[tuple(slice(lo[i] - box[2 * i], hi[i] - box[2 * i]) for i in range(3))] = \
-                        np.asarray(mask, bool)[tuple(slice(lo[i] - where[2 * i], hi[i] - where[2 * i]) for i in range(3))]
-            rules = self.edit_rules()
-            edit = write_mask(self.labels, value, box, m, REPLACE, locked=rules["locked"], policy=NEVER_OVERWRITE)
+            if mask is not None:  # the union holds where's rows and columns: only its slices can fall outside
+                a, b = max(where[0], box[0]), min(where[1], box[1])
+                if b > a:
+                    m[a - box[0]:b - box[0], where[2] - box[2]:where[3] - box[2], where[4] - box[4]:where[5] - box[4]] = \
+                        np.asarray(mask, bool)[a - where[0]:b - where[0]]
+            edit = write_mask(self.labels, value, box, m, REPLACE, locked=self.locked_values(), policy=NEVER_OVERWRITE)
         objs = _copy_objects(self._objects)
         o = next(o for o in objs if o.value == value)
         o.propagated = True
@@ -361,18 +361,18 @@ class Document(QObject):
             o.slice_iou = tuple(sorted(old.items()))
         if edit is None:
             self._push(f"{text} {obj.name}", None, objs, value)
-            return
-        self.undo_stack.push(_LabelEdit(self, f"{text} {obj.name}", edit.after, tuple(edit.where),
-                                        _copy_objects(self._objects), objs, value))
-        self.committed.emit()
+        else:
+            self.apply_edit(f"{text} {obj.name}", edit, value, objects=objs)
 
     def apply_edit(self, text: str, edit: LabelEdit, value: int, *, new_object: SegObject | None = None,
-                   before: np.ndarray | None = None) -> None:
+                   before: np.ndarray | None = None, objects: list[SegObject] | None = None) -> None:
         """One undo step from an engine.data.labeledit edit of object ``value`` (computed with
-        :meth:`edit_rules`): a brush stroke, a clean-up, an interpolation. new_object: the object the
-        edit creates (a first brush stroke with nothing selected). before: the crop's voxels before the
-        edit when it is already in the label map (a stroke painted live), else they are read here."""
-        objs = _copy_objects(self._objects) + ([new_object] if new_object is not None else [])
+        :meth:`edit_rules`): a brush stroke, a clean-up, an interpolation, a propagation. new_object: the
+        object the edit creates (a first brush stroke with nothing selected). before: the crop's voxels before
+        the edit when it is already in the label map (a stroke painted live), else they are read here.
+        objects: the objects after the edit, when it changes them (default: as they are, plus new_object)."""
+        objs = objects if objects is not None else \
+            _copy_objects(self._objects) + ([new_object] if new_object is not None else [])
         self.undo_stack.push(_LabelEdit(self, text, edit.after.copy(), tuple(edit.where), _copy_objects(self._objects),
                                         objs, value, None, before))
         self.committed.emit()
