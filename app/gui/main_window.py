@@ -44,7 +44,7 @@ from app.gui.recent import RecentMenu, add_recent
 from app.gui.samples import SAMPLES, sample_path
 from app.gui.settings import Settings
 from app.gui.views.confidence_strip import ConfidenceStrip
-from app.gui.views.layout import LAYOUTS, ViewsArea
+from app.gui.views.layout import ViewsArea
 from app.gui.views.slice_view import SliceView
 from engine.base.folders import assets_dir
 from engine.io.formats import LABELMAP_SUFFIXES, is_dicomdir, labelmap_format, patterns

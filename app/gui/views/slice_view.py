@@ -102,7 +102,9 @@ class SliceView(QGraphicsView):
         self.plane_name = plane  # None: the stored slices (the single view); else the plane it shows
         self.setObjectName("sliceView" if plane is None else f"{plane}View")
         self.show_crosshair = False
-        self._stale = False  # a render was skipped while the view was hidden
+        self._stale = False     # a render was skipped while the view was hidden
+        self._shown_k = None    # the slice rendered last (a crosshair move on it only redraws the lines)
+        self._refit = False     # resized under a box being dragged: fit on release
         self.c = controller
         self.setFrameShape(QFrame.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
@@ -334,7 +336,7 @@ class SliceView(QGraphicsView):
         if self.image is None:
             return
         k = self.k
-        if getattr(self, "_shown_k", None) != k:
+        if self._shown_k != k:
             self.render_all()
         elif self.show_crosshair:
             self.viewport().update()
@@ -725,7 +727,7 @@ class SliceView(QGraphicsView):
         if d is None:
             return
         col, row = self.item_px(e.position())
-        if getattr(self, "_refit", False):
+        if self._refit:
             self._refit = False
             self.fit()
         if d[0] == "stroke":

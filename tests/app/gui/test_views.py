@@ -6,8 +6,6 @@ Driven through the testing contract: ``layoutSingle``/``layout1x3``/``layout2x2`
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
