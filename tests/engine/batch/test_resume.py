@@ -101,8 +101,28 @@ def test_a_missing_truncated_or_edited_output_is_redone(done):
     edited[-1] ^= 0xFF  # same size, other content: a size check alone would call it done
     (out / "c.dcm").write_bytes(bytes(edited))
     assert statuses(run_batch(m, out, options())) == dict.fromkeys(STUDIES, "ok")
-    assert (out / "c.dcm").stat().st_size == len(good)
+    redone = (out / "c.dcm").read_bytes()
+    assert redone != bytes(edited)
+    assert same_segmentation(redone, good)  # new UIDs (their length varies), same segmentation
+    for s in ("a", "b"):
+        assert same_segmentation((out / f"{s}.dcm").read_bytes(), good)
     assert statuses(run_batch(m, out, options(resume=False))) == dict.fromkeys(STUDIES, "ok")  # --no-resume
+
+
+def same_segmentation(a: bytes, b: bytes) -> bool:
+    """Two DICOM-SEG files hold the same segmentation: equal pixel data, frame geometry, segment descriptions
+    and source references. Instance UIDs and creation times are left out: a rewrite makes new ones."""
+    import io
+
+    import pydicom
+
+    da, db = (pydicom.dcmread(io.BytesIO(x)) for x in (a, b))
+    keys = ("SOPClassUID", "Modality", "SegmentationType", "Rows", "Columns", "NumberOfFrames",
+            "FrameOfReferenceUID", "SeriesDescription", "ContentLabel")
+    seq_keys = ("SegmentSequence", "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
+                "ReferencedSeriesSequence")
+    return (da.PixelData == db.PixelData and all(da.get(k) == db.get(k) for k in keys)
+            and all(str(da.get(k)) == str(db.get(k)) for k in seq_keys))
 
 
 def test_a_failed_rerun_keeps_the_previous_output_and_record(tmp_path, done):
