@@ -36,20 +36,32 @@ sys.path.insert(0, str(REPO))
 from bench.bench_engine import CASE_2D  # noqa: E402
 
 
-def interleaved(fns: dict, runs: int) -> dict:
+def interleaved(fns: dict, runs: int, rounds: dict | None = None) -> dict:
     """name -> (wall ms median, min, max, CPU ms median): one warm-up each, then ``runs`` rounds in turn. The CPU
-    time (all threads of this process) moves less than the wall time when other processes share the cores."""
+    time (all threads of this process) moves less than the wall time when other processes share the cores.
+    Each round starts one model later than the one before, so no model always runs first (or right after
+    the same neighbour). ``rounds``, if given, receives the per-round CPU ms lists (for paired ratios)."""
     for f in fns.values():
         f()
+    names = list(fns)
     wall, cpu = {k: [] for k in fns}, {k: [] for k in fns}
-    for _ in range(runs):
-        for k, f in fns.items():
+    for r in range(runs):
+        for k in names[r % len(names):] + names[:r % len(names)]:
             t, c = time.perf_counter(), time.process_time()
-            f()
+            fns[k]()
             wall[k].append((time.perf_counter() - t) * 1000)
             cpu[k].append((time.process_time() - c) * 1000)
+    if rounds is not None:
+        rounds.update(cpu)
     return {k: (float(np.median(wall[k])), float(np.min(wall[k])), float(np.max(wall[k])), float(np.median(cpu[k])))
             for k in fns}
+
+
+def paired_ratio(rounds: dict, key: str, ref: str) -> tuple[float, float, float]:
+    """Median, 25th and 75th percentile over rounds of key's CPU ms / ref's CPU ms in the same round: a slow
+    spell of the host hits both models of a round alike, so the ratio moves less than either median."""
+    r = np.asarray(rounds[key]) / np.asarray(rounds[ref])
+    return float(np.median(r)), float(np.percentile(r, 25)), float(np.percentile(r, 75))
 
 
 def _slice(eval_dir: Path):
@@ -93,12 +105,14 @@ def main() -> int:
                     for h in hints for m in ("int8", "fp32")}
     ref_key = next((k for k, s in sessions.items() if s.entry.precision == "fp32" and k.endswith("@f32")),
                    next(iter(sessions)))
+    first_key = next(iter(sessions))
     img, box0, source = _slice(args.eval)
     x, geom = preprocess(img)
     box = box_to_model(box0, geom)
     load0 = os.getloadavg()
+    enc_rounds: dict = {}
     enc = interleaved({k: (lambda s=s: s.runtime.infer("encoder", {"image": x})) for k, s in sessions.items()},
-                      args.runs)
+                      args.runs, enc_rounds)
     outs = {k: s.runtime.infer("encoder", {"image": x}) for k, s in sessions.items()}
     state = {k: s.decoder_state(outs[k]) for k, s in sessions.items()}
     dec = interleaved({k: (lambda k=k, s=s: s.decode(state[k], box)) for k, s in sessions.items()}, args.runs * 4)
@@ -120,13 +134,16 @@ def main() -> int:
              + (f" --models {' '.join(args.models)}" if args.models else "") + "`\n",
              f"- `--precision auto` on this CPU: {AUTO_RULES[cap].model_precision.upper()} model, hint {choice.hint}\n\n",
              "Wall ms: median / min / max; CPU ms: median CPU time of all this process's threads per call (less "
-             "sensitive to other processes on the cores).\n\n"
-             f"| configuration | OpenVINO precision | encoder wall ms | encoder CPU ms | vs {ref_key} (wall / CPU) | "
+             "sensitive to other processes on the cores). Paired: median (25th-75th percentile) over rounds of the "
+             f"encoder's CPU ms divided by the first model's ({first_key}) in the same round.\n\n"
+             f"| configuration | OpenVINO precision | encoder wall ms | encoder CPU ms | encoder CPU paired vs first | vs {ref_key} (wall / CPU) | "
              "decoder per box wall ms | decoder CPU ms | decoder prefix wall ms (per slice) | "
-             f"mask px differing from {ref_key} |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"]
+             f"mask px differing from {ref_key} |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"]
     for k, s in sessions.items():
         e, d, pr = enc[k], dec[k], pre[k]
+        pr_med, pr_lo, pr_hi = paired_ratio(enc_rounds, k, first_key)
         lines.append(f"| {k} | {s.runtime.precision} | {e[0]:.0f} / {e[1]:.0f} / {e[2]:.0f} | {e[3]:.0f} | "
+                     f"{pr_med:.3f} ({pr_lo:.3f}-{pr_hi:.3f}) | "
                      f"{enc[ref_key][0] / e[0]:.2f}x / {enc[ref_key][3] / e[3]:.2f}x | "
                      f"{d[0]:.1f} / {d[1]:.1f} / {d[2]:.1f} | {d[3]:.1f} | {pr[0]:.1f} | "
                      f"{int((masks[k] != ref).sum())} of {ref.size} |\n")
