@@ -13,6 +13,7 @@ LiteMedSAM is split as SPEC E recommends:
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import numpy as np
@@ -132,10 +133,46 @@ def convert_decoder_prefix(model) -> ov.Model:
     return _name_io(ovm, ["embedding"], PREFIX_OUTPUTS)
 
 
+#: a name OpenVINO (or NNCF) made up: ``<Type>_<process-wide counter>``, e.g. ``Constant_388801``, ``Multiply_1234``
+#: (a BatchNorm-folded convolution), ``Result_8017``; also as the first part of a node's name
+#: (``GatherAssign_26191/Reshape_1``, nodes a transformation made from one node) and as the model's name (``Model6``)
+_GENERATED_NAME = re.compile(r"[A-Z][A-Za-z0-9]*_\d+")
+_GENERATED_MODEL_NAME = re.compile(r"Model\d+")
+
+
+def normalize_generated_names(model: ov.Model, model_name: str = "") -> ov.Model:
+    """A copy of ``model`` whose generated names are numbered by graph order, not by a process-wide counter.
+
+    OpenVINO names the nodes (and models) it creates ``<Type>_<N>`` with a counter shared by everything the process
+    built before, so the same graph saved by two processes (or after other conversions in one process) gets other
+    ``.xml`` bytes and so another model id (sha256 of its files), although weights and ops are the same. Each
+    generated name, or generated first part of a name, becomes ``<Type>_<k>``, k counting that type's generated
+    names in ``get_ordered_ops`` order (deterministic for a given graph; one old name always maps to one new name,
+    so nodes that shared a prefix still do). A generated model name (``Model<N>``) becomes ``model_name``. Names
+    given by the PyTorch module path and tensor names (the model's inputs and outputs are addressed by those) are
+    unchanged. Written here because OpenVINO has no option for it."""
+    m = model.clone()
+    if model_name and _GENERATED_MODEL_NAME.fullmatch(m.get_friendly_name()):
+        m.set_friendly_name(model_name)
+    counters: dict[str, int] = {}
+    renamed: dict[str, str] = {}
+    for op in m.get_ordered_ops():
+        head, sep, tail = op.get_friendly_name().partition("/")
+        if not _GENERATED_NAME.fullmatch(head):
+            continue
+        if head not in renamed:
+            prefix = head.rsplit("_", 1)[0]
+            counters[prefix] = counters.get(prefix, 0) + 1
+            renamed[head] = f"{prefix}_{counters[prefix]}"
+        op.set_friendly_name(renamed[head] + sep + tail)
+    return m
+
+
 def save(model: ov.Model, path: Path) -> Path:
-    """Save as ``path`` (.xml + .bin) with FP32 weights (no FP16 compression)."""
+    """Save as ``path`` (.xml + .bin) with FP32 weights (no FP16 compression) and generated node names numbered
+    by graph order (:func:`normalize_generated_names`), so one graph always gives the same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    ov.save_model(model, str(path), compress_to_fp16=False)
+    ov.save_model(normalize_generated_names(model, Path(path).stem), str(path), compress_to_fp16=False)
     return path
 
 
