@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("report", help="accuracy report (FP32 vs INT8) of the models in --out")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT)
     r.add_argument("--eval", type=Path, default=shared / "eval")
+    cache_default = REPO / "bench" / "results" / "validate-cases.csv"
+    for sp in (b, r):
+        sp.add_argument("--cache", type=Path, default=cache_default,
+                        help="per-case results by model id and CPU class, shared with `validate` (reused and added to)")
+        sp.add_argument("--no-cache", action="store_true", help="evaluate every case for the report")
     q = sub.add_parser("parity", help="run a model on explicit prompts (e.g. shared/swin_parity/inputs.npz) "
                                       "and write logits + iou to an .npz")
     q.add_argument("--arch", required=True, choices=["swin-litemedsam"])
@@ -47,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="model folders (their non-FP32 models) or FOLDER:NAME (default: the shipped INT8 model)")
     v.add_argument("--reference", default=f"{DEFAULT_OUT}:litemedsam-fp32", help="FOLDER:NAME of the FP32 model")
     v.add_argument("--eval", type=Path, default=shared / "eval")
-    v.add_argument("--cache", type=Path, default=REPO / "bench" / "results" / "validate-cases.csv",
+    v.add_argument("--cache", type=Path, default=cache_default,
                    help="per-case results by model id (reused; delete to rerun)")
     v.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "validate.md")
     v.add_argument("--threads", type=int, default=2)
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.eval).is_dir():
         print(f"no eval folder at {args.eval}; skipping the accuracy report", file=sys.stderr)
         return 0
-    accuracy_report(args.out, args.eval)
+    accuracy_report(args.out, args.eval, cache=None if args.no_cache else args.cache)
     return 0
 
 
