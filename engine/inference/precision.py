@@ -39,9 +39,9 @@ AUTO_RULES: dict[str, AutoRule] = {
     NO_BF16_CPU: AutoRule(
         NO_BF16_CPU, "int8", "f32",
         "CPU without AVX512_BF16/AMX: the INT8 model (the only encoder the installers ship) with an f32 remainder; "
-        "2.2x faster than FP32 with VNNI (Zen 4, bench/results/engine-2026-11-27.md) but not faster without it "
-        "(AVX2-only Zen 3: 850 vs 716 ms per encode, bench/results/engine-2026-12-07.md); held-out DSC 0.8937 vs FP32 "
-        "0.8874, no held-out dataset more than 0.0032 below FP32 (bench/results/validate-2026-12-07-minmax.md)"),
+        "2.2x faster than FP32 with VNNI (bench/results/engine-2026-11-27.md) but no faster without it (AVX2-only "
+        "Zen 3: 1618 vs 1503 CPU ms per encode, bench/results/precision-2026-12-07.md); held-out DSC 0.8915 vs FP32 "
+        "0.8874, 2D Microscopy -0.017 (bench/results/validate-2026-12-07.md)"),
     BF16_CPU: AutoRule(
         BF16_CPU, "int8", "f32",
         "CPU with BF16 (AVX512_BF16/AMX): unmeasured here, INT8 + f32 remainder until measured: a bf16 remainder "
