@@ -169,12 +169,18 @@ def accuracy_report(models_dir: Path, eval_dir: Path, threads: int = 2, log=prin
         else:
             s = Session(config, entry=e)
             results[e.name] = run_eval(s, files, log=log)
-        write_cases(Path(models_dir) / f"accuracy-{e.name}.csv", results[e.name])
+        # the tables are computed from the CSVs as written (4 decimals), so that each figure can be recomputed
+        # from them exactly: a mean of unrounded values can fall on the other side of a rounding boundary
+        path = Path(models_dir) / f"accuracy-{e.name}.csv"
+        write_cases(path, results[e.name])
+        results[e.name] = read_cases(path)
         if e.default and any(f.name.startswith("3D") for f in files):
             key = f"{e.name} early-stop {EARLY_STOP}"
             s = s or Session(config, entry=e)
             results[key] = run_eval(s, [f for f in files if f.name.startswith("3D")], early_stop=EARLY_STOP, log=log)
-            write_cases(Path(models_dir) / f"accuracy-{e.name}-early-stop-{EARLY_STOP}.csv", results[key])
+            path = Path(models_dir) / f"accuracy-{e.name}-early-stop-{EARLY_STOP}.csv"
+            write_cases(path, results[key])
+            results[key] = read_cases(path)
     official = _official(Path(eval_dir))
     if official is not None:
         names = {r["case"] for r in next(iter(results.values()))}
