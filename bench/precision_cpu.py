@@ -81,11 +81,15 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--int8", nargs="+", default=["auto"], choices=["auto", "native", "exact"],
+                   help="how INT8 models run (engine.inference.precision.int8_mode); several: each INT8 model once "
+                        "per mode, side by side (e.g. --int8 native exact on a CPU whose int8 kernels saturate)")
     p.add_argument("--models", nargs="+", default=None,
                    help="FOLDER or FOLDER:NAME model entries to time (default: the installed litemedsam-int8 and -fp32)")
     args = p.parse_args()
 
     from engine.base.sysinfo import describe, markdown
+    from engine.inference.manifest import find_model
     from engine.inference.precision import AUTO_RULES, BF16_CPU, cpu_capability, resolve
     from engine.inference.session import Session, SessionConfig
     from engine.inference.transforms import box_to_model, preprocess
@@ -98,11 +102,12 @@ def main() -> int:
         ids = {}
         for e in entries:  # a candidate built with --recipe has the shipped model's name: label by folder too
             ids[f"{e.root.name}/{e.name} ({e.model_id[:12]})"] = e
-        sessions = {f"{k}@{h}": Session(SessionConfig(threads=args.threads, precision=h), entry=e)
-                    for h in hints for k, e in ids.items()}
     else:
-        sessions = {f"{m}@{h}": Session(SessionConfig(f"litemedsam-{m}", threads=args.threads, precision=h))
-                    for h in hints for m in ("int8", "fp32")}
+        ids = {m: find_model(f"litemedsam-{m}") for m in ("int8", "fp32")}
+    # an INT8 model once per --int8 mode (labelled with it when there are several), an FP32 model once
+    sessions = {f"{k}@{h}" + (f" int8 {mode}" if len(args.int8) > 1 and e.precision == "int8" else ""):
+                Session(SessionConfig(threads=args.threads, precision=h, int8=mode), entry=e)
+                for h in hints for k, e in ids.items() for mode in (args.int8 if e.precision == "int8" else ["auto"])}
     ref_key = next((k for k, s in sessions.items() if s.entry.precision == "fp32" and k.endswith("@f32")),
                    next(iter(sessions)))
     first_key = next(iter(sessions))
@@ -131,8 +136,10 @@ def main() -> int:
              "(this process included)\n",
              f"- slice: {source} (box {np.asarray(box0).tolist()}); command: `python bench/precision_cpu.py "
              f"--runs {args.runs} --threads {args.threads}"
-             + (f" --models {' '.join(args.models)}" if args.models else "") + "`\n",
-             f"- `--precision auto` on this CPU: {AUTO_RULES[cap].model_precision.upper()} model, hint {choice.hint}\n\n",
+             + (f" --models {' '.join(args.models)}" if args.models else "")
+             + (f" --int8 {' '.join(args.int8)}" if args.int8 != ["auto"] else "") + "`\n",
+             f"- `--precision auto` on this CPU: {AUTO_RULES[cap].model_precision.upper()} model, hint {choice.hint}, "
+             f"INT8 layers {choice.int8} ({choice.int8_reason})\n\n",
              "Wall ms: median / min / max; CPU ms: median CPU time of all this process's threads per call (less "
              "sensitive to other processes on the cores). Paired: median (25th-75th percentile) over rounds of the "
              f"encoder's CPU ms divided by the first model's ({first_key}) in the same round.\n\n"

@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "validate.md")
     v.add_argument("--threads", type=int, default=2)
     v.add_argument("--per-dataset", type=int, default=None, help="at most N cases per dataset (a quick look)")
+    v.add_argument("--int8", choices=["auto", "native", "exact"], default="auto",
+                   help="how INT8 layers run: auto = as the app runs them on this CPU (exact f32 arithmetic where "
+                        "the int8 kernels saturate), native = this CPU's int8 kernels, exact = folded to f32")
     v.add_argument("--held-out-only", action="store_true",
                    help="run candidates on the held-out cases only (cached development cases still count); "
                         "such a candidate is reported on the held-out datasets but takes no part in the choice")
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             validate(args.eval, args.candidates, args.reference, args.cache, args.out, threads=args.threads,
-                     per_dataset_limit=args.per_dataset, held_out_only=args.held_out_only)
+                     per_dataset_limit=args.per_dataset, held_out_only=args.held_out_only, int8=args.int8)
         except (ValueError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -12,13 +12,17 @@ they are resolved from the model's graph.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import nncf
 import numpy as np
 import openvino as ov
+from nncf.quantization.advanced_parameters import OverflowFix
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+from engine.inference.int8_arithmetic import exact_f32
 
 from .calibration import calibration_inputs
 
@@ -53,6 +57,7 @@ EXTRA_VARIANTS = [
     "transformer-ign-stem-minmax",   # activation ranges: global min/max over the calibration images
     "transformer-ign-stem-quantile",  # ... mean of per-image 0.01%/99.99% quantiles
     "transformer-ign-stem-hist",      # ... histogram (MSE-optimal) ranges
+    "transformer-ign-stem-widenfc2-of",  # CHOSEN with 7-bit weights everywhere (no int16 overflow without VNNI)
 ]
 
 CHOSEN = "transformer-ign-stem-widenfc2"
@@ -113,6 +118,14 @@ def variant_kwargs(name: str, model: ov.Model | None = None) -> dict:
     adv = nncf.AdvancedQuantizationParameters
     sq = nncf.AdvancedSmoothQuantParameters
     tr = {"model_type": nncf.ModelType.TRANSFORMER}
+    if name.endswith("-of"):
+        # any variant with NNCF's overflow fix in every layer: 7-bit weights, so that two u8*i8 products fit
+        # the int16 that CPUs without VNNI add them in (quantization/emulate.py); the default fixes the first
+        # layer only
+        kw = variant_kwargs(name[:-len("-of")], model)
+        kw["advanced_parameters"] = dataclasses.replace(kw.get("advanced_parameters") or adv(),
+                                                        overflow_fix=OverflowFix.ENABLE)
+        return kw
     if name == "default":
         return {}
     if name == "mixed":
@@ -243,14 +256,18 @@ def _activation_fake_quantizes(model: ov.Model) -> list:
     return out
 
 
-def activation_extremes(model: ov.Model, images: list[np.ndarray]) -> dict[str, np.ndarray]:
+def activation_extremes(model: ov.Model, images: list[np.ndarray], exact: bool = False) -> dict[str, np.ndarray]:
     """friendly name of each activation FakeQuantize -> (n_images, 2) per-image [min, max] of its input.
 
-    Runs a clone of ``model`` with the FakeQuantizes' inputs as extra outputs (f32 precision).
+    Runs a clone of ``model`` with the FakeQuantizes' inputs as extra outputs (f32 precision); ``exact``: the
+    clone as exact INT8 arithmetic (:func:`engine.inference.int8_arithmetic.exact_f32`), not this CPU's int8
+    kernels.
     """
     clone = model.clone()
     fqs = _activation_fake_quantizes(clone)
     clone.add_outputs([fq.input_value(0) for fq in fqs])
+    if exact:
+        exact_f32(clone)  # the extra outputs are the FakeQuantizes' input tensors, which stay
     compiled = ov.Core().compile_model(clone, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     # add_outputs deduplicates tensors feeding several FakeQuantizes: look outputs up by tensor
     extra = {}
@@ -279,10 +296,15 @@ def widen_heavy_tailed_ranges(model: ov.Model, images: list[np.ndarray], ratio: 
     steps (MINMAX on every tensor costs embedding fidelity: docs/quantization.md). ``only``: a
     regex on FakeQuantize names restricting which ranges may be widened. Returns the names of the
     widened FakeQuantizes.
+
+    The extremes are measured with exact INT8 arithmetic (:func:`activation_extremes` ``exact=True``), not
+    by this CPU's int8 kernels: without VNNI those saturate on large activations, which are exactly the
+    tails measured here, and the ranges (so the build) would depend on the CPU that quantized the
+    model (up to 15 % apart between an AVX2 Zen 3 and a VNNI Zen 4, docs/quantization.md).
     """
     from openvino import opset13 as ops
 
-    ext = activation_extremes(model, images)
+    ext = activation_extremes(model, images, exact=True)
     widened = []
     for fq in _activation_fake_quantizes(model):
         if only and not re.search(only, fq.get_friendly_name()):

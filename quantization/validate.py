@@ -60,6 +60,17 @@ def isa() -> str:
     return "+".join(describe()["flags"]) or "baseline"
 
 
+def cache_isa(entry: ModelEntry, int8: str = "auto") -> str:
+    """The cache's CPU column for ``entry``: :func:`isa`, plus ``+int8-exact`` for an INT8 model whose layers run
+    folded to exact f32 arithmetic (``int8`` resolved by :func:`engine.inference.precision.int8_mode`: "auto"
+    folds them where this CPU's int8 kernels saturate). FP32 models run the same either way."""
+    from engine.inference.precision import int8_mode
+
+    if entry.precision != "int8":
+        return isa()
+    return isa() + ("+int8-exact" if int8_mode(int8)[0] == "exact" else "")
+
+
 def case_keys(name: str) -> tuple[str, str, str]:
     """(dim, modality, dataset) of a challenge case file name (``3DBox_MR_BraTS2015-deepmedic_3.npz``)."""
     parts = Path(name).name.removesuffix(".npz").split("_")
@@ -163,16 +174,17 @@ def _append_cache(path: Path, model_id: str, isa_: str, case: str, r: dict) -> N
 
 
 def evaluate_model(entry: ModelEntry, files: list[Path], cache_path: Path, threads: int = 2,
-                   log=print) -> dict[str, dict]:
-    """case name -> {'dsc', 'nsd', 'seconds'} of ``entry`` on ``files``, from the cache where present."""
-    cache, cpu = load_cache(cache_path), isa()
+                   log=print, int8: str = "auto") -> dict[str, dict]:
+    """case name -> {'dsc', 'nsd', 'seconds'} of ``entry`` on ``files``, from the cache where present;
+    ``int8``: how INT8 layers run (:func:`cache_isa`)."""
+    cache, cpu = load_cache(cache_path), cache_isa(entry, int8)
     out, session = {}, None
     for i, f in enumerate(files, 1):
         case = f.name.removesuffix(".npz")
         hit = cache.get((entry.model_id, cpu, case))
         if hit is None:
             if session is None:
-                session = Session(SessionConfig(threads=threads, precision="f32"), entry=entry)
+                session = Session(SessionConfig(threads=threads, precision="f32", int8=int8), entry=entry)
             res, _ = evaluate_case(session, f)
             hit = {"dsc": res.dsc, "nsd": res.nsd, "seconds": res.seconds}
             _append_cache(cache_path, entry.model_id, cpu, case, hit)
@@ -202,9 +214,14 @@ def _fmt_ds(k: tuple) -> str:
     return f"{k[0]} {k[1]} {k[2]}"
 
 
-def report(results: dict[str, dict[str, dict]], ref: str, split: Split, labels: dict[str, str]) -> str:
-    """Markdown: the split, leave-one-dataset-out, the held-out table (per dataset, per modality, overall)."""
+def report(results: dict[str, dict[str, dict]], ref: str, split: Split, labels: dict[str, str],
+           int8: str = "auto") -> str:
+    """Markdown: the split, leave-one-dataset-out, the held-out table (per dataset, per modality, overall);
+    ``int8``: how INT8 layers ran (stated in the header)."""
     from engine.base.sysinfo import describe, markdown
+    from engine.inference.precision import int8_mode
+
+    mode, why = int8_mode(int8)
 
     names = [n for n in results if n != ref]
     # a candidate run on the held-out cases only (validate(held_out_only=True)) takes no part in the choice
@@ -213,7 +230,8 @@ def report(results: dict[str, dict[str, dict]], ref: str, split: Split, labels: 
     choosing = {k: v for k, v in results.items() if k not in partial}
     chosen, dev_score = choose(choosing, ref, split.dev) if len(choosing) > 1 else (None, float("nan"))
     lines = [f"# INT8 recipes on held-out datasets ({dt.date.today()})", "", markdown(describe()),
-             f"Reference: {labels[ref]}. Inference precision f32 for every model. "
+             f"Reference: {labels[ref]}. Inference precision f32 for every model. INT8 layers: "
+             f"{'exact f32 arithmetic' if mode == 'exact' else 'this CPU' + chr(39) + 's int8 kernels'} ({why}). "
              "DSC/NSD: the challenge metrics (engine.eval.metrics). Δ = model - reference.", "",
              "## Split (fixed by the names' sha256, never by results)", "",
              "Held out: " + ", ".join(_fmt_ds(k) for k in sorted(split.test)) + ".", "",
@@ -325,12 +343,13 @@ def goals_report(results: dict[str, dict[str, dict]], ref: str, split: Split, la
 
 def validate(eval_dir: Path, candidates: list[str], reference: str, cache_path: Path, out: Path,
              threads: int = 2, per_dataset_limit: int | None = None, held_out_only: bool = False,
-             log=print) -> Path:
+             log=print, int8: str = "auto") -> Path:
     """Run (or read from the cache) the reference and every candidate on ``eval_dir``, write the report.
 
     ``held_out_only``: a candidate runs on the held-out cases only (its cached development cases are still
     read); one without every development case takes no part in the choice but is reported on the held-out
     datasets and the goals (a quick look at a variant of a measured recipe, e.g. with another decoder).
+    ``int8``: how INT8 layers run ("auto": as the app runs them on this CPU; :func:`cache_isa`).
     """
     files = sorted(p for p in Path(eval_dir).glob("*.npz") if p.name.startswith(("2DBox", "3DBox")))
     if per_dataset_limit:
@@ -354,12 +373,12 @@ def validate(eval_dir: Path, candidates: list[str], reference: str, cache_path: 
         labels[key] = f"{e.name} ({e.root.name}, {key})"
         mine = files
         if held_out_only and e is not entries[0]:
-            cache, cpu = load_cache(cache_path), isa()
+            cache, cpu = load_cache(cache_path), cache_isa(e, int8)
             mine = [f for f in files if case_keys(f.name) in split.test
                     or (e.model_id, cpu, f.name.removesuffix(".npz")) in cache]
         log(f"evaluating {labels[key]} on {len(mine)} cases ...")
-        results[key] = evaluate_model(e, mine, cache_path, threads=threads, log=log)
-    text = report(results, entries[0].model_id[:12], split, labels)
+        results[key] = evaluate_model(e, mine, cache_path, threads=threads, log=log, int8=int8)
+    text = report(results, entries[0].model_id[:12], split, labels, int8=int8)
     text += "\n" + goals_report(results, entries[0].model_id[:12], split, labels)
     text += f"\n{len(files)} cases; {time.perf_counter() - t0:.0f} s (cached cases cost nothing).\n"
     out.parent.mkdir(parents=True, exist_ok=True)

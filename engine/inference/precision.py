@@ -15,9 +15,17 @@ import functools
 from dataclasses import dataclass
 
 from engine.base.sysinfo import describe
+from engine.inference.int8_arithmetic import int8_overflows
 
 #: inference precision hints a user may request for the layers that are not INT8 ("auto" = the table)
 REQUESTS = ("auto", "f32", "bf16")
+#: how INT8 layers may run (:func:`int8_mode`): "auto" = "exact" where the CPU's int8 kernels saturate, else "native"
+INT8_MODES = ("auto", "native", "exact")
+EXACT_REASON = ("this CPU's int8 kernels saturate (no VNNI: two u8*i8 products are added in int16), so the INT8 "
+                "model's weights are unpacked to f32 and run as exact INT8 arithmetic, as a VNNI CPU computes it; "
+                "held-out 2D Microscopy -0.005 DSC vs FP32 instead of -0.017 on the saturating kernels, no held-out "
+                "dataset more than 0.005 below FP32 (bench/results/validate-2026-12-07-auto.md); encoder CPU time 0.94x "
+                "the saturating kernels' (interquartile 0.90-0.97, AVX2 Zen 3, bench/results/int8-exact-2026-12-07.md)")
 #: capability classes (keys of :data:`AUTO_RULES`)
 BF16_CPU = "bf16"      # AVX512_BF16 or AMX: OpenVINO lists "BF16" in OPTIMIZATION_CAPABILITIES
 NO_BF16_CPU = "no-bf16"  # e.g. AVX2-only laptops, AVX512 without BF16
@@ -40,8 +48,9 @@ AUTO_RULES: dict[str, AutoRule] = {
         NO_BF16_CPU, "int8", "f32",
         "CPU without AVX512_BF16/AMX: the INT8 model (the only encoder the installers ship) with an f32 remainder; "
         "2.2x faster than FP32 with VNNI (bench/results/engine-2026-11-27.md) but no faster without it (AVX2-only "
-        "Zen 3: 1618 vs 1503 CPU ms per encode, bench/results/precision-2026-12-07.md); held-out DSC 0.8915 vs FP32 "
-        "0.8874, 2D Microscopy -0.017 (bench/results/validate-2026-12-07.md)"),
+        "Zen 3: 1618 vs 1503 CPU ms per encode, bench/results/precision-2026-12-07.md); held-out DSC as this "
+        "Zen 3 runs it (exact INT8 arithmetic, its int8 kernels saturate) 0.8888 vs FP32 0.8874, no held-out dataset "
+        "more than 0.005 below FP32 (bench/results/validate-2026-12-07-auto.md)"),
     BF16_CPU: AutoRule(
         BF16_CPU, "int8", "f32",
         "CPU with BF16 (AVX512_BF16/AMX): unmeasured here, INT8 + f32 remainder until measured: a bf16 remainder "
@@ -61,14 +70,19 @@ class PrecisionChoice:
     hint: str
     model_precision: str | None
     reason: str
+    #: how INT8 layers run (:data:`INT8_MODES`): "native" (this CPU's int8 kernels) or "exact" (folded to f32
+    #: arithmetic of the same quantization, where the CPU's int8 kernels saturate)
+    int8: str = "native"
+    int8_reason: str = ""
 
     def explain(self, model: str) -> list[str]:
-        """Two lines for ``boxseg models`` and the app's About: on which CPU, which ``model`` (its name)
-        and hint were chosen, and why."""
+        """Two lines for ``boxseg models`` and the app's About: on which CPU, which ``model`` (its name),
+        hint and INT8 arithmetic were chosen, and why."""
         info = describe()
         return [f"precision {self.requested} on this CPU ({info['cpu']}; {', '.join(info['flags']) or 'no listed ISA flags'}; "
-                f"capability {self.capability}): model {model}, inference precision {self.hint}",
-                f"why: {self.reason}"]
+                f"capability {self.capability}): model {model}, inference precision {self.hint}, "
+                f"int8 layers {'as exact f32 arithmetic' if self.int8 == 'exact' else 'on int8 kernels'}",
+                f"why: {self.reason}" + (f"; int8: {self.int8_reason}" if self.int8_reason else "")]
 
 
 @functools.lru_cache(maxsize=1)
@@ -88,18 +102,37 @@ def cpu_capability(capabilities: tuple[str, ...] | None = None) -> str:
     return BF16_CPU if "BF16" in caps else NO_BF16_CPU
 
 
-def resolve(requested: str = "auto", capabilities: tuple[str, ...] | None = None) -> PrecisionChoice:
+def int8_mode(requested: str = "auto", overflows: bool | None = None) -> tuple[str, str]:
+    """(mode, why) for INT8 layers: "auto" folds them to exact f32 arithmetic where this CPU's int8 kernels
+    saturate (:func:`engine.inference.int8_arithmetic.int8_overflows`, a probe run once per process;
+    ``overflows`` overrides it in tests) and keeps the int8 kernels elsewhere; "native"/"exact" are explicit
+    (benchmarks and ``python -m quantization validate --int8``)."""
+    if requested not in INT8_MODES:
+        raise ValueError(f"int8 arithmetic must be one of {INT8_MODES}, got {requested!r}")
+    if requested != "auto":
+        return requested, f"set explicitly (int8 {requested})"
+    if overflows is None:
+        overflows = int8_overflows()
+    if overflows:
+        return "exact", EXACT_REASON
+    return "native", "this CPU's int8 kernels are exact (VNNI/AMX or equivalent: the overflow probe passed)"
+
+
+def resolve(requested: str = "auto", capabilities: tuple[str, ...] | None = None, int8: str = "auto",
+            int8_overflows: bool | None = None) -> PrecisionChoice:
     """The precision a request means on this CPU. "auto" looks up :data:`AUTO_RULES`; "f32"/"bf16" are
     the user's explicit hint (bf16 on a CPU without it: OpenVINO falls back to f32, which
-    :attr:`Runtime.precision <engine.inference.runtime.Runtime.precision>` reports)."""
+    :attr:`Runtime.precision <engine.inference.runtime.Runtime.precision>` reports). ``int8``: how INT8
+    layers run (:func:`int8_mode`), whatever the hint."""
     if requested not in REQUESTS:
         raise ValueError(f"precision must be one of {REQUESTS}, got {requested!r}")
     cap = cpu_capability(capabilities)
+    mode, why = int8_mode(int8, int8_overflows)
     if requested == "auto":
         rule = AUTO_RULES[cap]
-        return PrecisionChoice("auto", cap, rule.hint, rule.model_precision, rule.reason)
-    return PrecisionChoice(requested, cap, requested, None, f"set explicitly (--precision {requested})")
+        return PrecisionChoice("auto", cap, rule.hint, rule.model_precision, rule.reason, mode, why)
+    return PrecisionChoice(requested, cap, requested, None, f"set explicitly (--precision {requested})", mode, why)
 
 
-__all__ = ["AUTO_RULES", "BF16_CPU", "NO_BF16_CPU", "REQUESTS", "AutoRule", "PrecisionChoice", "cpu_capability",
-           "resolve"]
+__all__ = ["AUTO_RULES", "BF16_CPU", "EXACT_REASON", "INT8_MODES", "NO_BF16_CPU", "REQUESTS", "AutoRule",
+           "PrecisionChoice", "cpu_capability", "int8_mode", "resolve"]

@@ -9,6 +9,7 @@ import numpy as np
 from engine.base.errors import Cancelled, ModelError
 from engine.base.sysinfo import available_cores
 from engine.inference.families import get_family
+from engine.inference.int8_arithmetic import exact_f32, has_quantized_activations
 from engine.inference.manifest import ModelEntry
 from engine.inference.precision import REQUESTS, resolve
 
@@ -22,7 +23,9 @@ class Runtime:
     ``precision`` ("auto", "f32" or "bf16"; :func:`engine.inference.precision.resolve`, kept as
     :attr:`choice`) always becomes an explicit ``INFERENCE_PRECISION_HINT``: OpenVINO would otherwise
     run FP32 IR in BF16 on CPUs with AVX512_BF16/AMX and in f32 elsewhere, so results would depend on
-    the machine without anyone having chosen it. ``threads`` = None lets OpenVINO choose.
+    the machine without anyone having chosen it. ``threads`` = None lets OpenVINO choose. ``int8``
+    ("auto", "native", "exact"; :func:`engine.inference.precision.int8_mode`): how INT8 layers run;
+    "auto" runs them as exact f32 arithmetic on CPUs whose int8 kernels saturate.
 
     Each graph has one infer request guarded by a lock; outputs are copied out of OpenVINO's
     reusable output buffers before they are returned.
@@ -34,13 +37,14 @@ class Runtime:
     compiled when the first prompt with points arrives.
     """
 
-    def __init__(self, entry: ModelEntry, threads: int | None = None, precision: str = "f32", verify: bool = True):
+    def __init__(self, entry: ModelEntry, threads: int | None = None, precision: str = "f32", verify: bool = True,
+                 int8: str = "auto"):
         import openvino as ov
 
         if precision not in REQUESTS:
             raise ModelError(f"precision must be one of {REQUESTS}, got {precision!r}")
         #: what ``precision`` means on this CPU, and why (shown by ``boxseg models`` and the app's About)
-        self.choice = resolve(precision)
+        self.choice = resolve(precision, int8=int8)
         self.entry = entry
         self._verify = verify
         #: each graph's IR as read (and, with ``verify``, checked against the manifest) once: (xml text,
@@ -109,9 +113,14 @@ class Runtime:
         return ir
 
     def _model(self, graph: str):
-        """An OpenVINO model of ``graph`` built from the verified bytes in memory."""
+        """An OpenVINO model of ``graph`` built from the verified bytes in memory; a graph with quantized
+        activations is folded to exact f32 arithmetic where :attr:`choice` says so
+        (:mod:`engine.inference.int8_arithmetic`)."""
         xml, tensor, _ = self._read(graph)
-        return self.core.read_model(xml, tensor)
+        model = self.core.read_model(xml, tensor)
+        if self.choice.int8 == "exact" and has_quantized_activations(model):
+            model, _ = exact_f32(model)
+        return model
 
     def _add(self, key: str, model) -> None:
         """Compile ``model`` and register it as graph ``key`` (call with ``_compile_lock`` held)."""

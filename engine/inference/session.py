@@ -42,6 +42,8 @@ class SessionConfig:
     ``disk_cache_bytes``. model_id: the sha256 the
     model's files must have (:attr:`~engine.inference.manifest.ModelEntry.model_id`; a batch pins
     the model it was planned with so that every worker runs the same one); None = what is installed.
+    int8: how INT8 layers run, "auto" (default: as exact f32 arithmetic where this CPU's int8 kernels
+    saturate, :func:`~engine.inference.precision.int8_mode`), "native" or "exact".
     Frozen and hashable: :func:`engine.inference.registry.shared_session` keys on it.
     """
 
@@ -53,6 +55,7 @@ class SessionConfig:
     disk_cache: bool | Path = False
     disk_cache_bytes: int = 4 << 30
     model_id: str | None = None
+    int8: str = "auto"
 
 
 @dataclass
@@ -96,7 +99,7 @@ class Session:
             raise ModelError(f"{socket.gethostname()}: model {self.entry.name!r} has sha256 {self.entry.model_id[:16]}..., "
                              f"expected {config.model_id[:16]}... (install the same model files on every machine)")
         self.family = get_family(self.entry.family)
-        self.runtime = Runtime(self.entry, threads=config.threads, precision=config.precision)
+        self.runtime = Runtime(self.entry, threads=config.threads, precision=config.precision, int8=config.int8)
         if cache is None:
             disk_dir = None
             if config.disk_cache:
