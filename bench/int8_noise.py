@@ -41,7 +41,7 @@ def main() -> int:
     import openvino as ov
 
     from engine.base.sysinfo import describe, markdown
-    from engine.inference.int8_arithmetic import exact_f32, probe_error
+    from engine.inference.int8_arithmetic import exact_f32, is_activation_fake_quantize, probe_error
     from engine.inference.manifest import find_model
     from quantization.calibration import calibration_inputs
 
@@ -53,8 +53,7 @@ def main() -> int:
     cfg = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": args.threads}
     int8_path = str(find_model("litemedsam-int8").path("encoder"))
     folded = core.read_model(int8_path)
-    fqs = [op for op in folded.get_ordered_ops() if op.get_type_name() == "FakeQuantize"
-           and op.input_value(0).get_node().get_type_name() not in ("Constant", "Convert")]
+    fqs = [op for op in folded.get_ordered_ops() if is_activation_fake_quantize(op)]
     folded.add_outputs([fq.input_value(0) for fq in fqs])  # each quantizer's input: its tensor survives exact_f32
     folded, n_folded = exact_f32(folded)
     models = {"fp32": core.compile_model(str(find_model("litemedsam-fp32").path("encoder")), "CPU", cfg),

@@ -35,7 +35,8 @@ def write_exact_folder(src: Path, dst: Path, suffix: str = "-exact") -> Path:
     """Copy the model folder ``src`` (a manifest and its IR files) to ``dst`` with each INT8 model's graphs
     folded by :func:`exact_int8` and ``suffix`` added to its name, for ``python -m quantization validate``
     (the folder gets its own model ids, so its cached results never mix with the real INT8 model's).
-    Models without int8 weights are copied unchanged. Returns ``dst``."""
+    Graphs without quantized activations (FP32, weight-only) are copied unchanged, as the engine leaves them.
+    Returns ``dst``."""
     import json
 
     from engine.inference.manifest import MANIFEST
@@ -45,7 +46,7 @@ def write_exact_folder(src: Path, dst: Path, suffix: str = "-exact") -> Path:
 
     core = ov.Core()
     raw = json.loads((Path(src) / MANIFEST).read_text(encoding="utf-8"))
-    done: dict[str, int] = {}  # graph path -> int8 weights folded (graphs may be shared between models)
+    done: dict[str, int] = {}  # graph path -> ops rewritten (graphs may be shared between models)
     records = []
     for rec in raw["models"]:
         for rel in rec["graphs"].values():
@@ -61,7 +62,7 @@ def write_exact_folder(src: Path, dst: Path, suffix: str = "-exact") -> Path:
         rec = dict(rec)
         if any(done[rel] for rel in rec["graphs"].values()):
             rec["name"] += suffix
-            rec["notes"] = "; ".join(filter(None, [rec.get("notes"), "int8 weights folded to f32 "
+            rec["notes"] = "; ".join(filter(None, [rec.get("notes"), "INT8 layers rewritten in f32 "
                                                    "(quantization.emulate.exact_int8): exact INT8 arithmetic"]))
         rec["files"] = [file_record(dst, f["path"]) for f in rec["files"]]
         if rec.get("attribution") and (src / rec["attribution"]).is_file():

@@ -22,7 +22,7 @@ import openvino as ov
 from nncf.quantization.advanced_parameters import OverflowFix
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-from engine.inference.int8_arithmetic import exact_f32
+from engine.inference.int8_arithmetic import exact_f32, is_activation_fake_quantize
 
 from .calibration import calibration_inputs
 
@@ -246,9 +246,7 @@ def _activation_fake_quantizes(model: ov.Model) -> list:
     """Per-tensor FakeQuantize nodes on activations (not on weight constants)."""
     out = []
     for op in model.get_ordered_ops():
-        if op.get_type_name() != "FakeQuantize":
-            continue
-        if op.input_value(0).get_node().get_type_name() in ("Constant", "Convert"):
+        if not is_activation_fake_quantize(op):
             continue
         if all(op.input_value(i).get_node().get_type_name() == "Constant" for i in (1, 2, 3, 4)) and \
                 op.input_value(1).get_node().get_data().size == 1:

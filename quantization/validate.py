@@ -41,6 +41,7 @@ from pathlib import Path
 
 from engine.eval.challenge import evaluate_case
 from engine.inference.manifest import ModelEntry, read_manifest
+from engine.inference.precision import int8_mode
 from engine.inference.session import Session, SessionConfig
 
 CACHE_FIELDS = ["model_id", "isa", "case", "dsc", "nsd", "seconds"]
@@ -64,8 +65,6 @@ def cache_isa(entry: ModelEntry, int8: str = "auto") -> str:
     """The cache's CPU column for ``entry``: :func:`isa`, plus ``+int8-exact`` for an INT8 model whose layers run
     folded to exact f32 arithmetic (``int8`` resolved by :func:`engine.inference.precision.int8_mode`: "auto"
     folds them where this CPU's int8 kernels saturate). FP32 models run the same either way."""
-    from engine.inference.precision import int8_mode
-
     if entry.precision != "int8":
         return isa()
     return isa() + ("+int8-exact" if int8_mode(int8)[0] == "exact" else "")
@@ -219,7 +218,6 @@ def report(results: dict[str, dict[str, dict]], ref: str, split: Split, labels: 
     """Markdown: the split, leave-one-dataset-out, the held-out table (per dataset, per modality, overall);
     ``int8``: how INT8 layers ran (stated in the header)."""
     from engine.base.sysinfo import describe, markdown
-    from engine.inference.precision import int8_mode
 
     mode, why = int8_mode(int8)
 

@@ -68,14 +68,16 @@ def _dequantized_weight(mul) -> np.ndarray | None:
     return ((w.get_data().astype(np.float32) - zero) * scale.astype(np.float32)).astype(np.float32)
 
 
+def is_activation_fake_quantize(op) -> bool:
+    """True for a FakeQuantize on an activation (not on a weight constant, nor on its Convert)."""
+    return op.get_type_name() == "FakeQuantize" and \
+        op.input_value(0).get_node().get_type_name() not in ("Constant", "Convert")
+
+
 def has_quantized_activations(model) -> bool:
     """True where ``model`` (an ``openvino.Model``) has a FakeQuantize on an activation, i.e. runs u8/i8
-    kernels; a weight-only compressed graph (activations in float) has none and needs no folding."""
-    for op in model.get_ops():
-        if op.get_type_name() == "FakeQuantize" and \
-                op.input_value(0).get_node().get_type_name() not in ("Constant", "Convert"):
-            return True
-    return False
+    kernels; a weight-only compressed graph (activations in float) has none and needs no rewriting."""
+    return any(is_activation_fake_quantize(op) for op in model.get_ops())
 
 
 def _rewrite(model, replacement) -> tuple[object, int]:
@@ -118,8 +120,7 @@ def decompose_fake_quantizes(model) -> tuple[object, int]:
     from openvino import opset13 as ops
 
     def written_out(fq):
-        if fq.get_type_name() != "FakeQuantize" or \
-                fq.input_value(0).get_node().get_type_name() in ("Constant", "Convert"):
+        if not is_activation_fake_quantize(fq):
             return None
         x, il, ih, ol, oh = (fq.input_value(i) for i in range(5))
         steps = ops.constant(np.float32(int(fq.get_attributes()["levels"]) - 1))
@@ -133,7 +134,10 @@ def decompose_fake_quantizes(model) -> tuple[object, int]:
 def exact_f32(model) -> tuple[object, int]:
     """``model`` (changed in place) as exact INT8 arithmetic in f32: :func:`fold_int8_weights` then
     :func:`decompose_fake_quantizes`, so OpenVINO finds no int8 kernel to run. Returns (model, number of
-    weights and FakeQuantizes rewritten); 0: an FP32 or weight-only graph, unchanged."""
+    weights and FakeQuantizes rewritten); 0: an FP32 or weight-only graph (no quantized activations: nothing
+    runs on int8 kernels), unchanged."""
+    if not has_quantized_activations(model):
+        return model, 0
     model, weights = fold_int8_weights(model)
     model, fqs = decompose_fake_quantizes(model)
     return model, weights + fqs
@@ -175,4 +179,4 @@ def int8_overflows() -> bool:
     return probe_error() > OVERFLOW_TOLERANCE
 
 
-__all__ = ["OVERFLOW_TOLERANCE", "decompose_fake_quantizes", "exact_f32", "fold_int8_weights", "has_quantized_activations", "int8_overflows", "probe_error"]
+__all__ = ["OVERFLOW_TOLERANCE", "decompose_fake_quantizes", "exact_f32", "fold_int8_weights", "is_activation_fake_quantize", "has_quantized_activations", "int8_overflows", "probe_error"]

@@ -9,7 +9,7 @@ import numpy as np
 from engine.base.errors import Cancelled, ModelError
 from engine.base.sysinfo import available_cores
 from engine.inference.families import get_family
-from engine.inference.int8_arithmetic import exact_f32, has_quantized_activations
+from engine.inference.int8_arithmetic import exact_f32
 from engine.inference.manifest import ModelEntry
 from engine.inference.precision import REQUESTS, resolve
 
@@ -114,11 +114,11 @@ class Runtime:
 
     def _model(self, graph: str):
         """An OpenVINO model of ``graph`` built from the verified bytes in memory; a graph with quantized
-        activations is folded to exact f32 arithmetic where :attr:`choice` says so
-        (:mod:`engine.inference.int8_arithmetic`)."""
+        activations is rewritten as exact f32 arithmetic where :attr:`choice` says so
+        (:func:`engine.inference.int8_arithmetic.exact_f32`)."""
         xml, tensor, _ = self._read(graph)
         model = self.core.read_model(xml, tensor)
-        if self.choice.int8 == "exact" and has_quantized_activations(model):
+        if self.choice.int8 == "exact":
             model, _ = exact_f32(model)
         return model
 

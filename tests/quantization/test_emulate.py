@@ -48,5 +48,10 @@ def test_exact_folder_gets_its_own_ids_and_leaves_float_models_alone(tmp_path):
     for n, e in before.items():
         if e.precision != "int8":
             assert after[n].model_id == e.model_id
+    # graphs without quantized activations (the 8-bit-weight decoder, its prefix) are copied as they are
+    for n in int8:
+        for graph in ("decoder", "decoder_prefix"):
+            bin_ = before[n].graphs[graph][:-4] + ".bin"
+            assert (tmp_path / bin_).read_bytes() == (src / bin_).read_bytes(), bin_
     notes = {m["name"]: m.get("notes", "") for m in json.loads((tmp_path / "manifest.json").read_text())["models"]}
     assert all("exact INT8 arithmetic" in notes[f"{n}-exact"] for n in int8)
