@@ -105,7 +105,7 @@ def main() -> int:
     else:
         ids = {m: find_model(f"litemedsam-{m}") for m in ("int8", "fp32")}
     # an INT8 model once per --int8 mode (labelled with it when there are several), an FP32 model once
-    sessions = {f"{k}@{h}" + (f" int8 {mode}" if len(args.int8) > 1 and e.precision == "int8" else ""):
+    sessions = {f"{k}@{h}" + (f" int8 {mode}" if args.int8 != ["auto"] and e.precision == "int8" else ""):
                 Session(SessionConfig(threads=args.threads, precision=h, int8=mode), entry=e)
                 for h in hints for k, e in ids.items() for mode in (args.int8 if e.precision == "int8" else ["auto"])}
     ref_key = next((k for k, s in sessions.items() if s.entry.precision == "fp32" and k.endswith("@f32")),
@@ -138,8 +138,8 @@ def main() -> int:
              f"--runs {args.runs} --threads {args.threads}"
              + (f" --models {' '.join(args.models)}" if args.models else "")
              + (f" --int8 {' '.join(args.int8)}" if args.int8 != ["auto"] else "") + "`\n",
-             f"- `--precision auto` on this CPU: {AUTO_RULES[cap].model_precision.upper()} model, hint {choice.hint}, "
-             f"INT8 layers {choice.int8} ({choice.int8_reason})\n\n",
+             f"- `--precision auto` on this CPU: {AUTO_RULES[cap].model_precision.upper()} model, hint {choice.hint}; "
+             f"an INT8 model's layers run {choice.int8} ({choice.int8_reason})\n\n",
              "Wall ms: median / min / max; CPU ms: median CPU time of all this process's threads per call (less "
              "sensitive to other processes on the cores). Paired: median (25th-75th percentile) over rounds of the "
              f"encoder's CPU ms divided by the first model's ({first_key}) in the same round.\n\n"

@@ -15,10 +15,11 @@ def auto_choice_lines(precision: str = "auto") -> list[str]:
     """What ``precision`` resolves to on this CPU: the model, the inference precision hint and the reason
     (:data:`engine.inference.precision.AUTO_RULES`)."""
     try:
-        model = configured_model(SessionConfig(precision=precision)).name
+        entry = configured_model(SessionConfig(precision=precision))
+        model, model_precision = entry.name, entry.precision
     except ModelError:
-        model = "none installed"
-    return resolve(precision).explain(model)
+        model, model_precision = "none installed", None
+    return resolve(precision).explain(model, model_precision)
 
 
 def cmd_models(args) -> int:

@@ -26,9 +26,10 @@ EXACT_REASON = ("this CPU's int8 kernels saturate (no VNNI: two u8*i8 products a
                 "held-out 2D Microscopy -0.005 DSC vs FP32 instead of -0.017 on the saturating kernels, no held-out "
                 "dataset more than 0.005 below FP32 (bench/results/validate-2026-12-07-auto.md); encoder CPU time 0.94x "
                 "the saturating kernels' (interquartile 0.90-0.97, AVX2 Zen 3, bench/results/int8-exact-2026-12-07.md)")
-#: capability classes (keys of :data:`AUTO_RULES`)
-BF16_CPU = "bf16"      # AVX512_BF16 or AMX: OpenVINO lists "BF16" in OPTIMIZATION_CAPABILITIES
-NO_BF16_CPU = "no-bf16"  # e.g. AVX2-only laptops, AVX512 without BF16
+#: capability classes (keys of :data:`AUTO_RULES`), tested in this order by :func:`cpu_capability`
+BF16_CPU = "bf16"        # AVX512_BF16 or AMX: OpenVINO lists "BF16" in OPTIMIZATION_CAPABILITIES (all have VNNI)
+NO_VNNI_CPU = "no-vnni"  # int8 kernels saturate (the start-up probe): AVX2-only laptops, AMD Zen 1-3, Intel before Ice Lake
+NO_BF16_CPU = "no-bf16"  # exact int8 kernels (VNNI), no BF16: e.g. Ice Lake, Tiger Lake, Alder Lake (AVX-VNNI)
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,20 @@ class AutoRule:
 
 #: capability -> (model, inference precision hint, why). Each row is backed by a measurement or says it is not.
 AUTO_RULES: dict[str, AutoRule] = {
+    NO_VNNI_CPU: AutoRule(
+        NO_VNNI_CPU, "fp32", "f32",
+        "CPU whose int8 kernels saturate (no VNNI): the FP32 model where it is installed, because there it is both "
+        "the faster encoder and exactly FP32 (the official pipeline, case by case): encoder CPU time 0.94x INT8's "
+        "as exact INT8 arithmetic (interquartile 0.87-0.98 over 60 paired rounds; wall 719 vs 779 ms, decoder "
+        "35.5 vs 36.8 ms per box; AVX2 Zen 3, bench/results/fp32-vs-exact-2026-12-07.md); the installers ship "
+        "only the INT8 model, which then runs as exact INT8 arithmetic, held out 0.8888 vs FP32 0.8874, no held-out "
+        "dataset more than 0.005 below FP32 (bench/results/validate-2026-12-07-auto.md)"),
     NO_BF16_CPU: AutoRule(
         NO_BF16_CPU, "int8", "f32",
-        "CPU without AVX512_BF16/AMX: the INT8 model (the only encoder the installers ship) with an f32 remainder; "
-        "2.2x faster than FP32 with VNNI (bench/results/engine-2026-11-27.md) but no faster without it (AVX2-only "
-        "Zen 3: 1618 vs 1503 CPU ms per encode, bench/results/precision-2026-12-07.md); held-out DSC as this "
-        "Zen 3 runs it (exact INT8 arithmetic, its int8 kernels saturate) 0.8888 vs FP32 0.8874, no held-out dataset "
-        "more than 0.005 below FP32 (bench/results/validate-2026-12-07-auto.md)"),
+        "CPU with exact int8 kernels (VNNI) and no BF16: the INT8 model with an f32 remainder, 2.2x faster than "
+        "FP32 with VNNI (bench/results/engine-2026-11-27.md); held out 0.8888 vs FP32 0.8874, no held-out dataset "
+        "more than 0.005 below FP32, measured as exact INT8 arithmetic, which is what VNNI computes "
+        "(bench/results/validate-2026-12-07-auto.md)"),
     BF16_CPU: AutoRule(
         BF16_CPU, "int8", "f32",
         "CPU with BF16 (AVX512_BF16/AMX): unmeasured here, INT8 + f32 remainder until measured: a bf16 remainder "
@@ -75,13 +83,15 @@ class PrecisionChoice:
     int8: str = "native"
     int8_reason: str = ""
 
-    def explain(self, model: str) -> list[str]:
-        """Two lines for ``boxseg models`` and the app's About: on which CPU, which ``model`` (its name),
-        hint and INT8 arithmetic were chosen, and why."""
+    def explain(self, model: str, model_precision: str | None = None) -> list[str]:
+        """Two lines for ``boxseg models`` and the app's About: on which CPU, which ``model`` (its name; its
+        ``model_precision``, "fp32" = no int8 layers), hint and INT8 arithmetic were chosen, and why."""
         info = describe()
-        return [f"precision {self.requested} on this CPU ({info['cpu']}; {', '.join(info['flags']) or 'no listed ISA flags'}; "
-                f"capability {self.capability}): model {model}, inference precision {self.hint}, "
-                f"int8 layers {'as exact f32 arithmetic' if self.int8 == 'exact' else 'on int8 kernels'}",
+        first = (f"precision {self.requested} on this CPU ({info['cpu']}; {', '.join(info['flags']) or 'no listed ISA flags'}; "
+                 f"capability {self.capability}): model {model}, inference precision {self.hint}")
+        if model_precision == "fp32":
+            return [f"{first}, no int8 layers", f"why: {self.reason}"]
+        return [f"{first}, int8 layers {'as exact f32 arithmetic' if self.int8 == 'exact' else 'on int8 kernels'}",
                 f"why: {self.reason}" + (f"; int8: {self.int8_reason}" if self.int8_reason else "")]
 
 
@@ -95,11 +105,17 @@ def _openvino_capabilities() -> tuple[str, ...]:
         return ()
 
 
-def cpu_capability(capabilities: tuple[str, ...] | None = None) -> str:
-    """The capability class of this CPU (:data:`BF16_CPU` or :data:`NO_BF16_CPU`); ``capabilities``
-    overrides OpenVINO's OPTIMIZATION_CAPABILITIES list (tests)."""
+def cpu_capability(capabilities: tuple[str, ...] | None = None, overflows: bool | None = None) -> str:
+    """The capability class of this CPU: :data:`BF16_CPU` where OpenVINO lists BF16, else :data:`NO_VNNI_CPU`
+    where its int8 kernels saturate (:func:`engine.inference.int8_arithmetic.int8_overflows`, a probe run once
+    per process), else :data:`NO_BF16_CPU`. ``capabilities`` overrides OpenVINO's OPTIMIZATION_CAPABILITIES
+    list and ``overflows`` the probe (tests)."""
     caps = _openvino_capabilities() if capabilities is None else capabilities
-    return BF16_CPU if "BF16" in caps else NO_BF16_CPU
+    if "BF16" in caps:
+        return BF16_CPU
+    if overflows is None:
+        overflows = int8_overflows()
+    return NO_VNNI_CPU if overflows else NO_BF16_CPU
 
 
 def int8_mode(requested: str = "auto", overflows: bool | None = None) -> tuple[str, str]:
@@ -126,7 +142,7 @@ def resolve(requested: str = "auto", capabilities: tuple[str, ...] | None = None
     layers run (:func:`int8_mode`), whatever the hint."""
     if requested not in REQUESTS:
         raise ValueError(f"precision must be one of {REQUESTS}, got {requested!r}")
-    cap = cpu_capability(capabilities)
+    cap = cpu_capability(capabilities, int8_overflows)
     mode, why = int8_mode(int8, int8_overflows)
     if requested == "auto":
         rule = AUTO_RULES[cap]
@@ -134,5 +150,5 @@ def resolve(requested: str = "auto", capabilities: tuple[str, ...] | None = None
     return PrecisionChoice(requested, cap, requested, None, f"set explicitly (--precision {requested})", mode, why)
 
 
-__all__ = ["AUTO_RULES", "BF16_CPU", "EXACT_REASON", "INT8_MODES", "NO_BF16_CPU", "REQUESTS", "AutoRule",
+__all__ = ["AUTO_RULES", "BF16_CPU", "EXACT_REASON", "INT8_MODES", "NO_BF16_CPU", "NO_VNNI_CPU", "REQUESTS", "AutoRule",
            "PrecisionChoice", "cpu_capability", "int8_mode", "resolve"]

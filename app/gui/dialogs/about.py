@@ -16,11 +16,12 @@ from engine.inference.session import SessionConfig, configured_model
 def precision_html(precision: str = "auto") -> str:
     """What ``precision`` (the app's setting) chose on this CPU, and why (engine.inference.precision.AUTO_RULES)."""
     try:
-        model = configured_model(SessionConfig(precision=precision)).name
+        entry = configured_model(SessionConfig(precision=precision))
+        model, model_precision = entry.name, entry.precision
     except Exception:  # noqa: BLE001 - About must open even without models
-        model = "none installed"
+        model, model_precision = "none installed", None
     try:
-        first, why = resolve(precision).explain(model)
+        first, why = resolve(precision).explain(model, model_precision)
     except ValueError:
         return ""
     return f"<p><b>Precision:</b> {html.escape(first)}.<br>{html.escape(why)}</p>"

@@ -19,6 +19,8 @@ def test_boxseg_models_shows_what_auto_chose_and_why():
                        timeout=120)
     assert r.returncode == 0, r.stderr
     cap = pr.cpu_capability()
+    want = pr.AUTO_RULES[cap].model_precision
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("precision auto on this CPU"))
-    assert f"capability {cap}): model litemedsam-int8, inference precision f32" in line
+    assert f"capability {cap}): model litemedsam-{want}, inference precision f32" in line
+    assert line.endswith("no int8 layers" if want == "fp32" else ("as exact f32 arithmetic", "on int8 kernels"))
     assert f"why: {pr.AUTO_RULES[cap].reason}" in r.stdout

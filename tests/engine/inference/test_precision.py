@@ -9,6 +9,8 @@ import openvino as ov
 import pytest
 
 from engine.inference import precision as pr
+from engine.inference.int8_arithmetic import int8_overflows
+from engine.inference import manifest as manifest_module
 from engine.inference.manifest import find_model
 from engine.inference.runtime import PRECISIONS
 from engine.inference.session import Session, SessionConfig, configured_model
@@ -19,9 +21,9 @@ SAPPHIRE_RAPIDS = ("FP32", "BF16", "INT8", "BIN", "EXPORT_IMPORT")
 
 
 def test_the_table_has_a_row_per_capability_and_each_row_cites_evidence_that_exists():
-    assert set(pr.AUTO_RULES) == {pr.BF16_CPU, pr.NO_BF16_CPU}
+    assert set(pr.AUTO_RULES) == {pr.BF16_CPU, pr.NO_BF16_CPU, pr.NO_VNNI_CPU}
     for cap, rule in pr.AUTO_RULES.items():
-        assert rule.capability == cap and rule.hint in PRECISIONS and rule.model_precision == "int8"
+        assert rule.capability == cap and rule.hint in PRECISIONS and rule.model_precision in ("int8", "fp32")
         cited = re.findall(r"bench/results/[\w.-]+\.md", rule.reason)
         assert cited, rule.reason
         for path in cited:
@@ -30,10 +32,24 @@ def test_the_table_has_a_row_per_capability_and_each_row_cites_evidence_that_exi
     assert "unmeasured" in pr.AUTO_RULES[pr.BF16_CPU].reason and pr.AUTO_RULES[pr.BF16_CPU].hint == "f32"
 
 
-@pytest.mark.parametrize("caps, cap", [(AVX2, pr.NO_BF16_CPU), (SAPPHIRE_RAPIDS, pr.BF16_CPU), ((), pr.NO_BF16_CPU)])
-def test_auto_resolves_by_capability(caps, cap):
-    c = pr.resolve("auto", caps)
-    assert (c.capability, c.hint, c.model_precision, c.reason) == (cap, "f32", "int8", pr.AUTO_RULES[cap].reason)
+@pytest.mark.parametrize("caps, overflows, cap, model", [
+    (AVX2, True, pr.NO_VNNI_CPU, "fp32"),        # AVX2 without VNNI: int8 kernels saturate
+    (AVX2, False, pr.NO_BF16_CPU, "int8"),       # VNNI without BF16 (Ice Lake, Alder Lake)
+    (SAPPHIRE_RAPIDS, False, pr.BF16_CPU, "int8"),
+    ((), False, pr.NO_BF16_CPU, "int8")])
+def test_auto_resolves_by_capability(caps, overflows, cap, model):
+    c = pr.resolve("auto", caps, int8_overflows=overflows)
+    assert (c.capability, c.hint, c.model_precision, c.reason) == (cap, "f32", model, pr.AUTO_RULES[cap].reason)
+    assert c.int8 == ("exact" if overflows else "native")
+
+
+def test_explain_names_the_int8_arithmetic_only_for_a_model_that_has_int8_layers():
+    c = pr.resolve("auto", AVX2, int8_overflows=True)
+    first, why = c.explain("litemedsam-fp32", "fp32")
+    assert first.endswith("model litemedsam-fp32, inference precision f32, no int8 layers") and "int8:" not in why
+    # the installers ship only INT8: there the same row runs it as exact INT8 arithmetic, and says so
+    first, why = c.explain("litemedsam-int8", "int8")
+    assert first.endswith("int8 layers as exact f32 arithmetic") and why.endswith(pr.EXACT_REASON)
 
 
 def test_explicit_precisions_are_kept_and_unknown_ones_refused():
@@ -43,15 +59,17 @@ def test_explicit_precisions_are_kept_and_unknown_ones_refused():
         pr.resolve("f16", AVX2)
 
 
-def test_capability_is_what_openvino_reports_on_this_cpu():
+def test_capability_is_what_openvino_and_the_int8_probe_report_on_this_cpu():
     caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    assert pr.cpu_capability() == (pr.BF16_CPU if "BF16" in caps else pr.NO_BF16_CPU)
+    expected = pr.BF16_CPU if "BF16" in caps else pr.NO_VNNI_CPU if int8_overflows() else pr.NO_BF16_CPU
+    assert pr.cpu_capability() == expected
 
 
-def test_auto_session_sets_the_hint_explicitly_and_runs_the_int8_model():
+def test_auto_session_sets_the_hint_explicitly_and_runs_the_rule_s_model():
     assert SessionConfig().precision == "auto"
     s = Session(SessionConfig(threads=1))
-    assert s.entry.name == "litemedsam-int8" and s.entry.precision == "int8"
+    want = pr.AUTO_RULES[pr.cpu_capability()].model_precision
+    assert s.entry.name == f"litemedsam-{want}" and s.entry.precision == want
     assert s.runtime.config["INFERENCE_PRECISION_HINT"] == s.precision_choice.hint == "f32"
     assert s.runtime.precision == "f32"  # what OpenVINO compiled, read back from the compiled encoder
     assert s.precision_choice.reason == pr.AUTO_RULES[pr.cpu_capability()].reason
@@ -59,8 +77,27 @@ def test_auto_session_sets_the_hint_explicitly_and_runs_the_int8_model():
     assert configured_model(SessionConfig("litemedsam-fp32")).name == "litemedsam-fp32"
 
 
-def test_a_rule_preferring_another_precision_picks_that_model_of_the_default_family(monkeypatch):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_rule_preferring_a_precision_picks_that_model_of_the_default_family(monkeypatch, precision):
+    rule = pr.AUTO_RULES[pr.cpu_capability()]
+    monkeypatch.setitem(pr.AUTO_RULES, rule.capability, pr.AutoRule(rule.capability, precision, "f32", "test"))
+    assert configured_model(SessionConfig()).name == f"litemedsam-{precision}"
+    assert configured_model(SessionConfig(precision="f32")).name == find_model().name  # explicit: the default
+
+
+def test_a_rule_preferring_a_model_that_is_not_installed_keeps_the_default(monkeypatch, tmp_path):
+    """The installers ship only the INT8 model: a CPU whose row prefers FP32 then runs INT8."""
+    import json
+    import shutil
+
+    src = REPO / "assets" / "models"
+    manifest = json.loads((src / "manifest.json").read_text())
+    int8 = next(m for m in manifest["models"] if m["precision"] == "int8")
+    for f in int8["files"]:
+        (tmp_path / f["path"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / f["path"], tmp_path / f["path"])
+    (tmp_path / "manifest.json").write_text(json.dumps(dict(manifest, models=[int8])))
+    monkeypatch.setattr(manifest_module, "model_search_path", lambda: [tmp_path])
     rule = pr.AUTO_RULES[pr.cpu_capability()]
     monkeypatch.setitem(pr.AUTO_RULES, rule.capability, pr.AutoRule(rule.capability, "fp32", "f32", "test"))
-    assert configured_model(SessionConfig()).name == "litemedsam-fp32"
-    assert configured_model(SessionConfig(precision="f32")).name == find_model().name  # explicit: the default
+    assert configured_model(SessionConfig()).name == "litemedsam-int8"
