@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("report", help="accuracy report (FP32 vs INT8) of the models in --out")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT)
     r.add_argument("--eval", type=Path, default=shared / "eval")
+    r.add_argument("--held-out-section", action="store_true",
+                   help="only rewrite ACCURACY.md's held-out section from the per-case CSVs beside it (no model runs)")
     cache_default = REPO / "bench" / "results" / "validate-cases.csv"
     for sp in (b, r):
         sp.add_argument("--cache", type=Path, default=cache_default,
@@ -120,8 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         build(args.out, args.calib, int8=not args.no_int8, recipe=args.recipe, subset_size=args.calib_subset)
         if args.no_report:
             return 0
-    from .report import accuracy_report
+    from .report import accuracy_report, write_held_out_section
 
+    if getattr(args, "held_out_section", False):
+        try:
+            print(f"wrote {write_held_out_section(args.out)}")
+        except FileNotFoundError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if not Path(args.eval).is_dir():
         print(f"no eval folder at {args.eval}; skipping the accuracy report", file=sys.stderr)
         return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import math
 import time
 from collections import defaultdict
@@ -122,7 +123,9 @@ def render_table(results: dict[str, list[dict]]) -> list[str]:
 def read_table(text: str) -> dict[str, dict[str, tuple[int, float, float, float]]]:
     """The table of a written report back: column (model) -> group -> (cases, DSC, NSD, s/case); empty
     cells are left out. The inverse of :func:`render_table` to its 4 printed decimals."""
-    rows = [ln for ln in text.splitlines() if ln.startswith("|")]
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("| group |"))
+    rows = list(itertools.takewhile(lambda ln: ln.startswith("|"), lines[start:]))  # the first table only
     head = [c.strip() for c in rows[0].strip("|").split("|")]
     models = [h[:-len(" DSC")] for h in head[2:] if h.endswith(" DSC")]
     out: dict[str, dict] = {m: {} for m in models}
@@ -133,6 +136,47 @@ def read_table(text: str) -> dict[str, dict[str, tuple[int, float, float, float]
             if dsc:
                 out[m][cells[0]] = (int(cells[1]), float(dsc), float(nsd), float(sec))
     return out
+
+
+HELD_OUT_TITLE = "## Held-out datasets"
+
+
+def held_out_section(results: dict[str, list[dict]], reference: str) -> str:
+    """Markdown: every model of ``results`` (name -> per-case rows) against ``reference`` (the FP32 model) on the
+    held-out datasets of the protocol's fixed split (``quantization.validate.split_datasets``: the datasets that
+    took part in no recipe choice), with issue 17's goals, the worst cases and the verdicts
+    (``quantization.validate.goals_report``). Computed from the same per-case CSVs as the table above."""
+    from .validate import goals_report, split_datasets
+
+    by_case = {name: {r["case"]: r for r in rows} for name, rows in results.items()}
+    split = split_datasets(f"{c}.npz" for c in by_case[reference])
+    order = [reference] + [n for n in by_case if n != reference]
+    body = goals_report({n: by_case[n] for n in order}, reference, split, {n: n for n in order})
+    held = ", ".join(f"{d} {m} {ds}" for d, m, ds in sorted(split.test))
+    return (f"{HELD_OUT_TITLE}\n\nThe held-out protocol's fixed split (docs/quantization.md): {held}. These datasets "
+            "took part in no choice of the quantization recipe, so they are the figure that predicts unseen scans; "
+            "the table above includes the development datasets the recipe was chosen on. Computed from the same per-case "
+            "CSVs as that table (`python -m quantization report --held-out-section` rewrites this section from them "
+            "alone).\n\n"
+            + body.split("\n", 2)[2])
+
+
+def write_held_out_section(models_dir: Path) -> Path:
+    """Rewrite the held-out section of ``models_dir``/ACCURACY.md (:func:`held_out_section`) from the per-case
+    CSVs beside it, in place: the text before :data:`HELD_OUT_TITLE` is kept as it is, the section is replaced
+    (or appended). No model runs: the section adds the protocol's view of an existing report's own cases.
+    Raises FileNotFoundError when the report or a model's CSV is missing."""
+    models_dir = Path(models_dir)
+    report_path = models_dir / "ACCURACY.md"
+    text = report_path.read_text(encoding="utf-8")
+    entries = read_manifest(models_dir)
+    fp32 = next((e.name for e in entries if e.precision == "fp32"), None)
+    if fp32 is None or len(entries) < 2:
+        raise FileNotFoundError(f"{models_dir}: a held-out section needs an FP32 model and another model")
+    results = {e.name: read_cases(models_dir / f"accuracy-{e.name}.csv") for e in entries}
+    head = text.split(f"\n{HELD_OUT_TITLE}\n", 1)[0].rstrip("\n") + "\n\n"
+    report_path.write_text(head + held_out_section(results, fp32), encoding="utf-8")
+    return report_path
 
 
 def cached_eval(entry, files: list[Path], cache: Path, threads: int = 2, log=print) -> list[dict]:
@@ -187,15 +231,22 @@ def accuracy_report(models_dir: Path, eval_dir: Path, threads: int = 2, log=prin
         results[OFFICIAL] = [r for r in official if r["case"] in names]
 
     from engine.base.sysinfo import describe, markdown
+    from engine.inference.precision import int8_mode
 
+    mode, why = int8_mode()
+    how = "as exact f32 arithmetic" if mode == "exact" else "on this CPU's int8 kernels"
     lines = [f"# Accuracy report ({dt.date.today()})\n\n",
              f"Data: `{eval_dir}` ({len(files)} cases). Challenge metrics (engine/metrics.py, SPEC C). "
              f"Each case starts with an empty embedding cache; seconds = load + segment, as `boxseg eval` reports.\n"
              f"OpenVINO inference precision f32, {threads} threads. Total time {time.perf_counter() - t0:.0f} s"
              + (f" (per-case results of the held-out protocol's cache `{Path(cache).name}` reused where it had this "
                 "model on this CPU class; the early-stop runs ran here). " if cache is not None else ". ")
-             + "Written by `python -m quantization report` (quantization/report.py) from the per-case CSVs beside it.\n\n",
+             + "Written by `python -m quantization report` (quantization/report.py) from the per-case CSVs beside it. "
+             + f"INT8 layers ran {how} ({why}).\n\n",
              markdown(describe()), *render_table(results)]
+    fp32 = next((e.name for e in entries if e.precision == "fp32"), None)
+    if fp32 is not None and len(entries) > 1:
+        lines += ["\n", held_out_section({e.name: results[e.name] for e in entries}, fp32)]
     out = Path(models_dir) / "ACCURACY.md"
     out.write_text("".join(lines), encoding="utf-8")
     log(f"wrote {out}")

@@ -46,3 +46,41 @@ def test_shipped_accuracy_md_is_its_csvs_and_keeps_the_per_group_promise():
         assert float(line.group(1)) == pytest.approx(summaries[m]["overall"][1] - summaries[report.OFFICIAL]["overall"][1],
                                                      abs=1.5e-4)
         assert stated == pytest.approx(worst[1], abs=1.5e-4) and per_group[group] == pytest.approx(worst[1], abs=1.5e-4)
+
+
+def test_shipped_accuracy_md_has_the_held_out_section_of_its_csvs():
+    """ACCURACY.md ends with the held-out protocol's section (issue 17 item 4), exactly as
+    quantization.report.held_out_section computes it from the per-case CSVs beside it, and that section keeps the
+    one-sided goals (no held-out dataset or modality more than 0.01 below FP32, overall 0.005, no case 0.05)."""
+    from quantization import report, validate
+
+    folder = REPO / "assets" / "models"
+    text = (folder / "ACCURACY.md").read_text(encoding="utf-8")
+    results = {m: report.read_cases(folder / f"accuracy-{m}.csv") for m in ("litemedsam-int8", "litemedsam-fp32")}
+    section = report.held_out_section(results, "litemedsam-fp32")
+    assert text.endswith("\n\n" + section), "rerun `python -m quantization report --held-out-section`"
+    by_case = {m: {r["case"]: r for r in rows} for m, rows in results.items()}
+    split = validate.split_datasets(f"{c}.npz" for c in by_case["litemedsam-fp32"])
+    assert len(split.test) >= 6 and not split.test & split.dev
+    assert validate.goals_met(by_case["litemedsam-int8"], by_case["litemedsam-fp32"], split) == []
+    assert "- no worse than FP32: **all goals met**" in section
+
+
+def test_the_held_out_section_is_rewritten_in_place_and_the_table_still_reads(tmp_path):
+    """write_held_out_section keeps the report above the section byte for byte, replaces an old section instead of
+    adding a second one, and read_table reads only the report's first table."""
+    import shutil
+
+    from quantization import report
+
+    src = REPO / "assets" / "models"
+    for name in ("ACCURACY.md", "manifest.json", "accuracy-litemedsam-int8.csv", "accuracy-litemedsam-fp32.csv"):
+        shutil.copy(src / name, tmp_path / name)
+    text = (src / "ACCURACY.md").read_text(encoding="utf-8")
+    head = text.split(f"\n{report.HELD_OUT_TITLE}\n")[0]
+    (tmp_path / "ACCURACY.md").write_text(head + f"\n\n{report.HELD_OUT_TITLE}\n\nstale\n", encoding="utf-8")
+    report.write_held_out_section(tmp_path)
+    again = (tmp_path / "ACCURACY.md").read_text(encoding="utf-8")
+    assert again == text and again.count(report.HELD_OUT_TITLE) == 1 and "stale" not in again
+    assert set(report.read_table(again)) == {"litemedsam-int8", "litemedsam-int8 early-stop 2", "litemedsam-fp32",
+                                             report.OFFICIAL}
