@@ -107,7 +107,7 @@ def main() -> int:
     from engine.eval.challenge import evaluate_case
     from engine.io.challenge_npz import load_case
     from engine.eval.metrics import compute_case_metrics
-    from engine.inference.session import Session, SessionConfig
+    from engine.inference.session import Session, SessionConfig, configured_model
     from engine.inference.transforms import box_to_model, preprocess
     from quantization.checkpoint import load_litemedsam
     from quantization.reference_flow import segment_case_torch
@@ -123,7 +123,11 @@ def main() -> int:
     box = box_to_model(case2d.boxes[0], geom)
     lines = [f"# Engine benchmark ({dt.datetime.now():%Y-%m-%d %H:%M})\n", markdown(info),
              f"- threads: {args.threads} (torch.set_num_threads and OpenVINO INFERENCE_NUM_THREADS); "
-             f"OpenVINO inference precision: {sessions['ov-int8'].runtime.precision}; runs: {args.runs}, interleaved\n"]
+             f"OpenVINO inference precision: {sessions['ov-int8'].runtime.precision}; runs: {args.runs}, interleaved\n",
+             f"- `--precision auto` on this CPU runs {configured_model(SessionConfig()).name} "
+             f"(capability {sessions['ov-int8'].precision_choice.capability}); ov-int8's layers run "
+             f"{'as exact f32 arithmetic' if sessions['ov-int8'].precision_choice.int8 == 'exact' else 'on int8 kernels'} "
+             "(engine.inference.precision)\n"]
 
     with torch.no_grad():
         enc = interleaved({
