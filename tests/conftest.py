@@ -51,10 +51,18 @@ needs_checkpoint = pytest.mark.skipif(
 
 @pytest.fixture(scope="session")
 def session():
-    """An engine session on the bundled INT8 model (the installers' model on every CPU), 2 threads, f32 precision.
+    """An engine session as ``boxseg`` and the app make one without ``--model``: ``--precision auto``'s model on this
+    CPU (the INT8 model, or FP32 where the int8 kernels saturate and it is installed: engine.inference.precision),
+    2 threads. Tests that compare INT8 with FP32 use :func:`session_int8`."""
+    from engine.inference.session import Session, SessionConfig
 
-    Named, not the default: ``--precision auto`` picks the FP32 model on CPUs without VNNI where it is
-    installed (engine.inference.precision), and the tests that compare INT8 with FP32 must test INT8 there too."""
+    return Session(SessionConfig(threads=2))
+
+
+@pytest.fixture(scope="session")
+def session_int8():
+    """A session on the bundled INT8 model (the installers' model on every CPU), 2 threads: named, because the
+    default may be FP32 on this CPU (:func:`session`)."""
     from engine.inference.session import Session, SessionConfig
 
     return Session(SessionConfig("litemedsam-int8", threads=2))

@@ -135,7 +135,7 @@ def _copy_int8(tmp_path: Path) -> Path:
     return dst
 
 
-def test_weights_changed_after_verification_are_never_compiled(tmp_path, session):
+def test_weights_changed_after_verification_are_never_compiled(tmp_path, session_int8):
     """The point decoder is compiled long after the model was verified: it is built from the verified bytes
     in memory, so replacing its .bin meanwhile changes nothing (it used to re-read the file)."""
     root = _copy_int8(tmp_path)
@@ -146,7 +146,7 @@ def test_weights_changed_after_verification_are_never_compiled(tmp_path, session
     weights.write_bytes(bytes(weights.stat().st_size))  # same size, all zeros
     img = np.zeros((64, 64), np.uint8)
     img[16:48, 16:48] = 200
-    got, want = tampered.predictor(), session.predictor()
+    got, want = tampered.predictor(), session_int8.predictor()
     for p in (got, want):
         p.set_image(img)
     a = got.predict([10, 10, 54, 54], points=[[32, 32]], point_labels=[1])
