@@ -107,6 +107,7 @@ def main() -> int:
     from engine.eval.challenge import evaluate_case
     from engine.io.challenge_npz import load_case
     from engine.eval.metrics import compute_case_metrics
+    from engine.inference.precision import int8_wording
     from engine.inference.session import Session, SessionConfig, configured_model
     from engine.inference.transforms import box_to_model, preprocess
     from quantization.checkpoint import load_litemedsam
@@ -126,8 +127,7 @@ def main() -> int:
              f"OpenVINO inference precision: {sessions['ov-int8'].runtime.precision}; runs: {args.runs}, interleaved\n",
              f"- `--precision auto` on this CPU runs {configured_model(SessionConfig()).name} "
              f"(capability {sessions['ov-int8'].precision_choice.capability}); ov-int8's layers run "
-             f"{'as exact f32 arithmetic' if sessions['ov-int8'].precision_choice.int8 == 'exact' else 'on int8 kernels'} "
-             "(engine.inference.precision)\n"]
+             f"{int8_wording(sessions['ov-int8'].precision_choice.int8)} (engine.inference.precision)\n"]
 
     with torch.no_grad():
         enc = interleaved({

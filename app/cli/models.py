@@ -16,10 +16,9 @@ def auto_choice_lines(precision: str = "auto") -> list[str]:
     (:data:`engine.inference.precision.AUTO_RULES`)."""
     try:
         entry = configured_model(SessionConfig(precision=precision))
-        model, model_precision = entry.name, entry.precision
     except ModelError:
-        model, model_precision = "none installed", None
-    return resolve(precision).explain(model, model_precision)
+        entry = None
+    return resolve(precision).explain(entry)
 
 
 def cmd_models(args) -> int:

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.base.sysinfo import describe
 from engine.inference.int8_arithmetic import int8_overflows
+
+if TYPE_CHECKING:
+    from engine.inference.manifest import ModelEntry
 
 #: inference precision hints a user may request for the layers that are not INT8 ("auto" = the table)
 REQUESTS = ("auto", "f32", "bf16")
@@ -83,15 +87,16 @@ class PrecisionChoice:
     int8: str = "native"
     int8_reason: str = ""
 
-    def explain(self, model: str, model_precision: str | None = None) -> list[str]:
-        """Two lines for ``boxseg models`` and the app's About: on which CPU, which ``model`` (its name; its
-        ``model_precision``, "fp32" = no int8 layers), hint and INT8 arithmetic were chosen, and why."""
+    def explain(self, model: ModelEntry | None) -> list[str]:
+        """Two lines for ``boxseg models`` and the app's About: on which CPU, which ``model`` (the entry the
+        session would load; None: none installed), hint and INT8 arithmetic were chosen, and why."""
         info = describe()
         first = (f"precision {self.requested} on this CPU ({info['cpu']}; {', '.join(info['flags']) or 'no listed ISA flags'}; "
-                 f"capability {self.capability}): model {model}, inference precision {self.hint}")
-        if model_precision == "fp32":
+                 f"capability {self.capability}): model {model.name if model else 'none installed'}, "
+                 f"inference precision {self.hint}")
+        if model is not None and model.precision == "fp32":
             return [f"{first}, no int8 layers", f"why: {self.reason}"]
-        return [f"{first}, int8 layers {'as exact f32 arithmetic' if self.int8 == 'exact' else 'on int8 kernels'}",
+        return [f"{first}, int8 layers {int8_wording(self.int8)}",
                 f"why: {self.reason}" + (f"; int8: {self.int8_reason}" if self.int8_reason else "")]
 
 
@@ -116,6 +121,11 @@ def cpu_capability(capabilities: tuple[str, ...] | None = None, overflows: bool 
     if overflows is None:
         overflows = int8_overflows()
     return NO_VNNI_CPU if overflows else NO_BF16_CPU
+
+
+def int8_wording(mode: str) -> str:
+    """How INT8 layers run, in words, for a mode of :func:`int8_mode` ("exact" or "native")."""
+    return "as exact f32 arithmetic" if mode == "exact" else "on int8 kernels"
 
 
 def int8_mode(requested: str = "auto", overflows: bool | None = None) -> tuple[str, str]:
@@ -151,4 +161,4 @@ def resolve(requested: str = "auto", capabilities: tuple[str, ...] | None = None
 
 
 __all__ = ["AUTO_RULES", "BF16_CPU", "EXACT_REASON", "INT8_MODES", "NO_BF16_CPU", "NO_VNNI_CPU", "REQUESTS", "AutoRule",
-           "PrecisionChoice", "cpu_capability", "int8_mode", "resolve"]
+           "PrecisionChoice", "cpu_capability", "int8_mode", "int8_wording", "resolve"]

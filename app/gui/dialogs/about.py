@@ -17,11 +17,10 @@ def precision_html(precision: str = "auto") -> str:
     """What ``precision`` (the app's setting) chose on this CPU, and why (engine.inference.precision.AUTO_RULES)."""
     try:
         entry = configured_model(SessionConfig(precision=precision))
-        model, model_precision = entry.name, entry.precision
     except Exception:  # noqa: BLE001 - About must open even without models
-        model, model_precision = "none installed", None
+        entry = None
     try:
-        first, why = resolve(precision).explain(model, model_precision)
+        first, why = resolve(precision).explain(entry)
     except ValueError:
         return ""
     return f"<p><b>Precision:</b> {html.escape(first)}.<br>{html.escape(why)}</p>"

@@ -102,9 +102,10 @@ def test_int8_mode_follows_the_probe_and_explicit_modes_are_kept():
     with pytest.raises(ValueError, match="int8 arithmetic must be one of"):
         pr.int8_mode("fast")
     c = pr.resolve("auto", int8_overflows=True)
-    first, why = c.explain("litemedsam-int8")
+    int8 = find_model("litemedsam-int8")
+    first, why = c.explain(int8)
     assert "int8 layers as exact f32 arithmetic" in first and pr.EXACT_REASON in why
-    assert "int8 layers on int8 kernels" in pr.resolve("f32", int8_overflows=False).explain("m")[0]
+    assert "int8 layers on int8 kernels" in pr.resolve("f32", int8_overflows=False).explain(int8)[0]
 
 
 def _int8_kernels(session: Session) -> list[str]:

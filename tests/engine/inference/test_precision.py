@@ -45,10 +45,10 @@ def test_auto_resolves_by_capability(caps, overflows, cap, model):
 
 def test_explain_names_the_int8_arithmetic_only_for_a_model_that_has_int8_layers():
     c = pr.resolve("auto", AVX2, int8_overflows=True)
-    first, why = c.explain("litemedsam-fp32", "fp32")
+    first, why = c.explain(find_model("litemedsam-fp32"))
     assert first.endswith("model litemedsam-fp32, inference precision f32, no int8 layers") and "int8:" not in why
     # the installers ship only INT8: there the same row runs it as exact INT8 arithmetic, and says so
-    first, why = c.explain("litemedsam-int8", "int8")
+    first, why = c.explain(find_model("litemedsam-int8"))
     assert first.endswith("int8 layers as exact f32 arithmetic") and why.endswith(pr.EXACT_REASON)
 
 
