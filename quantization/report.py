@@ -151,14 +151,22 @@ def held_out_section(results: dict[str, list[dict]], reference: str) -> str:
     by_case = {name: {r["case"]: r for r in rows} for name, rows in results.items()}
     split = split_datasets(f"{c}.npz" for c in by_case[reference])
     order = [reference] + [n for n in by_case if n != reference]
-    body = goals_report({n: by_case[n] for n in order}, reference, split, {n: n for n in order})
+    body = goals_report({n: by_case[n] for n in order}, reference, split, {n: n for n in order}, title=False)
     held = ", ".join(f"{d} {m} {ds}" for d, m, ds in sorted(split.test))
     return (f"{HELD_OUT_TITLE}\n\nThe held-out protocol's fixed split (docs/quantization.md): {held}. These datasets "
             "took part in no choice of the quantization recipe, so they are the figure that predicts unseen scans; "
             "the table above includes the development datasets the recipe was chosen on. Computed from the same per-case "
             "CSVs as that table (`python -m quantization report --held-out-section` rewrites this section from them "
-            "alone).\n\n"
-            + body.split("\n", 2)[2])
+            "alone).\n\n" + body)
+
+
+def held_out_of_folder(entries, results: dict[str, list[dict]]) -> str | None:
+    """:func:`held_out_section` of a model folder's ``entries`` (their per-case rows in ``results``) against its
+    FP32 model; None where the folder has no FP32 model or nothing to compare with it."""
+    fp32 = next((e.name for e in entries if e.precision == "fp32"), None)
+    if fp32 is None or len(entries) < 2:
+        return None
+    return held_out_section({e.name: results[e.name] for e in entries}, fp32)
 
 
 def write_held_out_section(models_dir: Path) -> Path:
@@ -170,12 +178,11 @@ def write_held_out_section(models_dir: Path) -> Path:
     report_path = models_dir / "ACCURACY.md"
     text = report_path.read_text(encoding="utf-8")
     entries = read_manifest(models_dir)
-    fp32 = next((e.name for e in entries if e.precision == "fp32"), None)
-    if fp32 is None or len(entries) < 2:
+    section = held_out_of_folder(entries, {e.name: read_cases(models_dir / f"accuracy-{e.name}.csv") for e in entries})
+    if section is None:
         raise FileNotFoundError(f"{models_dir}: a held-out section needs an FP32 model and another model")
-    results = {e.name: read_cases(models_dir / f"accuracy-{e.name}.csv") for e in entries}
     head = text.split(f"\n{HELD_OUT_TITLE}\n", 1)[0].rstrip("\n") + "\n\n"
-    report_path.write_text(head + held_out_section(results, fp32), encoding="utf-8")
+    report_path.write_text(head + section, encoding="utf-8")
     return report_path
 
 
@@ -231,10 +238,9 @@ def accuracy_report(models_dir: Path, eval_dir: Path, threads: int = 2, log=prin
         results[OFFICIAL] = [r for r in official if r["case"] in names]
 
     from engine.base.sysinfo import describe, markdown
-    from engine.inference.precision import int8_mode
+    from engine.inference.precision import int8_mode, int8_wording
 
     mode, why = int8_mode()
-    how = "as exact f32 arithmetic" if mode == "exact" else "on this CPU's int8 kernels"
     lines = [f"# Accuracy report ({dt.date.today()})\n\n",
              f"Data: `{eval_dir}` ({len(files)} cases). Challenge metrics (engine/metrics.py, SPEC C). "
              f"Each case starts with an empty embedding cache; seconds = load + segment, as `boxseg eval` reports.\n"
@@ -242,11 +248,11 @@ def accuracy_report(models_dir: Path, eval_dir: Path, threads: int = 2, log=prin
              + (f" (per-case results of the held-out protocol's cache `{Path(cache).name}` reused where it had this "
                 "model on this CPU class; the early-stop runs ran here). " if cache is not None else ". ")
              + "Written by `python -m quantization report` (quantization/report.py) from the per-case CSVs beside it. "
-             + f"INT8 layers ran {how} ({why}).\n\n",
+             + f"INT8 layers ran {int8_wording(mode)} ({why}).\n\n",
              markdown(describe()), *render_table(results)]
-    fp32 = next((e.name for e in entries if e.precision == "fp32"), None)
-    if fp32 is not None and len(entries) > 1:
-        lines += ["\n", held_out_section({e.name: results[e.name] for e in entries}, fp32)]
+    section = held_out_of_folder(entries, results)
+    if section is not None:
+        lines += ["\n", section]
     out = Path(models_dir) / "ACCURACY.md"
     out.write_text("".join(lines), encoding="utf-8")
     log(f"wrote {out}")

@@ -315,11 +315,12 @@ def goals_met(cand: dict[str, dict], ref: dict[str, dict], split: Split, two_sid
     return missed
 
 
-def goals_report(results: dict[str, dict[str, dict]], ref: str, split: Split, labels: dict[str, str]) -> str:
+def goals_report(results: dict[str, dict[str, dict]], ref: str, split: Split, labels: dict[str, str],
+                 title: bool = True) -> str:
     """Markdown: per candidate, the held-out goal table (Δ DSC per dataset, per modality, overall, each against
-    its goal), the worst cases and the verdict."""
-    lines = ["## Issue 17's goals on the held-out datasets", "",
-             f"Δ = mean DSC minus the reference's on the same cases; goal {GOAL_OVERALL} overall, {GOAL_GROUP} for "
+    its goal), the worst cases and the verdict; ``title``: headed "Issue 17's goals on the held-out datasets"."""
+    lines = ["## Issue 17's goals on the held-out datasets", ""] if title else []
+    lines += [f"Δ = mean DSC minus the reference's on the same cases; goal {GOAL_OVERALL} overall, {GOAL_GROUP} for "
              f"every held-out modality and dataset, no case below -{GOAL_CASE}. 'no worse': Δ ≥ -goal; "
              "'within': |Δ| ≤ goal (the issue's words taken literally: a group far above FP32 also behaves unlike "
              "FP32).", ""]
