@@ -162,7 +162,8 @@ def build(out: Path = DEFAULT_OUT, calib: Path | None = None, int8: bool = True,
 
         log(f"quantizing the encoder to INT8 ({recipe or 'the shipped recipe'}) with calibration images from "
             f"{calib} ...")
-        q, notes = quantize_encoder(enc, calib, **({"variant": recipe} if recipe else {}), subset_size=subset_size)
+        q, notes = quantize_encoder(enc, calib, **({"variant": recipe} if recipe else {}), subset_size=subset_size,
+                                    log=log)
         export.save(q, out / graphs("int8")["encoder"])
         qd, dnotes = compress_decoder_weights(dec)
         export.save(qd, out / graphs("int8", "int8w")["decoder"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import nncf
@@ -205,12 +206,13 @@ def _cosine_validation(fp32: ov.Model, images: list[np.ndarray]):
     return nncf.Dataset(items), validate
 
 
-def quantize_encoder(fp32: ov.Model, calib: Path, variant: str = CHOSEN, subset_size: int | None = None
-                     ) -> tuple[ov.Model, str]:
+def quantize_encoder(fp32: ov.Model, calib: Path, variant: str = CHOSEN, subset_size: int | None = None,
+                     log: Callable[[str], None] | None = None) -> tuple[ov.Model, str]:
     """INT8 encoder; returns (model, a one-line note for the manifest).
 
     ``subset_size`` calibration images (default :data:`DEFAULT_SUBSET`; at most all of them),
-    evenly spread over the sorted file list, i.e. over the modalities.
+    evenly spread over the sorted file list, i.e. over the modalities. ``log``: receives the widening step's
+    decisions, one line per range (:func:`widen_heavy_tailed_ranges`).
     """
     data = calibration_inputs(calib)
     kwargs = variant_kwargs(variant, fp32)
@@ -231,7 +233,7 @@ def quantize_encoder(fp32: ov.Model, calib: Path, variant: str = CHOSEN, subset_
         widen = kwargs.pop("widen_heavy_tails", None)
         q = nncf.quantize(fp32, nncf.Dataset(data), subset_size=n, **kwargs)
         if widen:
-            widened = widen_heavy_tailed_ranges(q, data, *widen)
+            widened = widen_heavy_tailed_ranges(q, data, *widen, log=log)
             on = " of float activations" if widen[2:] == ("float",) else ""
             return q, (f"NNCF {nncf.__version__} PTQ variant '{variant}', {n} calibration images, "
                        f"{len(widened)} heavy-tailed activation ranges widened to the calibration min/max{on}")
@@ -300,7 +302,8 @@ def activation_extremes(model: ov.Model, images: list[np.ndarray], exact: bool =
 
 
 def widen_heavy_tailed_ranges(model: ov.Model, images: list[np.ndarray], ratio: float,
-                              only: str | None = None, measure: str = "exact") -> list[str]:
+                              only: str | None = None, measure: str = "exact",
+                              log: Callable[[str], None] | None = None) -> list[str]:
     """Widen, in place, activation ranges that the calibration images themselves overflow.
 
     NNCF's activation range (MEAN_MINMAX) is the *mean* over images of each image's min/max. For most
@@ -312,7 +315,10 @@ def widen_heavy_tailed_ranges(model: ov.Model, images: list[np.ndarray], ratio: 
     steps (MINMAX on every tensor costs embedding fidelity: docs/quantization.md). ``only``: a
     regex on FakeQuantize names restricting which ranges may be widened. ``measure``: "exact" (the quantized
     network as exact INT8 arithmetic) or "float" (activation quantizers bypassed, :func:`activation_extremes`
-    ``float_activations``). Returns the names of the widened FakeQuantizes.
+    ``float_activations``). Returns the names of the widened FakeQuantizes. ``log``: one line per range
+    considered, with its overflow ratio (calibration extreme / NNCF's limit, the larger side), so a build's log
+    shows how far each decision lies from ``ratio``: a ratio near it is a decision another CPU's f32 rounding
+    could flip.
 
     The extremes are measured with exact INT8 arithmetic (:func:`activation_extremes` ``exact=True``), not
     by this CPU's int8 kernels: without VNNI those saturate on large activations, which are exactly the
@@ -333,6 +339,9 @@ def widen_heavy_tailed_ranges(model: ov.Model, images: list[np.ndarray], ratio: 
         e = ext[fq.get_friendly_name()]
         new_lo, new_hi = min(lo, float(e[:, 0].min())), max(hi, float(e[:, 1].max()))
         over = max(new_hi / hi if hi > 0 else 1.0, new_lo / lo if lo < 0 else 1.0)
+        if log:
+            log(f"{fq.get_friendly_name()}: overflow ratio {over:.5f} "
+                f"({'widened' if over > ratio else 'kept'}, threshold {ratio})")
         if over <= ratio:
             continue
         for i, v in ((1, new_lo), (2, new_hi), (3, new_lo), (4, new_hi)):

@@ -73,3 +73,35 @@ def test_the_fa_variant_measures_on_float_activations_and_a_bad_measure_is_refus
     assert "transformer-ign-stem-widenfc2-fa" in qz.EXTRA_VARIANTS
     with pytest.raises(ValueError, match="measure must be"):
         qz.widen_heavy_tailed_ranges(int8_encoder.clone(), image_and_perturbed[0], 1.2, FC2, measure="int8")
+
+
+def _range(fq) -> tuple[float, float]:
+    return tuple(float(fq.input_value(i).get_node().get_data().ravel()[0]) for i in (1, 2))
+
+
+def test_the_widening_logs_every_ratio_and_widens_exactly_the_ranges_it_logs_as_widened(int8_encoder,
+                                                                                        image_and_perturbed):
+    """The build log's decision lines (one per fc2 range, with its overflow ratio) are the decisions taken: at a
+    threshold of 1.0 every range the image overflows is widened to its extremes and logged so, the others keep
+    their limits and are logged as kept; at a threshold no ratio reaches, nothing is widened."""
+    x = image_and_perturbed[0]
+    model = int8_encoder.clone()
+    before = {fq.get_friendly_name(): _range(fq) for fq in qz._activation_fake_quantizes(model)}
+    lines: list[str] = []
+    widened = qz.widen_heavy_tailed_ranges(model, x, 1.0, FC2, measure="float", log=lines.append)
+    assert len(lines) == 10 and all(": overflow ratio " in ln for ln in lines)
+    logged = {ln.split(": overflow ratio ")[0]: ln for ln in lines}
+    assert set(widened) == {k for k, ln in logged.items() if "(widened," in ln}
+    assert 0 < len(widened) < 10  # one image overflows some of NNCF's ranges (mean of 60 maxima), not all
+    for fq in qz._activation_fake_quantizes(model):
+        name = fq.get_friendly_name()
+        if name in widened:
+            lo, hi = _range(fq)
+            assert lo <= before[name][0] and hi >= before[name][1] and (lo, hi) != before[name]
+            ratio = float(logged[name].split(": overflow ratio ")[1].split()[0])
+            assert ratio == pytest.approx(max(hi / before[name][1], lo / before[name][0]), rel=1e-4)
+        else:
+            assert _range(fq) == before[name]
+    lines.clear()
+    assert qz.widen_heavy_tailed_ranges(int8_encoder.clone(), x, 1e9, FC2, measure="float", log=lines.append) == []
+    assert len(lines) == 10 and all("(kept," in ln for ln in lines)
