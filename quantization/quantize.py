@@ -37,8 +37,10 @@ VARIANTS = [
     "transformer-nosq",        # TRANSFORMER without SmoothQuant
     "transformer-sq0.5",       # SmoothQuant alpha 0.5
     "transformer-nobc",        # no bias correction at all
-    "transformer-ign-stem",    # patch_embed convs in f32 (CHOSEN is its "-widenfc2" form)
+    "transformer-ign-stem",    # patch_embed convs in f32 (CHOSEN is its "-widenfc2-fa" form)
     "transformer-ac",          # quantize_with_accuracy_control (label-free cosine metric), from TRANSFORMER
+    "transformer-ign-stem-widenfc2",     # shipped 2026-11-27 .. 2026-12-07
+    "transformer-ign-stem-widenfc2-fa",  # CHOSEN: fc2 ranges widened on float-activation extremes
 ]
 
 #: defined (variant_kwargs knows them) but not measured yet: candidates for a later comparison
@@ -54,15 +56,13 @@ EXTRA_VARIANTS = [
     "transformer-ign-stem-fc2late",  # stem + the 5 fc2 with the widest calibration spread
     "transformer-ign-stem-fc2last",  # stem + the last block's fc2
     "transformer-ign-stem-widen1.2",  # stem + activation ranges overflowed >1.2x by calibration images widened
-    "transformer-ign-stem-widenfc2",  # ... only the MLP fc2 inputs among them
     "transformer-ign-stem-minmax",   # activation ranges: global min/max over the calibration images
     "transformer-ign-stem-quantile",  # ... mean of per-image 0.01%/99.99% quantiles
     "transformer-ign-stem-hist",      # ... histogram (MSE-optimal) ranges
-    "transformer-ign-stem-widenfc2-of",  # CHOSEN with 7-bit weights everywhere (no int16 overflow without VNNI)
-    "transformer-ign-stem-widenfc2-fa",  # CHOSEN with the fc2 extremes measured on float activations (int8 weights)
+    "transformer-ign-stem-widenfc2-of",  # "-widenfc2" with 7-bit weights everywhere (no int16 overflow without VNNI)
 ]
 
-CHOSEN = "transformer-ign-stem-widenfc2"
+CHOSEN = "transformer-ign-stem-widenfc2-fa"
 
 #: MLP fc2 MatMuls kept in f32 (with the stem). Their input (GELU output, SmoothQuant-scaled) is the
 #: most heavy-tailed activation of the encoder: on the calibration images themselves the largest
@@ -159,9 +159,13 @@ def variant_kwargs(name: str, model: ov.Model | None = None) -> dict:
     if name == "transformer-ign-stem-widenfc2-fa":
         # the same ranges, their extremes measured with every activation quantizer bypassed: the quantized
         # network turns a 1e-6 change into quantization-sized noise (docs/quantization.md), so extremes measured
-        # through it differ between two CPUs' f32 rounding; through float activations they move by ~1e-5
+        # through it differ between two CPUs' f32 rounding; through float activations they move by ~1e-5.
+        # Threshold 1.25, not 1.2: measured this way the ten ratios are 1.05-1.20 and 1.34, 1.58, and
+        # layers.2.blocks.5 sits at 1.198, 0.002 below 1.2, while a build on inputs perturbed by 1e-6 (a
+        # stand-in for another CPU's rounding) moves the ratios by up to 0.0025 (bench/int8_build_noise.py);
+        # 1.25 lies in the gap, 0.05 from either side, and widens the same two ranges
         return {**variant_kwargs("transformer-ign-stem", model),
-                "widen_heavy_tails": (1.2, r"\.mlp/aten::gelu/", "float")}
+                "widen_heavy_tails": (1.25, r"\.mlp/aten::gelu/", "float")}
     if name.startswith("transformer-ign-stem-widen"):
         # e.g. transformer-ign-stem-widen1.2: ranges overflowed >1.2x by calibration images widened
         return {**variant_kwargs("transformer-ign-stem", model),

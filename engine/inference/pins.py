@@ -13,6 +13,6 @@ Written by ``python -m quantization build`` (:func:`quantization.manifest.write_
 
 #: model name -> model id of each model shipped in assets/models
 BUNDLED_MODEL_IDS = {
-    "litemedsam-int8": "4f7789abd5548d5c45a3fd36fd0678a604ca947e0145835706a593acce977b9d",
-    "litemedsam-fp32": "3df8ddf1201583b2dfbe5ae2bd501eceb5cdad1f9055a759acd7ada6356a2772",
+    "litemedsam-int8": "546916fcf9c80a42ed265cd65386c6d4654cf97e9832b0e7fbbea2ff8416002d",
+    "litemedsam-fp32": "06be43d7ed976789cc0880bda35e074b15c004d3af2efbf60a921823282b2274",
 }
