@@ -10,6 +10,12 @@ encoder on this CPU's int8 kernels ("native") and folded to exact f32 arithmetic
 between the embedding of x and of x * (1 + 1e-6 * N(0,1)) for FP32, native and folded; and for the folded encoder the
 same distance at every activation FakeQuantize output (where the perturbation grows). A few minutes on 2 cores;
 not a test.
+
+``--fc2-extremes``: also what the same perturbation, applied to every one of the ``--images`` images, does to the
+ten MLP fc2 input maxima that the recipe's widening step measures (:func:`quantization.quantize.activation_extremes`;
+per range, the maximum over the images, relative change), measured through the quantized network as exact INT8
+arithmetic (the previous recipe's way) and on float activations (``-fa``, the shipped recipe's way). Four more
+minutes.
 """
 
 from __future__ import annotations
@@ -29,12 +35,39 @@ def rel(a, b) -> float:
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
 
 
+def fc2_extremes_section(int8_model, data: list) -> list[str]:
+    """Markdown lines: per fc2 input range, the relative change of its maximum over ``data`` when every image is
+    multiplied by (1 + 1e-6 N(0,1)), measured through the quantized network (exact) and on float activations."""
+    import re
+
+    from quantization.quantize import activation_extremes
+
+    rng = np.random.default_rng(1)
+    perturbed = [(x * (1 + 1e-6 * rng.standard_normal(x.shape))).astype(np.float32) for x in data]
+    fc2 = r"\.mlp/aten::gelu/"
+    moved = {}
+    for mode, fa in (("quantized network (exact)", False), ("float activations", True)):
+        a = activation_extremes(int8_model, data, exact=True, float_activations=fa)
+        b = activation_extremes(int8_model, perturbed, exact=True, float_activations=fa)
+        moved[mode] = {k: abs(b[k][:, 1].max() - a[k][:, 1].max()) / abs(a[k][:, 1].max())
+                       for k in a if re.search(fc2, k)}
+    lines = [f"\n## The widening step's fc2 maxima under the same perturbation ({len(data)} images, every one "
+             "perturbed; relative change of the maximum over the images)\n\n",
+             "| fc2 input of | " + " | ".join(moved) + " |\n|---|" + "---:|" * len(moved) + "\n"]
+    for k in next(iter(moved.values())):
+        block = re.search(r"layers\.\d\.blocks\.\d", k).group(0)
+        lines.append(f"| {block} | " + " | ".join(f"{m[k]:.1e}" for m in moved.values()) + " |\n")
+    lines.append("| **largest** | " + " | ".join(f"**{max(m.values()):.1e}**" for m in moved.values()) + " |\n")
+    return lines
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--calib", type=Path, default=REPO.parent / "shared" / "data" / "calib")
     p.add_argument("--images", type=int, default=60)
     p.add_argument("--perturbed", type=int, default=6)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--fc2-extremes", action="store_true")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / f"int8-noise-{dt.date.today()}.md")
     args = p.parse_args()
 
@@ -87,7 +120,8 @@ def main() -> int:
              f"- int8 overflow probe on this CPU: relative error {probe_error():.3g} (exact kernels ~1e-3, saturating "
              f"ones 0.33 on an AVX2 Zen 3); {n_folded} int8 weights and FakeQuantizes written as f32; {len(data)} calibration images from {args.calib.name}/, "
              f"{args.perturbed} of them perturbed; command: `python bench/int8_noise.py --images {args.images} "
-             f"--perturbed {args.perturbed}`\n\n",
+             f"--perturbed {args.perturbed}{' --fc2-extremes' if args.fc2_extremes else ''}`; INT8 encoder "
+             f"`{int8_path}`\n\n",
              "## Embedding distance to FP32 (relative L2, per image)\n\n",
              "| encoder | mean | median | max | images closer to FP32 than the other INT8 |\n|---|---:|---:|---:|---:|\n"]
     a, b = np.asarray(to_fp32["int8 native"]), np.asarray(to_fp32["int8 folded"])
@@ -103,6 +137,8 @@ def main() -> int:
               "perturbed images)\n\n", "| # | FakeQuantize | relative L2 change |\n|---:|---|---:|\n"]
     for i, fq in enumerate(fqs):
         lines.append(f"| {i} | `{fq.get_friendly_name()}` | {np.median(trace[fq.get_friendly_name()]):.1e} |\n")
+    if args.fc2_extremes:
+        lines += fc2_extremes_section(core.read_model(int8_path), data)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(lines), encoding="utf-8")
     print(f"wrote {args.out}")
