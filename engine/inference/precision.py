@@ -53,9 +53,10 @@ AUTO_RULES: dict[str, AutoRule] = {
     NO_VNNI_CPU: AutoRule(
         NO_VNNI_CPU, "fp32", "f32",
         "CPU whose int8 kernels saturate (no VNNI): the FP32 model where it is installed, because there it is both "
-        "the faster encoder and exactly FP32 (the official pipeline, case by case): encoder CPU time 0.94x INT8's "
-        "as exact INT8 arithmetic (interquartile 0.87-0.98 over 60 paired rounds; wall 719 vs 779 ms, decoder "
-        "35.5 vs 36.8 ms per box; AVX2 Zen 3, bench/results/fp32-vs-exact-2026-12-07.md); the installers ship "
+        "the faster encoder and exactly FP32 (the official pipeline, case by case): encoder CPU time 0.94x the "
+        "shipped INT8 model's as exact INT8 arithmetic (interquartile 0.92-0.97 over 40 paired rounds; wall 803 vs "
+        "847 ms, decoder 41.3 vs 44.4 ms per box; AVX2 Zen 3, bench/results/recipe-speed-2026-12-07-fa-shipped.md; "
+        "the previous INT8 build: the same, bench/results/fp32-vs-exact-2026-12-07.md); the installers ship "
         "only the INT8 model, which then runs as exact INT8 arithmetic, held out 0.8882 vs FP32 0.8874, no held-out "
         "dataset more than 0.004 below FP32 (bench/results/validate-2026-12-07-fa.md)"),
     NO_BF16_CPU: AutoRule(
