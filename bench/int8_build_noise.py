@@ -32,6 +32,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.int8_noise import perturb  # noqa: E402
+
 
 def perturbed(calibration_inputs, eps: float, seed: int):
     """``calibration_inputs`` with each returned (1, 3, H, W) float32 image multiplied by (1 + eps * N(0, 1))."""
@@ -40,7 +42,7 @@ def perturbed(calibration_inputs, eps: float, seed: int):
         out = calibration_inputs(*a, **kw)
         if eps == 0:
             return out
-        return [(x * (1 + eps * rng.standard_normal(x.shape))).astype(x.dtype) for x in out]
+        return [perturb(x, rng, eps) for x in out]
     return wrapped
 
 

@@ -35,22 +35,27 @@ def rel(a, b) -> float:
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
 
 
+def perturb(x: np.ndarray, rng: np.random.Generator, eps: float = 1e-6) -> np.ndarray:
+    """``x * (1 + eps * N(0, 1))`` elementwise, in ``x``'s dtype: a change of the size by which two CPUs' f32 kernels
+    round differently."""
+    return (x * (1 + eps * rng.standard_normal(x.shape))).astype(x.dtype)
+
+
 def fc2_extremes_section(int8_model, data: list) -> list[str]:
     """Markdown lines: per fc2 input range, the relative change of its maximum over ``data`` when every image is
     multiplied by (1 + 1e-6 N(0,1)), measured through the quantized network (exact) and on float activations."""
     import re
 
-    from quantization.quantize import activation_extremes
+    from quantization.quantize import FC2_INPUTS, activation_extremes
 
     rng = np.random.default_rng(1)
-    perturbed = [(x * (1 + 1e-6 * rng.standard_normal(x.shape))).astype(np.float32) for x in data]
-    fc2 = r"\.mlp/aten::gelu/"
+    perturbed = [perturb(x, rng) for x in data]
     moved = {}
     for mode, fa in (("quantized network (exact)", False), ("float activations", True)):
         a = activation_extremes(int8_model, data, exact=True, float_activations=fa)
         b = activation_extremes(int8_model, perturbed, exact=True, float_activations=fa)
         moved[mode] = {k: abs(b[k][:, 1].max() - a[k][:, 1].max()) / abs(a[k][:, 1].max())
-                       for k in a if re.search(fc2, k)}
+                       for k in a if re.search(FC2_INPUTS, k)}
     lines = [f"\n## The widening step's fc2 maxima under the same perturbation ({len(data)} images, every one "
              "perturbed; relative change of the maximum over the images)\n\n",
              "| fc2 input of | " + " | ".join(moved) + " |\n|---|" + "---:|" * len(moved) + "\n"]
@@ -107,7 +112,7 @@ def main() -> int:
     moved = {k: [] for k in models}
     trace = {fq.get_friendly_name(): [] for fq in fqs}
     for x in data[:args.perturbed]:
-        xp = (x * (1 + 1e-6 * rng.standard_normal(x.shape))).astype(np.float32)
+        xp = perturb(x, rng)
         for k, m in models.items():
             a, b = m(x), m(xp)
             moved[k].append(rel(b[0], a[0]))

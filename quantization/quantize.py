@@ -75,6 +75,10 @@ _FC2_SCOPES = {
     "transformer-ign-stem-fc2last": r"layers\.3\.blocks\.1\.mlp\.fc2/",
 }
 
+#: the MLP fc2 inputs' activation FakeQuantizes (GELU output after SmoothQuant), the ranges the "-widenfc2"
+#: recipes may widen (:func:`widen_heavy_tailed_ranges` ``only``)
+FC2_INPUTS = r"\.mlp/aten::gelu/"
+
 #: activation range estimators selectable as ``transformer-ign-stem-<key>``
 _RANGE_ESTIMATORS = {"minmax": "MINMAX", "quantile": "MEAN_QUANTILE", "median": "MEDIAN_MINMAX",
                      "nooutliers": "MEAN_NO_OUTLIERS_MINMAX", "hist": "HISTOGRAM"}
@@ -155,7 +159,7 @@ def variant_kwargs(name: str, model: ov.Model | None = None) -> dict:
         return {**tr, "ignored_scope": nncf.IgnoredScope(names=_matmul_names(model, r"\.mlp\.fc2/"))}
     if name == "transformer-ign-stem-widenfc2":
         # only the MLP fc2 inputs (GELU output after SmoothQuant) among the overflowed ranges
-        return {**variant_kwargs("transformer-ign-stem", model), "widen_heavy_tails": (1.2, r"\.mlp/aten::gelu/")}
+        return {**variant_kwargs("transformer-ign-stem", model), "widen_heavy_tails": (1.2, FC2_INPUTS)}
     if name == "transformer-ign-stem-widenfc2-fa":
         # the same ranges, their extremes measured with every activation quantizer bypassed: the quantized
         # network turns a 1e-6 change into quantization-sized noise (docs/quantization.md), so extremes measured
@@ -166,7 +170,7 @@ def variant_kwargs(name: str, model: ov.Model | None = None) -> dict:
         # bench/results/int8-build-noise-2026-12-07.md); 1.25 lies in the gap, more than 0.05 from every ratio,
         # and widens the same two ranges
         return {**variant_kwargs("transformer-ign-stem", model),
-                "widen_heavy_tails": (1.25, r"\.mlp/aten::gelu/", "float")}
+                "widen_heavy_tails": (1.25, FC2_INPUTS, "float")}
     if name.startswith("transformer-ign-stem-widen"):
         # e.g. transformer-ign-stem-widen1.2: ranges overflowed >1.2x by calibration images widened
         return {**variant_kwargs("transformer-ign-stem", model),
